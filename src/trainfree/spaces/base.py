@@ -1,0 +1,303 @@
+"""The contract every search space fulfils, and the genome machinery they share.
+
+A search space is one file holding a frozen config dataclass and a :class:`SearchSpace`
+subclass registered with ``@register_space("name")``. The subclass describes its genome (a
+fixed-length list of categorical genes, see :class:`Gene`); sampling, mutation, crossover and
+the integer encoding that an evolutionary optimiser needs are derived from that description
+here, once, so that no space re-implements them.
+
+Built models follow one structural convention so that proxies can find sub-modules without
+knowing the space: ``model.embedding`` (input embedding, positions included), ``model.blocks``
+(an ``nn.ModuleList``; each block has ``.attn``, the token mixer, and ``.ffn``, the whole
+feed-forward stack) and optionally ``model.head`` (the output layer).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, TypeVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from trainfree.errors import ConfigError
+
+C = TypeVar("C")
+
+
+@dataclass(frozen=True)
+class ParamCounts:
+    """Parameter counts of one architecture, by functional sub-module.
+
+    ``embedding + attention + ffn + norm + head + other == total`` (the buckets partition the
+    distinct parameters, tied tensors counted once). ``decoder`` is the non-embedding count
+    *as the benchmark's authors defined it* (LiteTransformerSearch's ``nonembedding``), which
+    for Transformer-XL is not simply ``total - embedding - head``; see the space's docstring.
+    """
+
+    embedding: int
+    attention: int
+    ffn: int
+    norm: int
+    head: int
+    other: int
+    decoder: int
+    total: int
+
+    def as_dict(self) -> dict[str, int]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class Gene:
+    """One categorical decision of the genome: its name and the values it may take."""
+
+    name: str
+    choices: tuple[Any, ...]
+
+
+class SearchSpace(ABC, Generic[C]):
+    """Base class of a search space: config I/O, genome operators and model building.
+
+    ``default_values`` holds the value sets of the space (what ``sample`` draws from); pass
+    keyword arguments to the constructor to narrow or widen them, e.g.
+    ``get_space("gpt2", n_layer=[2, 4, 6])``.
+    """
+
+    name: ClassVar[str] = ""
+    default_values: ClassVar[dict[str, tuple[Any, ...]]] = {}
+
+    def __init__(self, **values: Sequence[Any]) -> None:
+        self.values: dict[str, tuple[Any, ...]] = dict(self.default_values)
+        for key, seq in values.items():
+            if key not in self.default_values:
+                known = ", ".join(self.default_values)
+                raise ConfigError(key, seq, f"one of the value sets {known}", where=f"space {self.name}")
+            if isinstance(seq, (str, bytes)) or not isinstance(seq, Sequence) or len(seq) == 0:
+                raise ConfigError(key, seq, "a non-empty list of values", where=f"space {self.name}")
+            self.values[key] = tuple(seq)
+        self._genes = self.genes()
+
+    # ----------------------------------------------------------------- configs
+    @abstractmethod
+    def config_from_dict(self, data: Mapping[str, Any]) -> C:
+        """Validate a plain dict (our own JSON form) and return the typed config."""
+
+    def config_to_dict(self, config: C) -> dict[str, Any]:
+        """The JSON-ready form of a config; ``config_from_dict`` inverts it exactly."""
+        return json.loads(json.dumps(dataclasses.asdict(config)))  # tuples -> lists
+
+    def config_to_json(self, config: C) -> str:
+        return json.dumps(self.config_to_dict(config), separators=(",", ":"), sort_keys=True)
+
+    def config_from_json(self, text: str) -> C:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError("<json>", text[:60], f"valid JSON ({exc})") from None
+        if not isinstance(data, dict):
+            raise ConfigError("<root>", data, "a JSON object")
+        return self.config_from_dict(data)
+
+    # ------------------------------------------------------------------ genome
+    @abstractmethod
+    def genes(self) -> list[Gene]:
+        """The fixed-length genome, built from ``self.values``."""
+
+    @abstractmethod
+    def to_genes(self, config: C) -> list[Any]:
+        """One value per gene. Genes a config does not use (layers beyond its depth) must
+        still get a value, by convention a copy of the last used layer's, so that growing
+        the depth by mutation repeats the last layer."""
+
+    @abstractmethod
+    def from_genes(self, values: Sequence[Any]) -> C:
+        """The config that a full gene-value list describes (unused genes ignored)."""
+
+    @property
+    def n_genes(self) -> int:
+        return len(self._genes)
+
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Inclusive integer bounds of the encoding, as an optimiser wants them."""
+        upper = np.array([len(g.choices) - 1 for g in self._genes], dtype=np.int64)
+        return np.zeros_like(upper), upper
+
+    def encode(self, config: C) -> np.ndarray:
+        """Integer vector (index of each gene's value in its choices)."""
+        out = np.empty(len(self._genes), dtype=np.int64)
+        for i, (gene, value) in enumerate(zip(self._genes, self.to_genes(config), strict=True)):
+            try:
+                out[i] = gene.choices.index(value)
+            except ValueError:
+                raise ConfigError(
+                    gene.name, value, f"one of {list(gene.choices)} (the space's value set)"
+                ) from None
+        return out
+
+    def decode(self, vector: Sequence[int] | np.ndarray) -> C:
+        vec = np.asarray(vector)
+        if vec.shape != (len(self._genes),):
+            raise ConfigError("<vector>", vec.shape, f"an integer vector of length {len(self._genes)}")
+        values = []
+        for gene, idx in zip(self._genes, vec, strict=True):
+            i = int(idx)
+            if not 0 <= i < len(gene.choices):
+                raise ConfigError(gene.name, i, f"an index in [0, {len(gene.choices) - 1}]")
+            values.append(gene.choices[i])
+        return self.from_genes(values)
+
+    def sample(self, rng: np.random.Generator) -> C:
+        """A uniformly random genome, decoded."""
+        return self.decode([rng.integers(len(g.choices)) for g in self._genes])
+
+    def mutate(self, config: C, rng: np.random.Generator, rate: float | None = None) -> C:
+        """Resample each gene with probability ``rate`` (default 1/#genes) to a *different*
+        value; retried until the decoded architecture differs from the parent."""
+        vec = self.encode(config)
+        rate = 1.0 / len(self._genes) if rate is None else rate
+        mutable = [i for i, g in enumerate(self._genes) if len(g.choices) > 1]
+        if not mutable:
+            return config
+        for _ in range(100):
+            child = vec.copy()
+            hits = [i for i in mutable if rng.random() < rate] or [int(rng.choice(mutable))]
+            for i in hits:
+                n = len(self._genes[i].choices)
+                child[i] = (child[i] + rng.integers(1, n)) % n  # uniform over the others
+            out = self.decode(child)
+            if out != config:
+                return out
+        return out
+
+    def crossover(self, a: C, b: C, rng: np.random.Generator) -> C:
+        """Uniform crossover: each gene from either parent with probability 1/2."""
+        va, vb = self.encode(a), self.encode(b)
+        take_a = rng.random(len(va)) < 0.5
+        return self.decode(np.where(take_a, va, vb))
+
+    # ------------------------------------------------------------------ models
+    @abstractmethod
+    def build(self, config: C, seed: int | None = 0, device: str | torch.device | None = None) -> nn.Module:
+        """A randomly initialised ``nn.Module`` as the benchmark's authors initialised it.
+
+        ``seed`` makes the weights reproducible without touching the global RNG state;
+        ``None`` uses (and advances) the global state. ``device="meta"`` builds the module
+        structure without allocating or initialising weights (counting parameters of a
+        267k-token Transformer-XL then takes milliseconds).
+        """
+
+    @abstractmethod
+    def param_counts(self, config: C) -> ParamCounts:
+        """Parameter counts computed analytically (no model built)."""
+
+    @abstractmethod
+    def flops(self, config: C, seq_len: int) -> int:
+        """Forward FLOPs (2 x multiply-accumulates of every matrix product, attention
+        scores and output layer included; element-wise work ignored) for one sequence."""
+
+    @abstractmethod
+    def vocab_size(self, config: C) -> int:
+        """Number of token ids the model accepts."""
+
+    @abstractmethod
+    def max_seq_len(self, config: C) -> int:
+        """Longest sequence ``build(config)`` accepts."""
+
+    def example_input(
+        self, config: C, batch_size: int = 1, seq_len: int | None = None, seed: int = 0
+    ) -> torch.Tensor:
+        """A seeded batch of random token ids ``[batch_size, seq_len]``."""
+        seq_len = self.max_seq_len(config) if seq_len is None else seq_len
+        gen = torch.Generator().manual_seed(seed)
+        return torch.randint(0, self.vocab_size(config), (batch_size, seq_len), generator=gen)
+
+    def describe(self) -> dict[str, list[Any]]:
+        """The value sets, for ``trainfree spaces``."""
+        return {k: list(v) for k, v in self.values.items()}
+
+
+def seeded(seed: int | None):
+    """Context manager: a private torch RNG state seeded with ``seed`` (no-op for None)."""
+    if seed is None:
+        import contextlib
+
+        return contextlib.nullcontext()
+    ctx = torch.random.fork_rng(devices=[])
+
+    class _Seeded:
+        def __enter__(self):
+            ctx.__enter__()
+            torch.manual_seed(seed)
+
+        def __exit__(self, *exc):
+            return ctx.__exit__(*exc)
+
+    return _Seeded()
+
+
+def module_groups(model: nn.Module) -> dict[str, list[tuple[str, nn.Parameter]]]:
+    """Named parameters by functional group, following the structural convention above:
+    ``embedding``, ``attention`` (every ``block.attn``), ``ffn`` (every ``block.ffn``),
+    ``head`` and ``other`` (everything else: norms, biases kept on the model). Tied tensors
+    are listed once, in the first group that reaches them."""
+    seen: set[int] = set()
+    groups: dict[str, list[tuple[str, nn.Parameter]]] = {
+        k: [] for k in ("embedding", "attention", "ffn", "head", "other")
+    }
+
+    def add(group: str, prefix: str, module: nn.Module) -> None:
+        for name, p in module.named_parameters(prefix=prefix):
+            if id(p) not in seen:
+                seen.add(id(p))
+                groups[group].append((name, p))
+
+    if hasattr(model, "embedding"):
+        add("embedding", "embedding", model.embedding)
+    for i, block in enumerate(model.blocks):
+        add("attention", f"blocks.{i}.attn", block.attn)
+        add("ffn", f"blocks.{i}.ffn", block.ffn)
+    if getattr(model, "head", None) is not None:
+        add("head", "head", model.head)
+    add("other", "", model)
+    return groups
+
+
+# ------------------------------------------------------------ validation helpers
+def get_field(data: Mapping[str, Any], field: str, where: str | None = None) -> Any:
+    if field not in data:
+        raise ConfigError(field, None, "a value (the field is missing)", where)
+    return data[field]
+
+
+def check_int(value: Any, field: str, minimum: int = 1, where: str | None = None) -> int:
+    """An int (bools and floats with a fraction refused) no smaller than ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer, float)):
+        raise ConfigError(field, value, f"an integer >= {minimum}", where)
+    if isinstance(value, float) and not value.is_integer():
+        raise ConfigError(field, value, f"an integer >= {minimum}", where)
+    if int(value) < minimum:
+        raise ConfigError(field, value, f"an integer >= {minimum}", where)
+    return int(value)
+
+
+def check_choice(value: Any, field: str, choices: Sequence[Any], where: str | None = None) -> Any:
+    if value not in choices:
+        raise ConfigError(field, value, f"one of {list(choices)}", where)
+    return value
+
+
+def check_int_list(
+    value: Any, field: str, length: int, minimum: int = 1, where: str | None = None
+) -> tuple[int, ...]:
+    """A list of exactly ``length`` ints (a scalar is repeated: homogeneous models)."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != length:
+            raise ConfigError(field, value, f"a list of {length} integers (one per layer)", where)
+        return tuple(check_int(v, f"{field}[{i}]", minimum, where) for i, v in enumerate(value))
+    return (check_int(value, field, minimum, where),) * length
