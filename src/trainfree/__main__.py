@@ -1,0 +1,3 @@
+from trainfree.cli import main
+
+main()

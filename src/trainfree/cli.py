@@ -1,0 +1,207 @@
+"""The ``trainfree`` command line: ``spaces``, ``proxies``, ``sample``, ``info`` and ``bench``.
+
+Spaces and proxies are discovered from their registries, so a new one appears here with no
+edit to this file.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from trainfree.errors import TrainfreeError
+from trainfree.io import atomic_write_json
+from trainfree.proxies import get_proxy, list_proxies
+from trainfree.spaces import get_space, list_spaces
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Training-free Transformer architecture search: proxies, benchmarks, search.",
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _fail(message: str) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(code=2)
+
+
+def _space(name: str):
+    try:
+        return get_space(name)
+    except KeyError as exc:
+        raise _fail(str(exc.args[0])) from None
+
+
+@app.command()
+def spaces() -> None:
+    """List the registered search spaces and their value sets."""
+    for name in list_spaces():
+        sp = get_space(name)
+        table = Table(
+            title=f"{name}: {(type(sp).__doc__ or '').strip().splitlines()[0]}", title_justify="left"
+        )
+        table.add_column("value set")
+        table.add_column("values")
+        for key, values in sp.describe().items():
+            shown = values if len(values) <= 12 else [*values[:5], "...", *values[-3:]]
+            table.add_row(key, f"{', '.join(map(str, shown))}  ({len(values)})")
+        console.print(table)
+
+
+@app.command()
+def proxies() -> None:
+    """List the registered proxies and what each needs."""
+    table = Table(title="proxies")
+    for col in ("name", "model", "data", "gradients", "description"):
+        table.add_column(col)
+    for name in list_proxies():
+        p = get_proxy(name)
+        table.add_row(
+            name, *("yes" if x else "-" for x in (p.needs_model, p.needs_data, p.needs_grad)), p.description
+        )
+    console.print(table)
+
+
+@app.command()
+def sample(
+    space: Annotated[str, typer.Option(help="search space name (see `trainfree spaces`)")],
+    n: Annotated[int, typer.Option("-n", min=1, help="number of configs")] = 1,
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+) -> None:
+    """Print N sampled configs of a space as JSON lines."""
+    sp = _space(space)
+    rng = np.random.default_rng(seed)
+    for _ in range(n):
+        sys.stdout.write(sp.config_to_json(sp.sample(rng)) + "\n")
+
+
+@app.command()
+def info(
+    space: Annotated[str, typer.Option(help="search space name")],
+    config: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="config JSON file")],
+    seq_len: Annotated[int | None, typer.Option(min=1, help="sequence length for FLOPs")] = None,
+) -> None:
+    """Parameter counts by sub-module and FLOPs of one config."""
+    sp = _space(space)
+    try:
+        cfg = sp.config_from_json(config.read_text())
+    except TrainfreeError as exc:
+        raise _fail(f"{config}: {exc}") from None
+    counts = sp.param_counts(cfg).as_dict()
+    length = seq_len or sp.max_seq_len(cfg)
+    table = Table(title=f"{space}: {config.name}")
+    table.add_column("part")
+    table.add_column("parameters", justify="right")
+    for key, value in counts.items():
+        table.add_row(key, f"{value:,}")
+    table.add_row(f"flops @ {length} tokens", f"{sp.flops(cfg, length):,}")
+    console.print(table)
+
+
+@app.command()
+def bench(
+    space: Annotated[
+        str, typer.Option(help="search space of the benchmark: flexibert, flexibert-published, gpt2, transxl")
+    ],
+    proxy: Annotated[list[str], typer.Option(help="proxy name (repeat for several)")],
+    data: Annotated[
+        Path | None, typer.Option(help="benchmark file or folder (default: under $TRAINFREE_DATA)")
+    ] = None,
+    target: Annotated[
+        str | None, typer.Option(help="ground-truth field (glue, cola, ..., valid_ppl, test_ppl)")
+    ] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="write the results as JSON here")] = None,
+    seed: Annotated[int, typer.Option(help="seed for weights and data")] = 0,
+    seq_len: Annotated[int | None, typer.Option(min=1, help="sequence length (default: the space's)")] = None,
+) -> None:
+    """Rank-correlate proxies with the trained quality of a benchmark's architectures."""
+    from trainfree.benchmarks.harness import score_benchmark
+    from trainfree.benchmarks.loaders import load_benchmark
+
+    sp = _space(space)
+    names = list(dict.fromkeys(list_proxies() if proxy == ["all"] else proxy))
+    for name in names:
+        if name not in list_proxies():
+            raise _fail(f"unknown proxy '{name}'; known: {', '.join(list_proxies())}")
+    try:
+        benchmark = load_benchmark(sp, data, target)
+    except TrainfreeError as exc:
+        raise _fail(str(exc)) from None
+    if benchmark.skipped:
+        err_console.print(f"[yellow]skipped {len(benchmark.skipped)} entries without ground truth:[/]")
+        for eid, why in benchmark.skipped[:10]:
+            err_console.print(f"  {eid}: {why}")
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task(f"{space} x {len(names)} proxies", total=len(benchmark))
+        runs = score_benchmark(
+            benchmark, names, seed=seed, seq_len=seq_len, on_step=lambda i: progress.update(task, completed=i)
+        )
+
+    sign = "higher" if benchmark.higher_is_better else "lower"
+    table = Table(
+        title=f"{space}: {len(benchmark)} architectures from {benchmark.path} "
+        f"(ground truth {benchmark.target}, {sign} is better)"
+    )
+    for col in ("proxy", "n", "Spearman", "95% CI", "Kendall", "95% CI", "top-10%", "s/arch"):
+        table.add_column(col, justify="right" if col != "proxy" else "left")
+    for name, run in runs.items():
+        r = run.result
+        table.add_row(
+            name,
+            str(r.n),
+            f"{r.spearman:.3f}",
+            _ci(r.spearman_ci),
+            f"{r.kendall:.3f}",
+            _ci(r.kendall_ci),
+            f"{r.top10_precision:.2f}",
+            f"{run.seconds_per_arch:.4f}",
+        )
+    console.print(table)
+    for name, run in runs.items():
+        if run.errors:
+            eid, msg = next(iter(run.errors.items()))
+            err_console.print(
+                f"[yellow]{name} failed on {len(run.errors)} architectures[/] (e.g. {eid}: {msg})"
+            )
+    if json_out:
+        payload = {
+            "space": space,
+            "data": str(benchmark.path),
+            "target": benchmark.target,
+            "higher_is_better": benchmark.higher_is_better,
+            "n": len(benchmark),
+            "skipped": [{"id": i, "reason": w} for i, w in benchmark.skipped],
+            "seed": seed,
+            "proxies": {name: run.as_dict() for name, run in runs.items()},
+        }
+        atomic_write_json(json_out, payload)
+        err_console.print(f"wrote {json_out}")
+
+
+def _ci(ci: tuple[float, float]) -> str:
+    return f"[{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
+def main() -> None:  # pragma: no cover - thin wrapper for `python -m trainfree`
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
