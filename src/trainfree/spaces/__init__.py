@@ -31,4 +31,12 @@ def list_spaces() -> list[str]:
     return SPACES.names()
 
 
-__all__ = ["Gene", "ParamCounts", "SearchSpace", "get_space", "list_spaces", "module_groups", "register_space"]
+__all__ = [
+    "Gene",
+    "ParamCounts",
+    "SearchSpace",
+    "get_space",
+    "list_spaces",
+    "module_groups",
+    "register_space",
+]

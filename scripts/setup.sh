@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Create .venv and install trainfree with its test tools. Safe to run again (it only adds
+# what is missing). torch is installed first and pinned: an unpinned torch would pull a
+# multi-GB CUDA build, while torch==2.13.0 is the CPU build this project is tested with.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+PIP=(.venv/bin/python -m pip --disable-pip-version-check -q)
+if ! .venv/bin/python -c "import torch" 2>/dev/null; then
+  "${PIP[@]}" install "torch==${TRAINFREE_TORCH:-2.13.0}"
+fi
+"${PIP[@]}" install -e '.[dev]'
+.venv/bin/python -c "import torch, trainfree; print(f'trainfree {trainfree.__version__} ready (torch {torch.__version__})')"

@@ -1,0 +1,17 @@
+"""Shared fixtures: the benchmark data folder (``$TRAINFREE_DATA`` or ``../shared/benchmarks``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from trainfree.data import data_root
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    root = data_root()
+    if not root.is_dir():
+        pytest.skip(f"benchmark data not found at {root} (set TRAINFREE_DATA to its folder)")
+    return root
