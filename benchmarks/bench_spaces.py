@@ -20,22 +20,33 @@ import yaml
 from trainfree.benchmarks import load_benchmark
 from trainfree.data import data_root
 
-LTS_BUCKETS = {"AdaEmb": "embedding", "Attn": "attention", "FFN": "ffn", "nonembedding": "decoder", "total": "total"}
+LTS_BUCKETS = {
+    "AdaEmb": "embedding",
+    "Attn": "attention",
+    "FFN": "ffn",
+    "nonembedding": "decoder",
+    "total": "total",
+}
 
 
 def count_matches() -> None:
     root = data_root()
     print(f"data: {root}")
-    published = {
-        row["ID"]: int(float(row["Number of Parameters"]))
-        for row in csv.DictReader(open(root / "nas-bench-bert" / "BERT_results_activation.csv"))
-    }
+    with open(root / "nas-bench-bert" / "BERT_results_activation.csv") as fh:
+        published = {row["ID"]: int(float(row["Number of Parameters"])) for row in csv.DictReader(fh)}
     bench = load_benchmark("flexibert-published", root / "nas-bench-bert")
     ok = sum(bench.space.param_counts(e.config).total == published[e.id] for e in bench.entries)
-    built = sum(_meta_total(bench.space, e.config) == bench.space.param_counts(e.config).total for e in bench.entries)
-    print(f"flexibert-published: total == published {ok}/{len(bench)}; meta build == analytic {built}/{len(bench)}")
+    built = sum(
+        _meta_total(bench.space, e.config) == bench.space.param_counts(e.config).total for e in bench.entries
+    )
+    print(
+        f"flexibert-published: total == published {ok}/{len(bench)}; "
+        f"meta build == analytic {built}/{len(bench)}"
+    )
     bench = load_benchmark("flexibert", root / "nas-bench-bert")
-    built = sum(_meta_total(bench.space, e.config) == bench.space.param_counts(e.config).total for e in bench.entries)
+    built = sum(
+        _meta_total(bench.space, e.config) == bench.space.param_counts(e.config).total for e in bench.entries
+    )
     print(f"flexibert (trained dims): meta build == analytic {built}/{len(bench)}")
     for folder in sorted((root / "lts").iterdir()):
         if not folder.is_dir():
@@ -48,7 +59,10 @@ def count_matches() -> None:
             counts = bench.space.param_counts(e.config)
             ok += all(int(summary[e.id][k]) == getattr(counts, v) for k, v in LTS_BUCKETS.items())
             built += _meta_total(bench.space, e.config) == counts.total
-        print(f"{folder.name}: all 5 buckets == published {ok}/{len(bench)}; meta build == analytic {built}/{len(bench)}")
+        print(
+            f"{folder.name}: all 5 buckets == published {ok}/{len(bench)}; "
+            f"meta build == analytic {built}/{len(bench)}"
+        )
 
 
 def _meta_total(space, config) -> int:
@@ -69,7 +83,11 @@ def build_times(repeats: int) -> None:
     for name, path in sets:
         bench = load_benchmark(name, path)
         ranked = sorted(bench.entries, key=lambda e: bench.space.param_counts(e.config).total)
-        for label, entry in (("smallest", ranked[0]), ("median", ranked[len(ranked) // 2]), ("largest", ranked[-1])):
+        for label, entry in (
+            ("smallest", ranked[0]),
+            ("median", ranked[len(ranked) // 2]),
+            ("largest", ranked[-1]),
+        ):
             times = []
             for r in range(repeats):
                 t0 = time.perf_counter()

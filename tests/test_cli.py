@@ -7,10 +7,13 @@ import json
 import pytest
 from typer.testing import CliRunner
 
+from trainfree import cli
 from trainfree.cli import app
 from trainfree.spaces import get_space
 
 runner = CliRunner()
+cli.console.width = 200  # tables are asserted on; keep rich from wrapping them at 80 columns
+cli.err_console.width = 200
 
 
 def test_bench_json_contract(data_dir, tmp_path):
@@ -18,15 +21,34 @@ def test_bench_json_contract(data_dir, tmp_path):
     data = data_dir / "lts" / "random_GPT2_wt103"
     res = runner.invoke(
         app,
-        ["bench", "--space", "gpt2", "--data", str(data), "--proxy", "decoder_params",
-         "--proxy", "params", "--json", str(out)],
+        [
+            "bench",
+            "--space",
+            "gpt2",
+            "--data",
+            str(data),
+            "--proxy",
+            "decoder_params",
+            "--proxy",
+            "params",
+            "--json",
+            str(out),
+        ],
     )
     assert res.exit_code == 0, res.output
     assert "decoder_params" in res.stdout and "Spearman" in res.stdout
     payload = json.loads(out.read_text())
     assert payload["space"] == "gpt2" and payload["n"] == 200 and payload["data"] == str(data)
     dp = payload["proxies"]["decoder_params"]
-    for key in ("spearman", "kendall", "n", "seconds_per_arch", "spearman_ci", "kendall_ci", "top10_precision"):
+    for key in (
+        "spearman",
+        "kendall",
+        "n",
+        "seconds_per_arch",
+        "spearman_ci",
+        "kendall_ci",
+        "top10_precision",
+    ):
         assert key in dp
     assert dp["n"] == 200
     assert dp["spearman"] == pytest.approx(0.967, abs=5e-4)
@@ -44,8 +66,10 @@ def test_bench_errors_are_specific(data_dir, tmp_path):
     # an earlier result is not overwritten by a failed run
     out = tmp_path / "keep.json"
     out.write_text("{}")
-    res = runner.invoke(app, ["bench", "--space", "gpt2", "--proxy", "params",
-                              "--data", str(tmp_path / "x"), "--json", str(out)])
+    res = runner.invoke(
+        app,
+        ["bench", "--space", "gpt2", "--proxy", "params", "--data", str(tmp_path / "x"), "--json", str(out)],
+    )
     assert res.exit_code == 2 and out.read_text() == "{}"
 
 

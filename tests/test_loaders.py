@@ -63,8 +63,15 @@ def test_lts_homogeneous_forms_and_extra_keys(data_dir, tmp_path):
     dst = _copy_lts(data_dir, tmp_path)
     cfg_file = dst / "config_0" / "j1" / "model_config.yaml"
     cfg = yaml.safe_load(cfg_file.read_text())
-    cfg.update(d_inner=1024, n_head=4, d_embed=-1, n_token=793471, div_val=2,
-               cutoffs=[59997, 99997, 639997], some_new_key="ignored")
+    cfg.update(
+        d_inner=1024,
+        n_head=4,
+        d_embed=-1,
+        n_token=793471,
+        div_val=2,
+        cutoffs=[59997, 99997, 639997],
+        some_new_key="ignored",
+    )
     cfg_file.write_text(yaml.safe_dump(cfg))
     ppl = yaml.safe_load((dst / "ppl_summary.yaml").read_text())
     ppl["config_0_j1"]["valid_ppl_extra_metric"] = 3.0
@@ -100,10 +107,10 @@ def test_lts_malformed_files_name_the_file(data_dir, tmp_path):
     with pytest.raises(BenchmarkDataError, match=r"j1/model_config.yaml.*d_model"):
         load_benchmark("gpt2", dst)
     (dst / "ppl_summary.yaml").unlink()
-    with pytest.raises(BenchmarkDataError, match="ppl_summary.yaml"):
+    with pytest.raises(BenchmarkDataError, match=r"ppl_summary\.yaml"):
         load_benchmark("gpt2", dst)
     (tmp_path / "empty").mkdir()
-    with pytest.raises(BenchmarkDataError, match="no model_config.yaml"):
+    with pytest.raises(BenchmarkDataError, match=r"no model_config\.yaml"):
         load_benchmark("gpt2", tmp_path / "empty")
 
 

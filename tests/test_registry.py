@@ -14,9 +14,9 @@ def test_all_spaces_and_proxies_discovered():
 
 
 def test_unknown_names_list_the_known_ones():
-    with pytest.raises(KeyError, match="known: .*gpt2"):
+    with pytest.raises(KeyError, match=r"known: .*gpt2"):
         get_space("gpt3")
-    with pytest.raises(KeyError, match="known: .*params"):
+    with pytest.raises(KeyError, match=r"known: .*params"):
         get_proxy("magic")
 
 

@@ -233,7 +233,7 @@ def seeded(seed: int | None):
     class _Seeded:
         def __enter__(self):
             ctx.__enter__()
-            torch.manual_seed(seed)
+            torch.random.default_generator.manual_seed(seed)  # CPU only: leave CUDA state alone
 
         def __exit__(self, *exc):
             return ctx.__exit__(*exc)
