@@ -12,6 +12,7 @@ from typing import Annotated
 
 import numpy as np
 import typer
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -156,22 +157,23 @@ def bench(
 
     sign = "higher" if benchmark.higher_is_better else "lower"
     table = Table(
-        title=f"{space}: {len(benchmark)} architectures from {benchmark.path} "
-        f"(ground truth {benchmark.target}, {sign} is better)"
+        title=f"{space}: {len(benchmark)} architectures, ground truth {benchmark.target} ({sign} is better)",
+        caption=str(benchmark.path),
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
     )
-    for col in ("proxy", "n", "Spearman", "95% CI", "Kendall", "95% CI", "top-10%", "s/arch"):
-        table.add_column(col, justify="right" if col != "proxy" else "left")
+    table.add_column("proxy", no_wrap=True)
+    for col in ("n", "Spearman [95% CI]", "Kendall [95% CI]", "top10%", "ms/arch"):
+        table.add_column(col, justify="right", no_wrap=True)
     for name, run in runs.items():
         r = run.result
         table.add_row(
             name,
             str(r.n),
-            f"{r.spearman:.3f}",
-            _ci(r.spearman_ci),
-            f"{r.kendall:.3f}",
-            _ci(r.kendall_ci),
+            f"{r.spearman:.3f} {_ci(r.spearman_ci)}",
+            f"{r.kendall:.3f} {_ci(r.kendall_ci)}",
             f"{r.top10_precision:.2f}",
-            f"{run.seconds_per_arch:.4f}",
+            f"{run.seconds_per_arch * 1000:.2f}",
         )
     console.print(table)
     for name, run in runs.items():
@@ -196,7 +198,7 @@ def bench(
 
 
 def _ci(ci: tuple[float, float]) -> str:
-    return f"[{ci[0]:.3f}, {ci[1]:.3f}]"
+    return f"[{ci[0]:.2f},{ci[1]:.2f}]"
 
 
 def main() -> None:  # pragma: no cover - thin wrapper for `python -m trainfree`
