@@ -124,11 +124,23 @@ def bench(
     json_out: Annotated[Path | None, typer.Option("--json", help="write the results as JSON here")] = None,
     seed: Annotated[int, typer.Option(help="seed for weights and data")] = 0,
     seq_len: Annotated[int | None, typer.Option(min=1, help="sequence length (default: the space's)")] = None,
+    alpha: Annotated[
+        str,
+        typer.Option(
+            help="balance of balanced proxies (zerolm, param_mix): a number in [0,1], heuristic, fit:K"
+        ),
+    ] = "heuristic",
+    repeats: Annotated[int, typer.Option(min=1, help="random fit/evaluate splits for --alpha fit:K")] = 20,
 ) -> None:
     """Rank-correlate proxies with the trained quality of a benchmark's architectures."""
     from trainfree.benchmarks.harness import score_benchmark
     from trainfree.benchmarks.loaders import load_benchmark
+    from trainfree.proxies.balance import parse_alpha
 
+    try:
+        strategy = parse_alpha(alpha)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
     sp = _space(space)
     names = list(dict.fromkeys(list_proxies() if proxy == ["all"] else proxy))
     for name in names:
@@ -151,9 +163,18 @@ def bench(
         transient=True,
     ) as progress:
         task = progress.add_task(f"{space} x {len(names)} proxies", total=len(benchmark))
-        runs = score_benchmark(
-            benchmark, names, seed=seed, seq_len=seq_len, on_step=lambda i: progress.update(task, completed=i)
-        )
+        try:
+            runs = score_benchmark(
+                benchmark,
+                names,
+                seed=seed,
+                seq_len=seq_len,
+                alpha=strategy,
+                repeats=repeats,
+                on_step=lambda i: progress.update(task, completed=i),
+            )
+        except ValueError as exc:
+            raise _fail(str(exc)) from None
 
     sign = "higher" if benchmark.higher_is_better else "lower"
     table = Table(
@@ -162,18 +183,27 @@ def bench(
         box=box.SIMPLE_HEAD,
         pad_edge=False,
     )
+    balanced = any("alpha" in run.result for run in runs.values())
     table.add_column("proxy", no_wrap=True)
-    for col in ("n", "Spearman [95% CI]", "Kendall [95% CI]", "top10%", "ms/arch"):
-        table.add_column(col, justify="right", no_wrap=True)
+    for col in ("n", "Spearman [95% CI]", "Kendall [95% CI]", "top10%", "ms/arch") + (
+        ("alpha",) if balanced else ()
+    ):
+        table.add_column(col, justify="right", no_wrap="CI" not in col)
     for name, run in runs.items():
         r = run.result
+        extra = (f"{r['alpha']:.2f} {r['aggregate']}" if "alpha" in r else "",) if balanced else ()
         table.add_row(
             name,
-            str(r.n),
-            f"{r.spearman:.3f} {_ci(r.spearman_ci)}",
-            f"{r.kendall:.3f} {_ci(r.kendall_ci)}",
-            f"{r.top10_precision:.2f}",
+            str(r["n"]),
+            f"{r['spearman']:.3f} {_ci(r['spearman_ci'])}",
+            f"{r['kendall']:.3f} {_ci(r['kendall_ci'])}",
+            f"{r['top10_precision']:.2f}",
             f"{run.seconds_per_arch * 1000:.2f}",
+            *extra,
+        )
+    if any("protocol" in run.result for run in runs.values()):
+        table.caption += (
+            f"\nfit:K rows: mean over {repeats} splits, evaluated only on the held-out architectures"
         )
     console.print(table)
     for name, run in runs.items():
@@ -191,6 +221,7 @@ def bench(
             "n": len(benchmark),
             "skipped": [{"id": i, "reason": w} for i, w in benchmark.skipped],
             "seed": seed,
+            "alpha_strategy": str(strategy),
             "proxies": {name: run.as_dict() for name, run in runs.items()},
         }
         atomic_write_json(json_out, payload)

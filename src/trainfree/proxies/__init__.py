@@ -1,9 +1,11 @@
 """Zero-cost proxies: one file per family, each proxy registered with ``@measure``.
 
 A proxy is a function ``fn(space, config, ctx) -> float`` where a higher score must mean a
-better (predicted) model; proxies whose natural statistic is lower-is-better negate it. The
-decorator declares what the proxy needs, so that the harness knows whether to build the
-model, feed data or run backward passes:
+better (predicted) model; proxies whose natural statistic is lower-is-better negate it. A
+*balanced* proxy (``balanced=True``) returns instead a dict of sub-module log-capacities that
+``proxies.balance`` combines with a weight ``alpha`` chosen over a population. The decorator
+declares what the proxy needs, so that the harness knows whether to build the model, feed
+data or run backward passes:
 
     @measure("decoder_params", needs_model=False)
     def decoder_params(space, config, ctx):
@@ -23,18 +25,31 @@ from trainfree.registry import Registry
 
 @dataclass
 class ProxyContext:
-    """What the harness hands a proxy: the seed, the input shape, and a lazily built model."""
+    """What the harness hands a proxy: the seed, the input shape, options and the model.
+
+    The model is built lazily, once, by ``model()``; ``fresh_init`` then records that its
+    weights are the space's own random initialisation (proxies may exploit that, e.g. the
+    spectral cache of ``proxies.spectral``). Pass ``given_model`` to score a module you
+    already have (pre-trained weights, say): it is used as is and ``fresh_init`` is False.
+    """
 
     seed: int = 0
     batch_size: int = 1
     seq_len: int | None = None
     options: dict[str, Any] = field(default_factory=dict)
-    _model: torch.nn.Module | None = None
+    given_model: torch.nn.Module | None = None
+    _built: torch.nn.Module | None = None
 
     def model(self, space: Any, config: Any) -> torch.nn.Module:
-        if self._model is None:
-            self._model = space.build(config, seed=self.seed)
-        return self._model
+        if self.given_model is not None:
+            return self.given_model
+        if self._built is None:
+            self._built = space.build(config, seed=self.seed)
+        return self._built
+
+    @property
+    def fresh_init(self) -> bool:
+        return self.given_model is None
 
 
 ProxyFn = Callable[[Any, Any, ProxyContext], float]
@@ -50,22 +65,43 @@ class Proxy:
     needs_data: bool
     needs_grad: bool
     description: str
+    balanced: bool = False
 
     def __call__(self, space: Any, config: Any, ctx: ProxyContext | None = None) -> float:
-        return float(self.fn(space, config, ctx or ProxyContext()))
+        """The score of one architecture. A balanced proxy uses ``ctx.options["balance"]``
+        (a :class:`~trainfree.proxies.balance.Balance`), by default alpha 0.5 summed over layers."""
+        ctx = ctx or ProxyContext()
+        if not self.balanced:
+            return float(self.fn(space, config, ctx))
+        from trainfree.proxies.balance import Balance, combine
+
+        balance = ctx.options.get("balance") or Balance(0.5, "sum")
+        return float(combine(self.components(space, config, ctx), balance))
+
+    def components(self, space: Any, config: Any, ctx: ProxyContext | None = None) -> dict[str, float]:
+        """The sub-module log-capacities of a balanced proxy."""
+        if not self.balanced:
+            raise TypeError(f"proxy '{self.name}' is not a balanced proxy")
+        return dict(self.fn(space, config, ctx or ProxyContext()))
 
 
 PROXIES: Registry[Proxy] = Registry("proxy", "trainfree.proxies")
 
 
 def measure(
-    name: str, *, needs_model: bool = True, needs_data: bool = False, needs_grad: bool = False
+    name: str,
+    *,
+    needs_model: bool = True,
+    needs_data: bool = False,
+    needs_grad: bool = False,
+    balanced: bool = False,
 ) -> Callable[[ProxyFn], ProxyFn]:
     """Register ``fn`` as proxy ``name``; the first docstring line becomes its description."""
 
     def wrap(fn: ProxyFn) -> ProxyFn:
         doc = (fn.__doc__ or "").strip().splitlines()
-        PROXIES.register(name, Proxy(name, fn, needs_model, needs_data, needs_grad, doc[0] if doc else ""))
+        description = doc[0] if doc else ""
+        PROXIES.register(name, Proxy(name, fn, needs_model, needs_data, needs_grad, description, balanced))
         return fn
 
     return wrap

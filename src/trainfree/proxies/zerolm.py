@@ -1,0 +1,72 @@
+"""``zerolm``: data-free, gradient-free capacity balance of attention and feed-forward.
+
+After ZeroLM (Chen, Ding, Wang, Pedrycz, "ZeroLM: Data-Free Transformer Architecture Search for
+Language Models", arXiv 2503.18646, 2025), re-designed from its summary and measured here:
+
+1. split the Transformer into its functional sub-modules, per layer: the token mixer
+   (attention: Q, K, V, output, WMA/DSC weights; parameter-free mixers contribute nothing)
+   and the whole feed-forward stack;
+2. measure each sub-module's capacity from the singular values of its weight matrices: the
+   nuclear norm (sum of singular values), summed over the sub-module's matrices;
+3. aggregate over layers (``sum`` or ``layer``, see ``proxies.balance``) into log-capacities
+   ``A`` (attention) and ``F`` (FFN) and score ``alpha * A + (1 - alpha) * F``.
+
+Why these choices, with the figures that decided them: docs/zerolm.md. ``param_mix`` is the
+control: the same machinery with each matrix's capacity replaced by its number of entries.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from trainfree.proxies import ProxyContext, measure
+from trainfree.proxies.balance import Balance, combine
+from trainfree.proxies.spectral import GROUPS, layer_capacities, transformer_matrices
+
+DEFAULT_STATISTIC = "nuclear"
+
+
+def log_capacities(caps: dict[str, dict[int, float]]) -> dict[str, float]:
+    """Both aggregations of per-layer capacities: ``{attention,ffn}_{sum,layer}``."""
+    out: dict[str, float] = {}
+    for group in GROUPS:
+        values = np.array(list(caps.get(group, {}).values()), dtype=np.float64)
+        out[f"{group}_sum"] = float(np.log1p(values.sum()))
+        out[f"{group}_layer"] = float(np.log1p(values).sum())
+    return out
+
+
+def zerolm_components(
+    model: nn.Module, statistic: str = DEFAULT_STATISTIC, fresh_init: bool = False
+) -> dict[str, float]:
+    """Sub-module log-capacities of any Transformer module (see ``transformer_matrices``)."""
+    return log_capacities(layer_capacities(model, statistic, fresh_init))
+
+
+def zerolm_score(
+    model: nn.Module, alpha: float = 0.5, aggregate: str = "sum", statistic: str = DEFAULT_STATISTIC
+) -> float:
+    """The ``zerolm`` score of a given module (pre-trained weights welcome: exact SVDs)."""
+    return float(combine(zerolm_components(model, statistic), Balance(alpha, aggregate)))
+
+
+@measure("zerolm", needs_model=True, balanced=True)
+def zerolm(space: Any, config: Any, ctx: ProxyContext) -> dict[str, float]:
+    """Data-free spectral capacity of attention and FFN, balanced by alpha (ZeroLM)."""
+    model = ctx.model(space, config)
+    statistic = ctx.options.get("statistic", DEFAULT_STATISTIC)
+    return zerolm_components(model, statistic, fresh_init=ctx.fresh_init)
+
+
+@measure("param_mix", needs_model=False, balanced=True)
+def param_mix(space: Any, config: Any, ctx: ProxyContext) -> dict[str, float]:
+    """Control for zerolm: attention/FFN parameter counts balanced by alpha, no spectra."""
+    model = ctx.given_model or space.build(config, device="meta")
+    caps: dict[str, dict[int, float]] = {g: {} for g in GROUPS}
+    for mat in transformer_matrices(model):
+        layer = caps[mat.group]
+        layer[mat.layer] = layer.get(mat.layer, 0.0) + float(mat.weight.numel())
+    return log_capacities(caps)
