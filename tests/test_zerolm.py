@@ -59,8 +59,8 @@ def test_score_is_invariant_to_the_seed(name):
     exact = [proxy.components(space, cfg, ProxyContext(given_model=space.build(cfg, seed=s))) for s in (0, 1)]
     for key in comps[0]:
         values = np.array([c[key] for c in comps + exact])
-        # fresh-init shortcut and exact SVDs agree, and the seed moves log-capacities by < 0.2%
-        assert np.ptp(values) <= 2e-3 * abs(values.mean()), (key, values)
+        # fresh-init shortcut and exact SVDs agree, and the seed moves log-capacities by < 0.3%
+        assert np.ptp(values) <= 3e-3 * abs(values.mean()), (key, values)
 
 
 def test_marchenko_pastur_reference_matches_real_draws():
