@@ -190,7 +190,8 @@ def singular_values(
         stacked = torch.stack([mats[i].weight.float() for i in idx])
         for i, s in zip(idx, torch.linalg.svdvals(stacked), strict=True):
             result[i] = s
-    return [r for r in result if r is not None]
+    assert all(r is not None for r in result)
+    return result  # type: ignore[return-value]
 
 
 def layer_capacities(
