@@ -107,10 +107,7 @@ def _load_flexibert(space: SearchSpace, path: Path, target: str) -> Benchmark:
         overrides = hp.get("model_hparam_overrides") if isinstance(hp, dict) else None
         if not isinstance(overrides, dict):
             raise BenchmarkDataError(f"{file}: entry {eid}: missing 'hparams.model_hparam_overrides'")
-        try:
-            config = space.config_from_benchmark(overrides)
-        except ConfigError as exc:
-            raise BenchmarkDataError(f"{file}: entry {eid}: {exc}") from None
+        config = _config(space, overrides, f"{file}: entry {eid}")
         scores = item.get("scores") or {}
         value = scores.get(target) if isinstance(scores, dict) else None
         if not _is_number(value):
@@ -176,10 +173,7 @@ def _load_lts(space: SearchSpace, folder: Path, target: str) -> Benchmark:
         raw = _read_yaml(file)
         if not isinstance(raw, dict):
             raise BenchmarkDataError(f"{file}: expected a mapping of config fields")
-        try:
-            config = space.config_from_benchmark(raw)
-        except ConfigError as exc:
-            raise BenchmarkDataError(f"{file}: {exc}") from None
+        config = _config(space, raw, str(file))
         value = _lts_ground_truth(ppl.get(eid), target)
         if value is None:
             skipped.append((eid, f"no numeric '{target}' in {ppl_file.name}"))
@@ -194,6 +188,14 @@ def _lts_ground_truth(value: Any, target: str) -> float | None:
     if isinstance(value, dict):
         value = value.get(target)
     return float(value) if _is_number(value) else None
+
+
+def _config(space: SearchSpace, raw: dict[str, Any], where: str) -> Any:
+    """The space's config for a benchmark entry; a bad field becomes a data error naming ``where``."""
+    try:
+        return space.config_from_benchmark(raw)
+    except ConfigError as exc:
+        raise BenchmarkDataError(f"{where}: {exc}") from None
 
 
 def _is_number(value: Any) -> bool:
