@@ -20,7 +20,7 @@ from trainfree.benchmarks import load_benchmark
 from trainfree.benchmarks.harness import evaluate_balanced
 from trainfree.data import data_root
 from trainfree.proxies.balance import AlphaStrategy
-from trainfree.proxies.spectral import STATISTICS, singular_values, transformer_matrices
+from trainfree.proxies.spectral import STATISTICS, singular_values, sum_by_layer, transformer_matrices
 from trainfree.proxies.zerolm import log_capacities
 
 SETS = [
@@ -29,7 +29,7 @@ SETS = [
     ("gpt2", "lts/random_GPT2_wt103"),
     ("transxl", "lts/random_TransXL_wt103"),
 ]
-CANDIDATES = {**STATISTICS, "entries": lambda s: None}  # entries: m * n, filled in below
+CANDIDATES = [*STATISTICS, "entries"]  # entries: m * n per matrix, i.e. param_mix
 
 
 def components_per_statistic(
@@ -41,12 +41,12 @@ def components_per_statistic(
         model = bench.space.build(entry.config, seed=0)
         mats = transformer_matrices(model)
         spectra = singular_values(mats, fresh_init=True)
-        for name, fn in CANDIDATES.items():
-            caps: dict[str, dict[int, float]] = {"attention": defaultdict(float), "ffn": defaultdict(float)}
-            for mat, s in zip(mats, spectra, strict=True):
-                value = float(mat.weight.numel()) if name == "entries" else float(fn(s.double()))
-                caps[mat.group][mat.layer] += value
-            rows[name].append(log_capacities(caps))
+        for name in CANDIDATES:
+            if name == "entries":
+                values = [mat.weight.numel() for mat in mats]
+            else:
+                values = [STATISTICS[name](s.double()) for s in spectra]
+            rows[name].append(log_capacities(sum_by_layer(mats, values)))
     comps = {name: {k: np.array([r[k] for r in rs]) for k in rs[0]} for name, rs in rows.items()}
     truth = np.array([e.ground_truth for e in bench.entries])
     return comps, truth, bench.higher_is_better

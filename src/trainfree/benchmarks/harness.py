@@ -39,7 +39,6 @@ class ProxyRun:
     seconds: np.ndarray
     result: dict[str, Any]
     errors: dict[str, str] = field(default_factory=dict)
-    components: dict[str, np.ndarray] | None = None
 
     @property
     def seconds_per_arch(self) -> float:
@@ -97,7 +96,7 @@ def score_benchmark(
             scores, result = evaluate_balanced(
                 comps, truth, bench.higher_is_better, alpha or AlphaStrategy("heuristic"), repeats, seed
             )
-            runs[p.name] = ProxyRun(p.name, scores, seconds[p.name], result, errors[p.name], comps)
+            runs[p.name] = ProxyRun(p.name, scores, seconds[p.name], result, errors[p.name])
         else:
             scores = np.array(raw[p.name], dtype=np.float64)
             result = rank_correlation(scores, truth, bench.higher_is_better, seed=seed).as_dict()

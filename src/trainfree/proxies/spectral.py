@@ -194,6 +194,14 @@ def singular_values(
     return result  # type: ignore[return-value]
 
 
+def sum_by_layer(matrices: Iterable[WeightMatrix], values: Iterable[float]) -> dict[str, dict[int, float]]:
+    """Add one value per matrix into ``{"attention": {layer: c}, "ffn": {layer: c}}``."""
+    caps: dict[str, dict[int, float]] = {g: defaultdict(float) for g in GROUPS}
+    for mat, value in zip(matrices, values, strict=True):
+        caps[mat.group][mat.layer] += float(value)
+    return {g: dict(v) for g, v in caps.items()}
+
+
 def layer_capacities(
     model: nn.Module, statistic: str = "nuclear", fresh_init: bool = False
 ) -> dict[str, dict[int, float]]:
@@ -206,7 +214,4 @@ def layer_capacities(
         raise ValueError(f"unknown capacity statistic '{statistic}'; expected one of {list(STATISTICS)}")
     fn = STATISTICS[statistic]
     mats = transformer_matrices(model)
-    caps: dict[str, dict[int, float]] = {g: defaultdict(float) for g in GROUPS}
-    for mat, s in zip(mats, singular_values(mats, fresh_init), strict=True):
-        caps[mat.group][mat.layer] += float(fn(s.double()))
-    return {g: dict(v) for g, v in caps.items()}
+    return sum_by_layer(mats, (fn(s.double()) for s in singular_values(mats, fresh_init)))

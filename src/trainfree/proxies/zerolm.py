@@ -24,7 +24,7 @@ from torch import nn
 
 from trainfree.proxies import ProxyContext, measure
 from trainfree.proxies.balance import Balance, combine
-from trainfree.proxies.spectral import GROUPS, layer_capacities, transformer_matrices
+from trainfree.proxies.spectral import GROUPS, layer_capacities, sum_by_layer, transformer_matrices
 
 DEFAULT_STATISTIC = "nuclear"
 
@@ -65,8 +65,5 @@ def zerolm(space: Any, config: Any, ctx: ProxyContext) -> dict[str, float]:
 def param_mix(space: Any, config: Any, ctx: ProxyContext) -> dict[str, float]:
     """Control for zerolm: attention/FFN parameter counts balanced by alpha, no spectra."""
     model = ctx.given_model or space.build(config, device="meta")
-    caps: dict[str, dict[int, float]] = {g: {} for g in GROUPS}
-    for mat in transformer_matrices(model):
-        layer = caps[mat.group]
-        layer[mat.layer] = layer.get(mat.layer, 0.0) + float(mat.weight.numel())
-    return log_capacities(caps)
+    mats = transformer_matrices(model)
+    return log_capacities(sum_by_layer(mats, (m.weight.numel() for m in mats)))

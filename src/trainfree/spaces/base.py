@@ -14,10 +14,11 @@ feed-forward stack) and optionally ``model.head`` (the output layer).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -222,23 +223,16 @@ class SearchSpace(ABC, Generic[C]):
         return {k: list(v) for k, v in self.values.items()}
 
 
-def seeded(seed: int | None):
-    """Context manager: a private torch RNG state seeded with ``seed`` (no-op for None)."""
+@contextlib.contextmanager
+def seeded(seed: int | None) -> Iterator[None]:
+    """A private CPU RNG state seeded with ``seed`` (no-op for None); the global state and
+    any CUDA state are left as they were."""
     if seed is None:
-        import contextlib
-
-        return contextlib.nullcontext()
-    ctx = torch.random.fork_rng(devices=[])
-
-    class _Seeded:
-        def __enter__(self):
-            ctx.__enter__()
-            torch.random.default_generator.manual_seed(seed)  # CPU only: leave CUDA state alone
-
-        def __exit__(self, *exc):
-            return ctx.__exit__(*exc)
-
-    return _Seeded()
+        yield
+        return
+    with torch.random.fork_rng(devices=[]):
+        torch.random.default_generator.manual_seed(seed)
+        yield
 
 
 def module_groups(model: nn.Module) -> dict[str, list[tuple[str, nn.Parameter]]]:
