@@ -15,3 +15,11 @@ def data_dir() -> Path:
     if not root.is_dir():
         pytest.skip(f"benchmark data not found at {root} (set TRAINFREE_DATA to its folder)")
     return root
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_score_cache(tmp_path_factory) -> None:
+    """Keep `trainfree bench` from writing its score cache under the user's home in tests."""
+    import os
+
+    os.environ["TRAINFREE_CACHE"] = str(tmp_path_factory.mktemp("score-cache"))

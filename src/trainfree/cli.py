@@ -131,9 +131,35 @@ def bench(
         ),
     ] = "heuristic",
     repeats: Annotated[int, typer.Option(min=1, help="random fit/evaluate splits for --alpha fit:K")] = 20,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="worker processes (default: one per CPU, max 8, if a proxy builds models; 1: in-process)",
+        ),
+    ] = None,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(min=1, help="batch size of data-dependent proxies (default: each proxy's own)"),
+    ] = None,
+    cache: Annotated[
+        Path | None,
+        typer.Option(help="score cache folder (default: $TRAINFREE_CACHE or ~/.cache/trainfree/scores)"),
+    ] = None,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="neither read nor write the score cache")
+    ] = False,
+    report: Annotated[
+        Path | None,
+        typer.Option(help="write report.md, summary.csv, scores.csv and plots/<proxy>.png to this folder"),
+    ] = None,
 ) -> None:
-    """Rank-correlate proxies with the trained quality of a benchmark's architectures."""
-    from trainfree.benchmarks.harness import score_benchmark
+    """Rank-correlate proxies with the trained quality of a benchmark's architectures.
+
+    Scores are cached on disk per (architecture, proxy, settings), so an interrupted run
+    resumes and a re-run (another --alpha, a --report) recomputes nothing."""
+    from trainfree.benchmarks.cache import ScoreCache
+    from trainfree.benchmarks.harness import run_benchmark
     from trainfree.benchmarks.loaders import load_benchmark
     from trainfree.proxies.balance import parse_alpha
 
@@ -163,8 +189,9 @@ def bench(
         transient=True,
     ) as progress:
         task = progress.add_task(f"{space} x {len(names)} proxies", total=len(benchmark))
+        score_cache = None if no_cache else ScoreCache(cache)
         try:
-            runs = score_benchmark(
+            result = run_benchmark(
                 benchmark,
                 names,
                 seed=seed,
@@ -172,9 +199,18 @@ def bench(
                 alpha=strategy,
                 repeats=repeats,
                 on_step=lambda i: progress.update(task, completed=i),
+                workers=workers,
+                cache=score_cache,
+                batch_size=batch_size,
             )
         except ValueError as exc:
             raise _fail(str(exc)) from None
+        except KeyboardInterrupt:
+            progress.stop()
+            where = f"; the scores computed so far are cached in {score_cache.root}" if score_cache else ""
+            err_console.print(f"[yellow]interrupted{where}: run the same command again to resume[/]")
+            raise typer.Exit(code=130) from None
+    runs = result.runs
 
     sign = "higher" if benchmark.higher_is_better else "lower"
     table = Table(
@@ -201,6 +237,12 @@ def bench(
             f"{run.seconds_per_arch * 1000:.2f}",
             *extra,
         )
+    table.caption += (
+        f"\n{result.wall_seconds:.1f} s, {result.workers} worker(s); {result.computed} scores computed, "
+        f"{result.cached} from the cache" + (f" ({score_cache.root})" if score_cache else " (--no-cache)")
+    )
+    if result.invalid:
+        table.caption += f"; {result.invalid} invalid cache entries recomputed"
     if any("protocol" in run.result for run in runs.values()):
         table.caption += (
             f"\nfit:K rows: mean over {repeats} splits, evaluated only on the held-out architectures"
@@ -226,6 +268,11 @@ def bench(
         }
         atomic_write_json(json_out, payload)
         err_console.print(f"wrote {json_out}")
+    if report:
+        from trainfree.benchmarks.report import write_report
+
+        write_report(report, benchmark, result)
+        err_console.print(f"wrote {report}/report.md, summary.csv, scores.csv and {len(runs)} plots")
 
 
 def _ci(ci: tuple[float, float]) -> str:
