@@ -34,7 +34,7 @@ class ProxyContext:
     """
 
     seed: int = 0
-    batch_size: int = 1
+    batch_size: int | None = None  # None: each data-dependent proxy's documented default
     seq_len: int | None = None
     options: dict[str, Any] = field(default_factory=dict)
     given_model: torch.nn.Module | None = None

@@ -485,13 +485,18 @@ class ProjectedAdaptiveLogSoftmax(nn.Module):
             hidden = hidden @ proj  # [N, d_model] @ [d_model, d_i] -> [N, d_i]
         return F.linear(hidden, weight, bias)  # [N, n_i]
 
-    def _head_log_prob(self, hidden: torch.Tensor) -> torch.Tensor:
-        """``[N, r_0 + K - 1]``: head tokens, then one column per tail cluster."""
+    def head_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Un-normalised head-cluster logits ``[N, r_0 + K - 1]``: head tokens, then one column
+        per tail cluster (what archai's synflow scores, the softmax left out)."""
         weight, bias, proj = self._cluster(0)
         if self.cluster_weight is not None:
             weight = torch.cat([weight, self.cluster_weight], dim=0)
             bias = torch.cat([bias, self.cluster_bias], dim=0)
-        return F.log_softmax(self._logits(hidden, weight, bias, proj), dim=-1)
+        return self._logits(hidden, weight, bias, proj)
+
+    def _head_log_prob(self, hidden: torch.Tensor) -> torch.Tensor:
+        """``[N, r_0 + K - 1]``: head tokens, then one column per tail cluster."""
+        return F.log_softmax(self.head_logits(hidden), dim=-1)
 
     def log_prob(self, hidden: torch.Tensor) -> torch.Tensor:
         """Full log-probabilities: ``hidden [N, d_model]`` -> ``[N, n_token]``."""
@@ -736,3 +741,7 @@ class LTSSpace(SearchSpace[LTSConfig]):
 
     def max_seq_len(self, config: LTSConfig) -> int:
         return config.tgt_len
+
+    def inference(self, model: nn.Module, input_ids: torch.Tensor) -> torch.Tensor:
+        """Hidden states *and* the adaptive softmax: ``[B, T, n_token]`` log-probabilities."""
+        return model.log_probs(input_ids)
