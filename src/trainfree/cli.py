@@ -264,6 +264,14 @@ def bench(
             "skipped": [{"id": i, "reason": w} for i, w in benchmark.skipped],
             "seed": seed,
             "alpha_strategy": str(strategy),
+            "wall_seconds": result.wall_seconds,
+            "workers": result.workers,
+            "cache": {
+                "dir": str(score_cache.root) if score_cache else None,
+                "computed": result.computed,
+                "cached": result.cached,
+                "invalid": result.invalid,
+            },
             "proxies": {name: run.as_dict() for name, run in runs.items()},
         }
         atomic_write_json(json_out, payload)

@@ -169,7 +169,7 @@ class ScoreCache:
         except FileNotFoundError:
             self.misses += 1
             return None
-        except OSError:
+        except (OSError, UnicodeDecodeError):
             return self._invalid(path)
         found = _validate(text, key, spec)
         if found is None:

@@ -142,7 +142,7 @@ def run_benchmark(
     and are part of the cache key. ``on_step(k)`` is called with the number of architectures done so far.
     """
     t_start = time.perf_counter()
-    proxies = [get_proxy(n) for n in proxy_names]
+    proxies = [get_proxy(n) for n in dict.fromkeys(proxy_names)]
     batch_size = ProxyContext().batch_size if batch_size is None else int(batch_size)
     options = dict(options or {})
     n = len(bench.entries)
@@ -245,7 +245,7 @@ def score_architecture(
     ``seconds`` is the proxy's own compute time plus, for proxies that need the model, the
     time of building it once. Every proxy gets a pristine copy of the model.
     """
-    proxies = [get_proxy(n) for n in names]
+    proxies = [get_proxy(n) for n in dict.fromkeys(names)]
     users = [p for p in proxies if p.needs_model]
     pristine, build_s, build_error = None, 0.0, None
     if users:
