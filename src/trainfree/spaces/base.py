@@ -218,6 +218,14 @@ class SearchSpace(ABC, Generic[C]):
         gen = torch.Generator().manual_seed(seed)
         return torch.randint(0, self.vocab_size(config), (batch_size, seq_len), generator=gen)
 
+    def inference(self, model: nn.Module, input_ids: torch.Tensor) -> torch.Tensor:
+        """The deployment forward pass whose latency and memory ``trainfree.hardware`` measures.
+
+        By default the model's own forward; language-model spaces override it to include the
+        output layer (log-probabilities of every next token), which is what LTS timed and
+        what a user pays for at inference."""
+        return model(input_ids)
+
     def describe(self) -> dict[str, list[Any]]:
         """The value sets, for ``trainfree spaces``."""
         return {k: list(v) for k, v in self.values.items()}

@@ -1,0 +1,29 @@
+"""Hardware costs measured on the user's device: forward latency and peak memory.
+
+``measure(space, config, HardwareSettings(...))`` runs one isolated measurement;
+``MeasurementCache`` keeps them on disk by (architecture, settings, machine).
+"""
+
+from trainfree.hardware.cache import MeasurementCache, default_cache_dir, measure_cached
+from trainfree.hardware.profiler import (
+    BACKENDS,
+    DEVICES,
+    HardwareSettings,
+    Measurement,
+    machine_info,
+    measure,
+    measure_here,
+)
+
+__all__ = [
+    "BACKENDS",
+    "DEVICES",
+    "HardwareSettings",
+    "Measurement",
+    "MeasurementCache",
+    "default_cache_dir",
+    "machine_info",
+    "measure",
+    "measure_cached",
+    "measure_here",
+]

@@ -1,0 +1,104 @@
+"""On-disk cache of hardware measurements.
+
+One JSON file per measurement, named by a hash of its full key: the space, the architecture
+(its config as compact JSON), the measurement settings (backend, device, batch size, sequence
+length, threads, repeats) and a description of the machine (CPU model, cores, library
+versions, GPU). A file is trusted only if it parses and its stored key equals the key asked
+for, so a corrupt, truncated or foreign entry (another machine, another setting, a hash
+collision) is ignored and measured again. Only successful measurements are cached: a failure
+may be transient (a busy machine, a timeout) and is cheap to retry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from trainfree.hardware.profiler import HardwareSettings, Measurement, machine_info
+from trainfree.io import atomic_write_json
+
+FORMAT = "trainfree-hardware-cache/1"
+ENV_VAR = "TRAINFREE_CACHE"
+
+
+def default_cache_dir() -> Path:
+    """``$TRAINFREE_CACHE/hardware`` if set, else ``~/.cache/trainfree/hardware``."""
+    root = os.environ.get(ENV_VAR)
+    base = Path(root).expanduser() if root else Path.home() / ".cache" / "trainfree"
+    return base / "hardware"
+
+
+class MeasurementCache:
+    """``get``/``put`` measurements by (space, config, settings, machine)."""
+
+    def __init__(self, root: str | Path | None = None, machine: dict[str, Any] | None = None) -> None:
+        self.root = Path(root) if root is not None else default_cache_dir()
+        self._machine = machine
+        self.hits = 0
+        self.misses = 0
+
+    def machine(self, device: str) -> dict[str, Any]:
+        if self._machine is None:
+            self._machine = machine_info(device)
+        return self._machine
+
+    def key(
+        self, space_name: str, config_json: str, settings: HardwareSettings, seed: int = 0
+    ) -> dict[str, Any]:
+        return {
+            "space": space_name,
+            "config": config_json,
+            "settings": {k: v for k, v in settings.as_dict().items() if k != "timeout_s"},
+            "seed": seed,
+            "machine": self.machine(settings.device),
+        }
+
+    def _path(self, key: dict[str, Any]) -> Path:
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+        return self.root / digest[:2] / f"{digest}.json"
+
+    def get(self, key: dict[str, Any]) -> Measurement | None:
+        path = self._path(key)
+        try:
+            entry = json.loads(path.read_text())
+            if entry.get("format") != FORMAT or entry.get("key") != key:
+                raise ValueError("foreign entry")
+            measurement = Measurement.from_dict(entry["measurement"])
+            if not measurement.ok:
+                raise ValueError("failed measurements are not cached")
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+            self.misses += 1
+            return None
+        self.hits += 1
+        return measurement
+
+    def put(self, key: dict[str, Any], measurement: Measurement) -> None:
+        if measurement.ok:
+            atomic_write_json(
+                self._path(key), {"format": FORMAT, "key": key, "measurement": measurement.as_dict()}
+            )
+
+
+def measure_cached(
+    space: Any,
+    config: Any,
+    settings: HardwareSettings,
+    cache: MeasurementCache | None,
+    seed: int = 0,
+) -> tuple[Measurement, bool]:
+    """``(measurement, from_cache)``: the cached figure if a valid one exists, else a fresh
+    isolated measurement (stored when it succeeded)."""
+    from trainfree.hardware.profiler import measure
+
+    if cache is None:
+        return measure(space, config, settings, seed), False
+    key = cache.key(space.name, space.config_to_json(config), settings, seed)
+    hit = cache.get(key)
+    if hit is not None:
+        return hit, True
+    result = measure(space, config, settings, seed)
+    cache.put(key, result)
+    return result, False

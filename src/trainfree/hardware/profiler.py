@@ -1,0 +1,427 @@
+"""Latency and peak memory of one architecture's forward pass, measured on this machine.
+
+What is measured is ``space.inference(model, ids)`` (for the language-model spaces: hidden
+states *and* output log-probabilities) on a seeded batch of random token ids, in inference
+mode, with the model in eval mode:
+
+- **latency**: ``warmup`` untimed runs, then ``repeats`` timed runs; the median is the figure,
+  the quartiles and the minimum say how noisy it was. On CUDA every run is synchronised.
+- **memory**: the peak memory *added* by one forward pass, in MB (weights excluded; they are
+  reported separately as ``weights_mb``). On CUDA it is the caching allocator's peak minus
+  what was allocated before the run. On Linux CPUs it is the true high-water mark of the
+  process's resident memory during the run: the kernel's peak counter (``VmHWM``) is reset
+  just before the run (``/proc/self/clear_refs``), after returning freed heap memory to the
+  system (``malloc_trim``), so the difference ``VmHWM - VmRSS(before)`` is exactly the largest
+  amount of memory the run held at once. LTS instead summed the PyTorch profiler's
+  per-operator allocations, which counts every activation ever allocated, not what is alive
+  together (see docs/search.md for the comparison).
+
+Every measurement runs in a fresh worker process forked from a clean server (the
+``forkserver`` start method), so an earlier model's allocations, caches and fragmented heap
+cannot pollute the next one, and a model that runs the machine out of memory kills only its
+worker: the measurement comes back as failed, with the reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import math
+import multiprocessing as mp
+import os
+import platform
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from trainfree.errors import ConfigError
+
+BACKENDS = ("torch", "onnx")
+DEVICES = ("cpu", "cuda")
+MB = 1024.0 * 1024.0
+
+
+@dataclass(frozen=True)
+class HardwareSettings:
+    """How to measure: backend, device and the input shape (defaults as LTS measured)."""
+
+    backend: str = "torch"
+    device: str = "cpu"
+    batch_size: int = 1
+    seq_len: int = 192
+    threads: int = 1
+    warmup: int = 2
+    repeats: int = 10
+    timeout_s: float = 600.0
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ConfigError("backend", self.backend, f"one of {list(BACKENDS)}")
+        if self.device not in DEVICES:
+            raise ConfigError("device", self.device, f"one of {list(DEVICES)}")
+        if self.backend == "onnx" and self.device != "cpu":
+            raise ConfigError("device", self.device, "cpu (the ONNX Runtime backend runs on the CPU)")
+        for name, minimum in (
+            ("batch_size", 1),
+            ("seq_len", 1),
+            ("threads", 1),
+            ("warmup", 0),
+            ("repeats", 1),
+        ):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise ConfigError(name, value, f"an integer >= {minimum}")
+        if not self.timeout_s > 0:
+            raise ConfigError("timeout_s", self.timeout_s, "a positive number of seconds")
+
+    @property
+    def name(self) -> str:
+        return f"{self.backend}-{self.device}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Measurement:
+    """The outcome of one measurement. ``ok`` False means the architecture is infeasible on
+    this device with these settings; ``error`` says why."""
+
+    ok: bool
+    latency_ms: float = math.nan
+    latency_p25_ms: float = math.nan
+    latency_p75_ms: float = math.nan
+    latency_min_ms: float = math.nan
+    memory_mb: float = math.nan
+    weights_mb: float = math.nan
+    memory_method: str = ""
+    seconds_setup: float = 0.0
+    seconds_memory: float = 0.0
+    seconds_latency: float = 0.0
+    error: str | None = None
+    runs_ms: list[float] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Measurement:
+        names = {f for f in cls.__dataclass_fields__}
+        unknown = set(data) - names
+        if unknown or "ok" not in data:
+            raise ValueError(f"not a measurement: unknown fields {sorted(unknown)}" if unknown else "no 'ok'")
+        return cls(**data)
+
+
+def machine_info(device: str = "cpu") -> dict[str, Any]:
+    """A description of this machine, stored with every cached measurement."""
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    info: dict[str, Any] = {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "system": f"{platform.system()} {platform.machine()}",
+        "torch": torch.__version__,
+    }
+    if device == "cuda" and torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+        info["cuda"] = torch.version.cuda
+    with contextlib.suppress(ImportError):
+        import onnxruntime
+
+        info["onnxruntime"] = onnxruntime.__version__
+    return info
+
+
+# ----------------------------------------------------------------- CPU memory probes
+def _status_kb(field_name: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field_name + ":"):
+            return int(line.split()[1])
+    raise OSError(f"{field_name} not in /proc/self/status")
+
+
+def _libc() -> Any:
+    name = ctypes.util.find_library("c")
+    return ctypes.CDLL(name) if name else None
+
+
+def _release_free_heap() -> None:
+    """Give freed heap pages back to the system, so they cannot hide the next run's growth."""
+    libc = _libc()
+    if libc is not None and hasattr(libc, "malloc_trim"):
+        libc.malloc_trim(0)
+
+
+def cpu_peak_probe() -> tuple[str, Callable[[], None], Callable[[], float]]:
+    """``(method, start, stop)``: ``stop()`` returns the peak MB added since ``start()``.
+
+    ``vmhwm`` (Linux: exact high-water mark) when the kernel lets us reset the peak counter,
+    else ``ru_maxrss`` (the process's lifetime peak; exact only when the run sets a new peak,
+    which in a fresh worker it usually does)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        _status_kb("VmHWM")
+    except OSError:
+        import resource
+
+        scale = 1.0 if platform.system() == "Darwin" else 1024.0  # bytes vs KiB
+        state: dict[str, float] = {}
+
+        def start_rss() -> None:
+            state["before"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+
+        def stop_rss() -> float:
+            return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale - state["before"]) / MB
+
+        return "ru_maxrss", start_rss, stop_rss
+
+    state_kb: dict[str, int] = {}
+
+    def start() -> None:
+        _release_free_heap()
+        Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
+        state_kb["before"] = _status_kb("VmRSS")
+
+    def stop() -> float:
+        return max(0, _status_kb("VmHWM") - state_kb["before"]) / 1024.0
+
+    return "vmhwm", start, stop
+
+
+# ----------------------------------------------------------------- the measurement
+def _timed_runs(run: Callable[[], Any], settings: HardwareSettings, sync: Callable[[], None]) -> list[float]:
+    for _ in range(settings.warmup):
+        run()
+    sync()
+    times = []
+    for _ in range(settings.repeats):
+        t0 = time.perf_counter()
+        run()
+        sync()
+        times.append((time.perf_counter() - t0) * 1000.0)
+    return times
+
+
+def _summary(times: list[float]) -> dict[str, Any]:
+    arr = np.asarray(times)
+    p25, p50, p75 = np.percentile(arr, [25, 50, 75])
+    return {
+        "latency_ms": float(p50),
+        "latency_p25_ms": float(p25),
+        "latency_p75_ms": float(p75),
+        "latency_min_ms": float(arr.min()),
+        "runs_ms": [round(float(t), 4) for t in times],
+    }
+
+
+def measure_here(space: Any, config: Any, settings: HardwareSettings, seed: int = 0) -> Measurement:
+    """Measure in *this* process (no isolation); :func:`measure` is what callers want."""
+    t_setup = time.perf_counter()
+    if settings.seq_len > space.max_seq_len(config):
+        return Measurement(
+            ok=False,
+            error=f"seq_len {settings.seq_len} exceeds what this architecture accepts "
+            f"({space.max_seq_len(config)} positions)",
+        )
+    torch.set_num_threads(settings.threads)
+    model = space.build(config, seed=seed).eval()
+    weights_mb = sum(p.numel() * p.element_size() for p in model.parameters()) / MB
+    ids = space.example_input(config, settings.batch_size, settings.seq_len, seed=seed)
+    if settings.backend == "onnx":
+        return _measure_onnx(space, model, ids, settings, weights_mb, t_setup)
+    cuda = settings.device == "cuda"
+    if cuda:
+        if not torch.cuda.is_available():
+            return Measurement(ok=False, error="device cuda requested but torch sees no CUDA device")
+        model, ids = model.to("cuda"), ids.to("cuda")
+
+    def sync() -> None:
+        if cuda:
+            torch.cuda.synchronize()
+
+    def run() -> Any:
+        return space.inference(model, ids)
+
+    with torch.inference_mode():
+        space.inference(model, ids[:, :1])  # lazy kernel/library initialisation, not counted
+        sync()
+        seconds_setup = time.perf_counter() - t_setup
+        t0 = time.perf_counter()
+        if cuda:
+            method = "cuda-allocator"
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+            before = torch.cuda.memory_allocated()
+            out = run()
+            sync()
+            memory_mb = (torch.cuda.max_memory_allocated() - before) / MB
+        else:
+            method, start, stop = cpu_peak_probe()
+            start()
+            out = run()
+            memory_mb = stop()
+        del out
+        seconds_memory = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        times = _timed_runs(run, settings, sync)
+    return Measurement(
+        ok=True,
+        memory_mb=float(memory_mb),
+        weights_mb=float(weights_mb),
+        memory_method=method,
+        seconds_setup=seconds_setup,
+        seconds_memory=seconds_memory,
+        seconds_latency=time.perf_counter() - t0,
+        **_summary(times),
+    )
+
+
+class _Inference(torch.nn.Module):
+    """Wraps ``space.inference`` as a module's forward, for the ONNX exporter."""
+
+    def __init__(self, space: Any, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.space, self.model = space, model
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.space.inference(self.model, ids)
+
+
+def _measure_onnx(
+    space: Any,
+    model: torch.nn.Module,
+    ids: torch.Tensor,
+    settings: HardwareSettings,
+    weights_mb: float,
+    t_setup: float,
+) -> Measurement:
+    import warnings
+
+    import onnxruntime as ort
+
+    with tempfile.TemporaryDirectory(prefix="trainfree-onnx-") as tmp:
+        path = os.path.join(tmp, "model.onnx")
+        try:
+            with warnings.catch_warnings(), torch.no_grad():
+                warnings.simplefilter("ignore")
+                torch.onnx.export(
+                    _Inference(space, model),
+                    (ids,),
+                    path,
+                    dynamo=False,
+                    input_names=["ids"],
+                    output_names=["out"],
+                    opset_version=17,
+                )
+        except Exception as exc:  # an operator the exporter cannot handle: infeasible, not fatal
+            return Measurement(ok=False, error=f"ONNX export failed: {type(exc).__name__}: {exc}"[:500])
+        del model
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = settings.threads
+        opts.inter_op_num_threads = 1
+        session = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+    feed = {"ids": ids.numpy()}
+    seconds_setup = time.perf_counter() - t_setup
+    t0 = time.perf_counter()
+    method, start, stop = cpu_peak_probe()
+    start()
+    out = session.run(None, feed)
+    memory_mb = stop()
+    del out
+    seconds_memory = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    times = _timed_runs(lambda: session.run(None, feed), settings, lambda: None)
+    return Measurement(
+        ok=True,
+        memory_mb=float(memory_mb),
+        weights_mb=float(weights_mb),
+        memory_method=f"{method} (onnxruntime)",
+        seconds_setup=seconds_setup,
+        seconds_memory=seconds_memory,
+        seconds_latency=time.perf_counter() - t0,
+        **_summary(times),
+    )
+
+
+# ----------------------------------------------------------------- isolation
+def _child(conn: Any, space: Any, config: Any, settings: HardwareSettings, seed: int) -> None:
+    try:
+        result = measure_here(space, config, settings, seed).as_dict()
+    except Exception as exc:  # reported to the parent as an infeasible architecture
+        msg = f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower():
+            msg = f"out of memory: {msg}"
+        result = Measurement(ok=False, error=msg[:500]).as_dict()
+    conn.send(result)
+    conn.close()
+
+
+_CONTEXT: Any = None
+
+
+def _context() -> Any:
+    """The forkserver context (fresh, clean children that start in milliseconds: the server
+    has imported torch once) where the platform has one, else spawn."""
+    global _CONTEXT
+    if _CONTEXT is None:
+        method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
+        _CONTEXT = mp.get_context(method)
+        if method == "forkserver":
+            # imported once by the server, not by every child: "__main__" (the main script,
+            # so that children skip re-importing it), and torch._dynamo, which the first
+            # build under a ``torch.device`` context imports lazily (about 2 s)
+            _CONTEXT.set_forkserver_preload(
+                ["__main__", "trainfree.hardware.profiler", "trainfree.spaces", "torch._dynamo"]
+            )
+    return _CONTEXT
+
+
+def measure(
+    space: Any, config: Any, settings: HardwareSettings | None = None, seed: int = 0, isolate: bool = True
+) -> Measurement:
+    """Latency and peak memory of ``config``, each in a fresh worker process by default.
+
+    Never raises for a model that cannot run: an exception, a crash (e.g. the kernel killing
+    the worker for memory) or a timeout all return ``Measurement(ok=False, error=...)``.
+    """
+    settings = settings or HardwareSettings()
+    if not isolate:
+        try:
+            return measure_here(space, config, settings, seed)
+        except Exception as exc:
+            return Measurement(ok=False, error=f"{type(exc).__name__}: {exc}"[:500])
+    ctx = _context()
+    parent, child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child, args=(child, space, config, settings, seed), daemon=True)
+    proc.start()
+    child.close()
+    try:
+        if parent.poll(settings.timeout_s):
+            try:
+                data = parent.recv()
+            except EOFError:
+                data = None
+        else:
+            proc.kill()
+            proc.join()
+            return Measurement(ok=False, error=f"timed out after {settings.timeout_s:.0f} s")
+    finally:
+        parent.close()
+    proc.join()
+    if data is None:
+        code = proc.exitcode
+        hint = " (killed: out of memory?)" if code in (-9, 137) else ""
+        return Measurement(ok=False, error=f"measurement worker died with exit code {code}{hint}")
+    return Measurement.from_dict(data)

@@ -1,0 +1,210 @@
+"""The Pareto frontier of a run and the files that show it.
+
+Objectives are all minimised internally: the proxy score enters negated. The frontier is
+computed over *every* feasible evaluated architecture (not only the optimiser's last
+population), so an architecture found early and later dropped by selection is not lost.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pymoo.indicators.hv import HV
+from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
+
+from trainfree.io import atomic_write_json, atomic_write_text
+
+#: record field of each cost objective, and its unit for tables and plots
+COST_FIELDS = {"latency": "latency_ms", "memory": "memory_mb", "params": "params", "flops": "flops"}
+COST_LABELS = {
+    "latency": "latency (ms)",
+    "memory": "peak memory of the forward pass (MB)",
+    "params": "parameters",
+    "flops": "FLOPs",
+}
+
+
+def objective_matrix(
+    records: Sequence[dict[str, Any]], scores: np.ndarray, costs: Sequence[str]
+) -> np.ndarray:
+    """``[n, 1 + len(costs)]`` minimisation matrix: ``-score`` then each cost."""
+    cols = [-np.asarray(scores, dtype=float)]
+    for c in costs:
+        cols.append(np.array([_num(r.get(COST_FIELDS[c])) for r in records], dtype=float))
+    return np.column_stack(cols) if records else np.zeros((0, 1 + len(costs)))
+
+
+def _num(x: Any) -> float:
+    return float("nan") if x is None else float(x)
+
+
+def nondominated(F: np.ndarray) -> np.ndarray:
+    """Indices of the non-dominated rows of ``F`` (rows with NaN excluded)."""
+    ok = np.flatnonzero(np.isfinite(F).all(axis=1))
+    if len(ok) == 0:
+        return ok
+    front = NonDominatedSorting().do(F[ok], only_non_dominated_front=True)
+    return np.sort(ok[front])
+
+
+def hypervolume(F: np.ndarray, ideal: np.ndarray, nadir: np.ndarray) -> float:
+    """Hypervolume of ``F``'s points after scaling each objective to [0, 1] between ``ideal``
+    and ``nadir``, with reference point 1.1 in every objective (points beyond it add nothing)."""
+    if len(F) == 0:
+        return 0.0
+    span = np.where(nadir - ideal > 0, nadir - ideal, 1.0)
+    Z = (F - ideal) / span
+    Z = Z[(Z < 1.1).all(axis=1)]
+    if len(Z) == 0:
+        return 0.0
+    return float(HV(ref_point=np.full(F.shape[1], 1.1))(Z))
+
+
+def frontier_rows(
+    records: Sequence[dict[str, Any]], scores: np.ndarray, costs: Sequence[str]
+) -> tuple[list[int], np.ndarray]:
+    """Indices (into ``records``) of the feasible non-dominated architectures, sorted by the
+    first cost, and the objective matrix of all records."""
+    F = objective_matrix(records, scores, costs)
+    feasible = np.array([bool(r.get("feasible")) for r in records], dtype=bool)
+    idx = [int(i) for i in nondominated(np.where(feasible[:, None], F, np.nan))] if len(F) else []
+    idx.sort(key=lambda i: (F[i, 1] if F.shape[1] > 1 else 0.0, F[i, 0]))
+    return idx, F
+
+
+def evaluated_table(records: Sequence[dict[str, Any]], scores: np.ndarray, proxy: str) -> pd.DataFrame:
+    """One row per distinct architecture; ``config`` is the config as compact JSON."""
+    rows = []
+    for rec, score in zip(records, scores, strict=True):
+        row = {
+            "index": rec["index"],
+            "generation": rec["generation"],
+            "feasible": rec["feasible"],
+            "reason": rec.get("reason") or "",
+            proxy: score if rec["feasible"] else None,
+        }
+        for name, value in (rec.get("components") or {}).items():
+            row[f"{proxy}.{name}"] = value
+        for key in (
+            "params",
+            "decoder_params",
+            "flops",
+            "latency_ms",
+            "latency_p25_ms",
+            "latency_p75_ms",
+            "memory_mb",
+            "weights_mb",
+            "seconds_proxy",
+            "seconds_memory",
+            "seconds_latency",
+        ):
+            if key in rec:
+                row[key] = rec[key]
+        row["config"] = json.dumps(rec["config"], separators=(",", ":"), sort_keys=True)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def write_outputs(
+    out: Path,
+    space: Any,
+    records: Sequence[dict[str, Any]],
+    scores: np.ndarray,
+    proxy: str,
+    costs: Sequence[str],
+    meta: dict[str, Any],
+) -> list[int]:
+    """Write ``evaluated.csv``, ``frontier.csv``/``.json``, ``frontier.png`` and one config
+    JSON per frontier model under ``configs/``, every file atomically. Returns the frontier."""
+    table = evaluated_table(records, scores, proxy)
+    atomic_write_text(out / "evaluated.csv", table.to_csv(index=False))
+    front, _ = frontier_rows(records, scores, costs)
+    configs_dir = out / "configs"
+    configs_dir.mkdir(parents=True, exist_ok=True)
+    models = []
+    for rank, i in enumerate(front):
+        rec = records[i]
+        name = f"frontier_{rank:03d}_arch{rec['index']:05d}.json"
+        atomic_write_text(
+            configs_dir / name, space.config_to_json(space.config_from_dict(rec["config"])) + "\n"
+        )
+        models.append(
+            {
+                "rank": rank,
+                "index": rec["index"],
+                "config_file": f"configs/{name}",
+                proxy: float(scores[i]),
+                **{
+                    k: rec.get(k)
+                    for k in ("latency_ms", "memory_mb", "weights_mb", "params", "decoder_params", "flops")
+                    if k in rec
+                },
+                "config": rec["config"],
+            }
+        )
+    keep = {Path(m["config_file"]).name for m in models}
+    for stale in configs_dir.glob("frontier_*.json"):
+        if stale.name not in keep:
+            stale.unlink()
+    atomic_write_json(out / "frontier.json", {**meta, "objectives": [proxy, *costs], "models": models})
+    flat = pd.DataFrame(
+        [
+            {k: v for k, v in m.items() if k != "config"}
+            | {"config": json.dumps(m["config"], separators=(",", ":"), sort_keys=True)}
+            for m in models
+        ]
+    )
+    atomic_write_text(out / "frontier.csv", flat.to_csv(index=False))
+    plot_frontier(out / "frontier.png", records, scores, proxy, costs, front, meta.get("title", ""))
+    return front
+
+
+def plot_frontier(
+    path: Path,
+    records: Sequence[dict[str, Any]],
+    scores: np.ndarray,
+    proxy: str,
+    costs: Sequence[str],
+    front: Sequence[int],
+    title: str = "",
+) -> None:
+    """One panel per cost objective: every evaluated architecture (grey), the multi-objective
+    frontier (coloured) and the two-objective frontier of that panel (a step line)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = list(costs) or ["params"]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.2), squeeze=False)
+    feasible = np.array([bool(r.get("feasible")) for r in records], dtype=bool)
+    s = np.asarray(scores, dtype=float)
+    for ax, cost in zip(axes[0], panels, strict=True):
+        x = np.array([_num(r.get(COST_FIELDS[cost])) for r in records], dtype=float)
+        ok = feasible & np.isfinite(x) & np.isfinite(s)
+        ax.scatter(x[ok], s[ok], s=12, c="0.7", label=f"evaluated ({ok.sum()})")
+        f = [i for i in front if ok[i]]
+        ax.scatter(x[f], s[f], s=28, c="tab:red", label=f"frontier ({len(f)})", zorder=3)
+        pts = np.flatnonzero(ok)
+        if len(pts):
+            two = pts[nondominated(np.column_stack([x[pts], -s[pts]]))]
+            two = two[np.argsort(x[two])]
+            ax.step(x[two], s[two], where="post", c="tab:red", lw=1, alpha=0.6)
+        ax.set_xlabel(COST_LABELS[cost])
+        ax.set_ylabel(f"{proxy} (higher is better)")
+        if cost in ("params", "flops"):
+            ax.set_xscale("log")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower right", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
