@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from trainfree import cli
 from trainfree.benchmarks.cache import CACHE_FORMAT, ScoreCache, default_cache_dir
 from trainfree.benchmarks.evaluate import rank_correlation
-from trainfree.benchmarks.harness import run_benchmark, score_benchmark
+from trainfree.benchmarks.harness import _run_pool, run_benchmark, score_benchmark
 from trainfree.benchmarks.loaders import load_benchmark
 from trainfree.benchmarks.report import SUMMARY_COLUMNS, write_report
 from trainfree.proxies import PROXIES, get_proxy, list_proxies, measure
@@ -203,6 +203,27 @@ def test_two_workers_equal_one(bench, tmp_path):
         np.testing.assert_allclose(two.runs[name].scores, one.runs[name].scores, rtol=1e-6)
         assert two.runs[name].result["spearman"] == pytest.approx(one.runs[name].result["spearman"])
         assert (two.runs[name].seconds > 0).all()
+
+
+def _die_on_deep_models(config, names):
+    import os
+
+    if config.n_layer == 3:
+        os._exit(1)  # a worker killed (by the OS, for memory, say)
+    return {name: (float(config.d_model), 0.0, None) for name in names}
+
+
+def test_a_dying_worker_fails_only_its_architecture(bench):
+    tasks = [(i, e.config, ["x"]) for i, e in enumerate(bench.entries)][:4]
+    assert [t[1].n_layer == 3 for t in tasks].count(True) == 1
+    got = {}
+    _run_pool(tasks, 1, bench.space, {}, lambda i, res: got.update({i: res["x"]}), _die_on_deep_models)
+    assert sorted(got) == [0, 1, 2, 3]
+    for i, config, _ in tasks:
+        if config.n_layer == 3:
+            assert got[i][0] is None and "worker process died" in got[i][2]
+        else:
+            assert got[i] == (float(config.d_model), 0.0, None)
 
 
 def test_report_files_and_recomputation(bench, tmp_path):

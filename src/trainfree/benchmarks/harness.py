@@ -302,6 +302,7 @@ def _run_pool(
     space: Any,
     settings: dict[str, Any],
     record: Callable[[int, dict[str, tuple[Any, float, str | None]]], None],
+    task_fn: Callable[[Any, list[str]], dict[str, tuple[Any, float, str | None]]] = _worker_task,
 ) -> None:
     """Run ``tasks`` (index, config, proxy names) in ``workers`` spawned processes.
 
@@ -328,7 +329,7 @@ def _run_pool(
                     if queue[0][1] > 0 and inflight:
                         break  # a retry runs alone
                     task, attempt = queue.popleft()
-                    inflight[pool.submit(_worker_task, task[1], task[2])] = (task, attempt)
+                    inflight[pool.submit(task_fn, task[1], task[2])] = (task, attempt)
                     if attempt > 0:
                         break
                 finished, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
