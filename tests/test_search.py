@@ -1,0 +1,277 @@
+"""The search: budgets and settings, the pymoo operators, the frontier files, resuming a run
+(also after kill -9), constraints, and the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from trainfree import cli
+from trainfree.errors import ConfigError
+from trainfree.hardware import HardwareSettings
+from trainfree.search import SearchRun, SearchSettings, parse_budget
+from trainfree.search.evaluate import EvaluationStore
+from trainfree.search.operators import SpaceCrossover, SpaceMutation, SpaceProblem, SpaceSampling
+from trainfree.search.pareto import nondominated
+
+TINY = {
+    "n_layer": [1, 2, 3],
+    "d_model": [64, 128],
+    "d_inner": [128, 256, 512],
+    "d_embed": [-1],
+    "div_val": [1],
+}
+
+
+def settings(**kw) -> SearchSettings:
+    base = dict(
+        space="gpt2",
+        space_values=TINY,
+        objectives=["params", "flops"],
+        budget="24",
+        pop_size=8,
+        hardware=HardwareSettings(seq_len=32, warmup=0, repeats=1),
+        use_cache=False,
+    )
+    base.update(kw)
+    return SearchSettings(**base)
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("200", (200, None)),
+        ("50evals", (50, None)),
+        ("90s", (None, 90.0)),
+        ("10m", (None, 600.0)),
+        ("1.5h", (None, 5400.0)),
+    ],
+)
+def test_parse_budget(text, expected):
+    assert parse_budget(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "0", "ten minutes", "5d", "-3"])
+def test_parse_budget_refuses(text):
+    with pytest.raises(ConfigError, match="'budget'"):
+        parse_budget(text)
+
+
+@pytest.mark.parametrize(
+    "kw, field",
+    [
+        ({"objectives": ["speed"]}, "objectives"),
+        ({"objectives": []}, "objectives"),
+        ({"objectives": ["params", "params"]}, "objectives"),
+        ({"alpha": "fit:50"}, "alpha"),
+        ({"proxy": "nope"}, "proxy"),
+        ({"pop_size": 2}, "pop_size"),
+        ({"algorithm": "cmaes"}, "algorithm"),
+        ({"max_latency_ms": -1}, "max_latency_ms"),
+    ],
+)
+def test_settings_are_validated(kw, field, tmp_path):
+    with pytest.raises(ConfigError, match=f"'{field}'"):
+        SearchRun.create(tmp_path / "run", settings(**kw))
+    assert not (tmp_path / "run" / "settings.json").exists()
+
+
+def test_operators_produce_valid_canonical_vectors():
+    from trainfree import get_space
+
+    space = get_space("gpt2", **TINY)
+    problem = SpaceProblem(space, n_obj=2, n_constr=1)
+    rng = np.random.default_rng(0)
+    X = SpaceSampling()._do(problem, 20, random_state=rng)
+    children = SpaceCrossover()._do(problem, np.stack([X[:10], X[10:]]), random_state=rng)
+    mutants = SpaceMutation()._do(problem, X, random_state=rng)
+    for x in [*X, *children.reshape(-1, X.shape[1]), *mutants]:
+        assert np.array_equal(space.encode(space.decode(x)), x)  # canonical
+    assert all(space.decode(m) != space.decode(x) for m, x in zip(mutants, X, strict=True))
+
+
+def _read(out: Path):
+    evaluated = pd.read_csv(out / "evaluated.csv")
+    frontier = json.loads((out / "frontier.json").read_text())
+    return evaluated, frontier
+
+
+def test_search_writes_a_true_frontier_and_buildable_configs(tmp_path):
+    out = tmp_path / "run"
+    result = SearchRun.create(out, settings()).run()
+    assert result.evaluations == 24 and result.generations == 3
+    evaluated, frontier = _read(out)
+    assert len(evaluated) == 24 and evaluated["config"].is_unique
+    # the frontier is exactly the non-dominated set of everything evaluated
+    F = np.column_stack([-evaluated["zerolm"], evaluated["params"], evaluated["flops"]])
+    expected = set(evaluated["index"].iloc[nondominated(F)])
+    assert {m["index"] for m in frontier["models"]} == expected
+    assert frontier["objectives"] == ["zerolm", "params", "flops"]
+    assert (out / "frontier.png").stat().st_size > 10_000
+    from trainfree import get_space
+
+    space = get_space("gpt2", **TINY)
+    for m in frontier["models"]:
+        cfg = space.config_from_json((out / m["config_file"]).read_text())
+        model = space.build(cfg)
+        assert sum(p.numel() for p in model.parameters()) == m["params"]
+    assert len(list((out / "configs").glob("*.json"))) == len(frontier["models"])
+    csv = pd.read_csv(out / "frontier.csv")
+    assert list(csv["index"]) == [m["index"] for m in frontier["models"]]
+
+
+def test_resume_continues_without_repeating(tmp_path):
+    straight = tmp_path / "straight"
+    SearchRun.create(straight, settings(budget="40")).run()
+    parts = tmp_path / "parts"
+    SearchRun.create(parts, settings(budget="16")).run()
+    run = SearchRun.resume(parts, budget="40")
+    assert run.generation == 2 and len(run.store) == 16
+    run.run()
+    a, b = _read(straight)[0], _read(parts)[0]
+    assert len(b) == 40 and b["config"].is_unique
+    assert set(a["config"]) == set(b["config"])  # same seed, same search
+    lines = (parts / "evaluations.jsonl").read_text().splitlines()
+    assert len(lines) == 40
+
+
+def test_store_drops_a_line_cut_by_a_kill(tmp_path):
+    path = tmp_path / "evaluations.jsonl"
+    path.write_text(json.dumps({"key": "a", "index": 0}) + "\n" + '{"key": "b", "ind')
+    store = EvaluationStore(path)
+    assert list(store.records) == ["a"]
+    store.add({"key": "c", "index": 1})
+    assert [json.loads(x)["key"] for x in path.read_text().splitlines()] == ["a", "c"]
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "trainfree.cli", *args]
+
+
+def test_kill_9_then_resume(tmp_path):
+    """A run killed with SIGKILL mid-generation resumes, loses and repeats nothing, and ends
+    with the same architectures as an uninterrupted run."""
+    common = ["--space", "gpt2", "--objectives", "params,flops", "--pop-size", "8", "--seed", "3"]
+    for key, values in TINY.items():
+        common += ["--set", f"{key}={json.dumps(values)}"]
+    env = {**os.environ, "COLUMNS": "200"}
+    straight = tmp_path / "straight"
+    subprocess.run(
+        _cli("search", "--out", str(straight), "--budget", "24", *common),
+        check=True,
+        env=env,
+        capture_output=True,
+    )
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(
+        _cli("search", "--out", str(killed), "--budget", "24", *common),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    jsonl = killed / "evaluations.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if jsonl.exists() and len(jsonl.read_text().splitlines()) >= 11:  # inside generation 2
+            break
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    n_before = len(jsonl.read_text().splitlines())
+    assert 11 <= n_before < 24
+    res = subprocess.run(
+        _cli("search", "--resume", "--out", str(killed)), env=env, capture_output=True, text=True
+    )
+    assert res.returncode == 0, res.stderr
+    assert "resuming" in res.stderr
+    a, b = _read(straight)[0], _read(killed)[0]
+    assert len(b) == 24 and b["config"].is_unique
+    assert set(a["config"]) == set(b["config"])
+    keys = [json.loads(x)["key"] for x in jsonl.read_text().splitlines()]
+    assert len(keys) == len(set(keys)) == 24
+
+
+def test_constraints_keep_violators_off_the_frontier(tmp_path):
+    out = tmp_path / "run"
+    SearchRun.create(out, settings(max_params=6e6)).run()
+    evaluated, frontier = _read(out)
+    assert frontier["models"] and all(m["params"] <= 6e6 for m in frontier["models"])
+    assert (evaluated["params"] > 6e6).any()  # they were evaluated, just not admitted
+
+
+def test_search_with_measured_latency_and_memory(tmp_path):
+    out = tmp_path / "run"
+    s = settings(
+        objectives=["latency", "memory"],
+        budget="8",
+        pop_size=4,
+        space_values={"n_layer": [1, 2], "d_model": [64], "d_inner": [128, 256], "div_val": [1]},
+    )
+    result = SearchRun.create(out, s).run()
+    evaluated, frontier = _read(out)
+    assert result.evaluations == 8
+    assert (evaluated["latency_ms"] > 0).all() and (evaluated["memory_mb"] > 0).all()
+    assert all(m["latency_ms"] > 0 for m in frontier["models"])
+
+
+def test_cli_refuses_to_overwrite_and_reports_bad_arguments(tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "run"
+    args = ["search", "--out", str(out), "--objectives", "params", "--budget", "8", "--pop-size", "4"]
+    for key, values in TINY.items():
+        args += ["--set", f"{key}={json.dumps(values)}"]
+    first = runner.invoke(cli.app, args)
+    assert first.exit_code == 0, first.output
+    assert "Pareto frontier" in first.output
+    again = runner.invoke(cli.app, args)
+    assert again.exit_code == 2 and "--resume" in again.output
+    bad = runner.invoke(cli.app, ["search", "--out", str(tmp_path / "x"), "--objectives", "speed"])
+    assert bad.exit_code == 2 and "objectives" in bad.output
+    bad_set = runner.invoke(cli.app, ["search", "--out", str(tmp_path / "y"), "--set", "n_layer=2"])
+    assert bad_set.exit_code == 2 and "--set" in bad_set.output
+    nothing = runner.invoke(cli.app, ["search", "--resume", "--out", str(tmp_path / "none")])
+    assert nothing.exit_code == 2 and "no search run" in nothing.output
+
+
+def test_cli_profile(tmp_path):
+    from trainfree import get_space
+
+    space = get_space("gpt2", **TINY)
+    cfg_file = tmp_path / "arch.json"
+    cfg_file.write_text(space.config_to_json(space.sample(np.random.default_rng(1))))
+    runner = CliRunner()
+    res = runner.invoke(
+        cli.app,
+        [
+            "profile",
+            "--space",
+            "gpt2",
+            "--config",
+            str(cfg_file),
+            "--seq-len",
+            "32",
+            "--repeats",
+            "2",
+            "--no-cache",
+            "--json",
+            str(tmp_path / "m.json"),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert "latency" in res.output and "peak memory" in res.output
+    data = json.loads((tmp_path / "m.json").read_text())
+    assert data["measurement"]["ok"] and data["settings"]["seq_len"] == 32
+    bad = runner.invoke(
+        cli.app, ["profile", "--space", "gpt2", "--config", str(cfg_file), "--backend", "tvm"]
+    )
+    assert bad.exit_code == 2 and "backend" in bad.output
