@@ -102,6 +102,7 @@ def evaluated_table(records: Sequence[dict[str, Any]], scores: np.ndarray, proxy
             "seconds_proxy",
             "seconds_memory",
             "seconds_latency",
+            "hardware_cached",
         ):
             if key in rec:
                 row[key] = rec[key]
