@@ -233,8 +233,11 @@ def test_cli_refuses_to_overwrite_and_reports_bad_arguments(tmp_path):
     first = runner.invoke(cli.app, args)
     assert first.exit_code == 0, first.output
     assert "Pareto frontier" in first.output
-    again = runner.invoke(cli.app, args)
-    assert again.exit_code == 2 and "--resume" in again.output
+    again = runner.invoke(cli.app, args)  # the same command again continues its run
+    assert again.exit_code == 0 and "resuming" in again.output, again.output
+    other = runner.invoke(cli.app, [*args, "--seed", "1"])  # other settings: refused, run untouched
+    assert other.exit_code == 2 and "seed" in other.output and "--resume" in other.output
+    assert json.loads((out / "settings.json").read_text())["seed"] == 0
     bad = runner.invoke(cli.app, ["search", "--out", str(tmp_path / "x"), "--objectives", "speed"])
     assert bad.exit_code == 2 and "objectives" in bad.output
     bad_set = runner.invoke(cli.app, ["search", "--out", str(tmp_path / "y"), "--set", "n_layer=2"])

@@ -1,4 +1,5 @@
-"""The ``trainfree`` command line: ``spaces``, ``proxies``, ``sample``, ``info`` and ``bench``.
+"""The ``trainfree`` command line: ``spaces``, ``proxies``, ``sample``, ``info``, ``bench``,
+``profile`` and ``search``.
 
 Spaces and proxies are discovered from their registries, so a new one appears here with no
 edit to this file.
@@ -6,6 +7,7 @@ edit to this file.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -281,6 +283,268 @@ def bench(
 
         write_report(report, benchmark, result)
         err_console.print(f"wrote {report}/report.md, summary.csv, scores.csv and {len(runs)} plots")
+
+
+def _hardware_settings(
+    backend: str, device: str, batch_size: int, seq_len: int, threads: int, warmup: int, repeats: int
+):
+    from trainfree.hardware import HardwareSettings
+
+    try:
+        return HardwareSettings(
+            backend=backend,
+            device=device,
+            batch_size=batch_size,
+            seq_len=seq_len,
+            threads=threads,
+            warmup=warmup,
+            repeats=repeats,
+        )
+    except TrainfreeError as exc:
+        raise _fail(str(exc)) from None
+
+
+BackendOpt = Annotated[str, typer.Option(help="torch (PyTorch eager) or onnx (ONNX Runtime, CPU)")]
+DeviceOpt = Annotated[str, typer.Option(help="cpu or cuda")]
+BatchOpt = Annotated[int, typer.Option(min=1, help="batch size of the measured forward pass")]
+SeqOpt = Annotated[int, typer.Option(min=1, help="sequence length of the measured forward pass")]
+ThreadsOpt = Annotated[int, typer.Option(min=1, help="CPU threads for the measured forward pass")]
+WarmupOpt = Annotated[int, typer.Option(min=0, help="untimed warm-up runs")]
+RepeatsOpt = Annotated[int, typer.Option(min=1, help="timed runs (the median is reported)")]
+
+
+@app.command()
+def profile(
+    space: Annotated[str, typer.Option(help="search space name")],
+    config: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="config JSON file")],
+    backend: BackendOpt = "torch",
+    device: DeviceOpt = "cpu",
+    batch_size: BatchOpt = 1,
+    seq_len: SeqOpt = 192,
+    threads: ThreadsOpt = 1,
+    warmup: WarmupOpt = 2,
+    repeats: RepeatsOpt = 10,
+    cache: Annotated[bool, typer.Option(help="reuse/store the measurement in the on-disk cache")] = True,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="write the measurement as JSON here")
+    ] = None,
+) -> None:
+    """Measure latency and peak memory of one architecture on this machine."""
+    from trainfree.hardware import MeasurementCache, machine_info, measure_cached
+
+    sp = _space(space)
+    try:
+        cfg = sp.config_from_json(config.read_text())
+    except TrainfreeError as exc:
+        raise _fail(f"{config}: {exc}") from None
+    settings = _hardware_settings(backend, device, batch_size, seq_len, threads, warmup, repeats)
+    with console.status(f"measuring {config.name} on {settings.name} ..."):
+        m, cached = measure_cached(sp, cfg, settings, MeasurementCache() if cache else None)
+    machine = machine_info(device)
+    if not m.ok:
+        raise _fail(f"{config.name} cannot be measured on {settings.name}: {m.error}")
+    table = Table(
+        title=f"{space}: {config.name} on {settings.name} (batch {batch_size}, {seq_len} tokens, "
+        f"{threads} thread{'s' if threads > 1 else ''})",
+        caption=f"{machine['cpu']}, {machine['cores']} cores"
+        + (f", {machine['gpu']}" if "gpu" in machine else "")
+        + (" (from cache)" if cached else ""),
+    )
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_row(f"latency, median of {repeats}", f"{m.latency_ms:.2f} ms")
+    table.add_row("latency, quartiles", f"{m.latency_p25_ms:.2f} - {m.latency_p75_ms:.2f} ms")
+    table.add_row("latency, fastest", f"{m.latency_min_ms:.2f} ms")
+    table.add_row(f"peak memory of the forward pass ({m.memory_method})", f"{m.memory_mb:.1f} MB")
+    table.add_row("weights", f"{m.weights_mb:.1f} MB")
+    table.add_row("parameters", f"{sp.param_counts(cfg).total:,}")
+    console.print(table)
+    if json_out:
+        atomic_write_json(
+            json_out,
+            {
+                "space": space,
+                "config": sp.config_to_dict(cfg),
+                "settings": settings.as_dict(),
+                "machine": machine,
+                "cached": cached,
+                "measurement": m.as_dict(),
+            },
+        )
+        err_console.print(f"wrote {json_out}")
+
+
+def _parse_sets(items: list[str]) -> dict[str, list]:
+
+    out: dict[str, list] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        try:
+            values = json.loads(text) if sep else None
+        except json.JSONDecodeError:
+            values = None
+        if not sep or not key or not isinstance(values, list) or not values:
+            raise _fail(
+                f"--set {item!r}: expected NAME=[v1,v2,...] with a JSON list, e.g. --set 'n_layer=[2,4,6]'"
+            )
+        out[key.strip()] = values
+    return out
+
+
+def _saved_settings(out: Path) -> dict | None:
+    path = out / "settings.json"
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        raise _fail(f"{path} is not valid JSON; choose another --out") from None
+
+
+@app.command()
+def search(
+    out: Annotated[Path, typer.Option(help="run directory (created; holds results and checkpoints)")],
+    space: Annotated[str, typer.Option(help="search space name")] = "gpt2",
+    proxy: Annotated[str, typer.Option(help="proxy to maximise (see `trainfree proxies`)")] = "zerolm",
+    objectives: Annotated[
+        str, typer.Option(help="costs to minimise, comma-separated: latency, memory, params, flops")
+    ] = "latency,memory",
+    device: DeviceOpt = "cpu",
+    backend: BackendOpt = "torch",
+    budget: Annotated[
+        str | None, typer.Option(help="evaluations (e.g. 200) or wall time (90s, 10m, 1h); default 4m")
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="continue the run in --out with its saved settings")
+    ] = False,
+    alpha: Annotated[
+        str, typer.Option(help="balance of a balanced proxy: heuristic or a number")
+    ] = "heuristic",
+    pop_size: Annotated[int, typer.Option(min=4, help="population size (architectures per generation)")] = 12,
+    seed: Annotated[int, typer.Option(help="random seed (search and weights)")] = 0,
+    workers: Annotated[int | None, typer.Option(min=1, help="parallel proxy workers (default 1)")] = None,
+    algorithm: Annotated[str, typer.Option(help="nsga2, or random (the baseline)")] = "nsga2",
+    max_latency_ms: Annotated[float | None, typer.Option(help="constraint: latency at most this")] = None,
+    max_memory_mb: Annotated[float | None, typer.Option(help="constraint: peak memory at most this")] = None,
+    max_params: Annotated[float | None, typer.Option(help="constraint: parameters at most this")] = None,
+    batch_size: BatchOpt = 1,
+    seq_len: SeqOpt = 192,
+    threads: ThreadsOpt = 1,
+    warmup: WarmupOpt = 1,
+    repeats: RepeatsOpt = 5,
+    set_values: Annotated[
+        list[str] | None, typer.Option("--set", help="narrow a value set of the space: NAME=[v1,v2,...]")
+    ] = None,
+    cache: Annotated[bool, typer.Option(help="reuse hardware measurements cached on disk")] = True,
+) -> None:
+    """Search a space for the Pareto frontier of proxy score vs measured latency/memory."""
+    from trainfree.search import SearchRun, SearchSettings
+    from trainfree.search.run import RunDirError
+
+    try:
+        if resume:
+            run = SearchRun.resume(out, budget=budget, workers=workers)
+        else:
+            settings = SearchSettings(
+                space=space,
+                space_values=_parse_sets(set_values or []),
+                proxy=proxy,
+                alpha=alpha,
+                objectives=[o.strip() for o in objectives.split(",") if o.strip()],
+                hardware=_hardware_settings(backend, device, batch_size, seq_len, threads, warmup, repeats),
+                max_latency_ms=max_latency_ms,
+                max_memory_mb=max_memory_mb,
+                max_params=max_params,
+                budget=budget or "4m",
+                pop_size=pop_size,
+                seed=seed,
+                workers=workers or 1,
+                algorithm=algorithm,
+                use_cache=cache,
+            )
+            if space not in list_spaces():
+                raise _fail(f"unknown space '{space}'; known: {', '.join(list_spaces())}")
+            saved = _saved_settings(out)
+            if saved is None:
+                run = SearchRun.create(out, settings)
+            elif saved == json.loads(json.dumps(settings.to_dict())):
+                resume = True  # the same command again continues (or just reprints) its run
+                run = SearchRun.resume(out)
+            else:
+                differ = sorted(
+                    k for k in saved if saved.get(k) != json.loads(json.dumps(settings.to_dict())).get(k)
+                )
+                raise _fail(
+                    f"{out} already holds a search run with other settings ({', '.join(differ)}); "
+                    f"continue it with `trainfree search --resume --out {out}` or choose another --out"
+                )
+    except (TrainfreeError, RunDirError) as exc:
+        raise _fail(str(exc)) from None
+    s = run.settings
+    err_console.print(
+        f"[bold]search[/] {s.space}: maximise {s.proxy}, minimise {', '.join(s.objectives)} on "
+        f"{s.hardware.name} (batch {s.hardware.batch_size}, {s.hardware.seq_len} tokens), "
+        f"{s.algorithm}, population {s.pop_size}, budget {s.budget}, seed {s.seed} -> {run.out}"
+        + (f" (resuming at generation {run.generation}, {len(run.store)} evaluated)" if resume else ""),
+        highlight=False,
+    )
+    evals, seconds = run.budget_evals, run.budget_seconds
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=False,
+    ) as progress:
+        task = progress.add_task("search", total=evals or seconds, status="starting")
+
+        def on_progress(p) -> None:
+            done = p.evaluations if evals else min(p.elapsed, seconds or 0)
+            progress.update(
+                task,
+                completed=done,
+                description=f"generation {p.generation}",
+                status=f"{p.evaluations} evaluated | frontier {p.frontier_size} | HV {p.hypervolume:.3f}",
+            )
+
+        result = run.run(on_progress=on_progress)
+    table = Table(
+        title=f"Pareto frontier: {len(result.frontier)} of {result.evaluations} architectures "
+        f"({result.generations} generations, {result.elapsed:.0f} s, {result.stopped})",
+        box=box.SIMPLE_HEAD,
+    )
+    cols = [
+        ("rank", "rank"),
+        (s.proxy, s.proxy),
+        ("latency ms", "latency_ms"),
+        ("memory MB", "memory_mb"),
+        ("params", "params"),
+        ("config", "config_file"),
+    ]
+    for title, _ in cols:
+        table.add_column(title, justify="left" if title == "config" else "right")
+    for m in result.frontier:
+        cells = []
+        for _, key in cols:
+            v = m.get(key)
+            if isinstance(v, float):
+                cells.append(f"{v:.3f}" if key == s.proxy else f"{v:.1f}")
+            elif isinstance(v, int) and key == "params":
+                cells.append(f"{v / 1e6:.2f}M")
+            else:
+                cells.append("-" if v is None else str(v))
+        table.add_row(*cells)
+    console.print(table)
+    if result.balance is not None:
+        err_console.print(
+            f"balance: alpha {result.balance.alpha:.3f}, aggregation {result.balance.aggregate}"
+        )
+    err_console.print(
+        f"wrote {run.out}/frontier.csv, frontier.json, frontier.png, evaluated.csv and configs/ "
+        f"(build one: space.build(space.config_from_json(open(FILE).read())))",
+        highlight=False,
+    )
 
 
 def _ci(ci: tuple[float, float]) -> str:
