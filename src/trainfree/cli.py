@@ -536,6 +536,14 @@ def search(
                 cells.append("-" if v is None else str(v))
         table.add_row(*cells)
     console.print(table)
+    if not result.frontier:
+        reasons = {r.get("reason") for r in run.store.records.values() if r.get("reason")}
+        err_console.print(
+            "[yellow]no architecture satisfied every constraint;[/] "
+            + (f"e.g. {sorted(reasons)[0]}" if reasons else "")
+            + f" (all reasons in {run.out}/evaluated.csv)",
+            highlight=False,
+        )
     if result.balance is not None:
         err_console.print(
             f"balance: alpha {result.balance.alpha:.3f}, aggregation {result.balance.aggregate}"
