@@ -21,6 +21,7 @@ random splits; the figures are the mean and standard deviation over the splits.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import os
@@ -346,10 +347,18 @@ def _run_pool(
             if broken:
                 for task, attempt in inflight.values():
                     _retry_or_fail(queue, task, attempt, record)
-        except BaseException:
+        except BaseException:  # Ctrl-C: stop the workers now, not after their queued tasks
+            _terminate_workers(pool)  # before shutdown(), which forgets the processes
             pool.shutdown(wait=False, cancel_futures=True)
             raise
         pool.shutdown(wait=not broken, cancel_futures=True)
+
+
+def _terminate_workers(pool: ProcessPoolExecutor) -> None:
+    processes = getattr(pool, "_processes", None) or {}
+    for proc in list(processes.values()):
+        with contextlib.suppress(Exception):  # already gone
+            proc.terminate()
 
 
 def _retry_or_fail(queue: deque, task: tuple[int, Any, list[str]], attempt: int, record: Callable) -> None:
