@@ -253,7 +253,7 @@ def test_report_files_and_recomputation(bench, tmp_path):
 
 def test_default_cache_dir(monkeypatch, tmp_path):
     monkeypatch.setenv("TRAINFREE_CACHE", str(tmp_path / "x"))
-    assert default_cache_dir() == tmp_path / "x"
+    assert default_cache_dir() == tmp_path / "x" / "scores"
     monkeypatch.delenv("TRAINFREE_CACHE")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert default_cache_dir() == tmp_path / "xdg" / "trainfree" / "scores"

@@ -21,8 +21,9 @@ A balanced proxy (``zerolm``, ``param_mix``) stores its sub-module components, n
 alpha strategy is applied afterwards, so changing ``--alpha`` never recomputes anything.
 
 Layout: ``ROOT/<space>/<proxy>/<key[:2]>/<key>.json``; ``rm -r ROOT/<space>/<proxy>`` drops one
-proxy's entries. Default ``ROOT``: ``$TRAINFREE_CACHE``, else ``$XDG_CACHE_HOME/trainfree/scores``,
-else ``~/.cache/trainfree/scores``.
+proxy's entries. Default ``ROOT``: ``$TRAINFREE_CACHE/scores``, else
+``$XDG_CACHE_HOME/trainfree/scores``, else ``~/.cache/trainfree/scores`` (hardware measurements
+live beside it, in ``.../hardware``).
 """
 
 from __future__ import annotations
@@ -45,10 +46,10 @@ CACHE_ENV_VAR = "TRAINFREE_CACHE"
 
 
 def default_cache_dir() -> Path:
-    """``$TRAINFREE_CACHE``, else ``$XDG_CACHE_HOME/trainfree/scores``, else ``~/.cache/...``."""
+    """``$TRAINFREE_CACHE/scores``, else ``$XDG_CACHE_HOME/trainfree/scores``, else ``~/.cache/...``."""
     env = os.environ.get(CACHE_ENV_VAR)
     if env:
-        return Path(env).expanduser()
+        return Path(env).expanduser() / "scores"
     xdg = os.environ.get("XDG_CACHE_HOME")
     base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
     return base / "trainfree" / "scores"

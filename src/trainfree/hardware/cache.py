@@ -25,10 +25,13 @@ ENV_VAR = "TRAINFREE_CACHE"
 
 
 def default_cache_dir() -> Path:
-    """``$TRAINFREE_CACHE/hardware`` if set, else ``~/.cache/trainfree/hardware``."""
+    """``$TRAINFREE_CACHE/hardware``, else ``$XDG_CACHE_HOME/trainfree/hardware``, else
+    ``~/.cache/trainfree/hardware`` (beside the proxy-score cache of ``trainfree bench``)."""
     root = os.environ.get(ENV_VAR)
-    base = Path(root).expanduser() if root else Path.home() / ".cache" / "trainfree"
-    return base / "hardware"
+    if root:
+        return Path(root).expanduser() / "hardware"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "trainfree" / "hardware"
 
 
 class MeasurementCache:
