@@ -146,7 +146,7 @@ def bench(
     ] = None,
     cache: Annotated[
         Path | None,
-        typer.Option(help="score cache folder (default: $TRAINFREE_CACHE/scores or ~/.cache/trainfree/scores)"),
+        typer.Option(help="score cache folder (default: $TRAINFREE_CACHE/scores, ~/.cache/trainfree/scores)"),
     ] = None,
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="neither read nor write the score cache")
