@@ -45,6 +45,14 @@ def _space(name: str):
         raise _fail(str(exc.args[0])) from None
 
 
+def _config_file(sp, path: Path):
+    """The typed config in a JSON file, or a clear error naming the file and the field."""
+    try:
+        return sp.config_from_json(path.read_text())
+    except TrainfreeError as exc:
+        raise _fail(f"{path}: {exc}") from None
+
+
 @app.command()
 def spaces() -> None:
     """List the registered search spaces and their value sets."""
@@ -96,10 +104,7 @@ def info(
 ) -> None:
     """Parameter counts by sub-module and FLOPs of one config."""
     sp = _space(space)
-    try:
-        cfg = sp.config_from_json(config.read_text())
-    except TrainfreeError as exc:
-        raise _fail(f"{config}: {exc}") from None
+    cfg = _config_file(sp, config)
     counts = sp.param_counts(cfg).as_dict()
     length = seq_len or sp.max_seq_len(cfg)
     table = Table(title=f"{space}: {config.name}")
@@ -333,10 +338,7 @@ def profile(
     from trainfree.hardware import MeasurementCache, machine_info, measure_cached
 
     sp = _space(space)
-    try:
-        cfg = sp.config_from_json(config.read_text())
-    except TrainfreeError as exc:
-        raise _fail(f"{config}: {exc}") from None
+    cfg = _config_file(sp, config)
     settings = _hardware_settings(backend, device, batch_size, seq_len, threads, warmup, repeats)
     with console.status(f"measuring {config.name} on {settings.name} ..."):
         m, cached = measure_cached(sp, cfg, settings, MeasurementCache() if cache else None)

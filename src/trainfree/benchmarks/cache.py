@@ -35,10 +35,11 @@ import json
 import math
 import os
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from trainfree.io import atomic_write_bytes
 
 #: Bump when the entry layout or the meaning of a stored value changes.
 CACHE_FORMAT = 1
@@ -226,21 +227,3 @@ def _plain(value: Any) -> float | dict[str, float]:
 
 def _safe_name(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(name)) or "_"
-
-
-def atomic_write_bytes(path: str | Path, data: bytes, fsync: bool = True) -> Path:
-    """Write ``data`` to a temporary file next to ``path`` and rename it over ``path``."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            if fsync:
-                fh.flush()
-                os.fsync(fh.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return p
