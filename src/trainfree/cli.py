@@ -441,7 +441,6 @@ def search(
 ) -> None:
     """Search a space for the Pareto frontier of proxy score vs measured latency/memory."""
     from trainfree.search import SearchRun, SearchSettings
-    from trainfree.search.run import RunDirError
 
     try:
         if resume:
@@ -467,20 +466,19 @@ def search(
             if space not in list_spaces():
                 raise _fail(f"unknown space '{space}'; known: {', '.join(list_spaces())}")
             saved = _saved_settings(out)
+            asked = json.loads(json.dumps(settings.to_dict()))  # as settings.json holds it
             if saved is None:
                 run = SearchRun.create(out, settings)
-            elif saved == json.loads(json.dumps(settings.to_dict())):
+            elif saved == asked:
                 resume = True  # the same command again continues (or just reprints) its run
                 run = SearchRun.resume(out)
             else:
-                differ = sorted(
-                    k for k in saved if saved.get(k) != json.loads(json.dumps(settings.to_dict())).get(k)
-                )
+                differ = sorted(k for k in saved if saved.get(k) != asked.get(k))
                 raise _fail(
                     f"{out} already holds a search run with other settings ({', '.join(differ)}); "
                     f"continue it with `trainfree search --resume --out {out}` or choose another --out"
                 )
-    except (TrainfreeError, RunDirError) as exc:
+    except TrainfreeError as exc:  # RunDirError included
         raise _fail(str(exc)) from None
     s = run.settings
     err_console.print(

@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from trainfree.hardware.profiler import HardwareSettings, Measurement, machine_info
+from trainfree.hardware.profiler import HardwareSettings, Measurement, machine_info, measure
 from trainfree.io import atomic_write_json
 
 FORMAT = "trainfree-hardware-cache/1"
@@ -94,8 +94,6 @@ def measure_cached(
 ) -> tuple[Measurement, bool]:
     """``(measurement, from_cache)``: the cached figure if a valid one exists, else a fresh
     isolated measurement (stored when it succeeded)."""
-    from trainfree.hardware.profiler import measure
-
     if cache is None:
         return measure(space, config, settings, seed), False
     key = cache.key(space.name, space.config_to_json(config), settings, seed)

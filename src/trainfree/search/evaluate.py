@@ -26,9 +26,10 @@ import torch
 from trainfree.hardware import HardwareSettings, MeasurementCache, measure_cached
 from trainfree.proxies import ProxyContext, get_proxy
 
+#: the record field of each cost objective (all minimised); latency and memory are measured
+COST_FIELDS = {"latency": "latency_ms", "memory": "memory_mb", "params": "params", "flops": "flops"}
+COST_OBJECTIVES = tuple(COST_FIELDS)
 HARDWARE_OBJECTIVES = ("latency", "memory")
-ANALYTIC_OBJECTIVES = ("params", "flops")
-COST_OBJECTIVES = HARDWARE_OBJECTIVES + ANALYTIC_OBJECTIVES
 
 
 def proxy_task(space: Any, config: Any, proxy_name: str, seed: int, seq_len: int | None) -> dict[str, Any]:

@@ -18,9 +18,8 @@ from pymoo.indicators.hv import HV
 from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
 from trainfree.io import atomic_write_json, atomic_write_text
+from trainfree.search.evaluate import COST_FIELDS
 
-#: record field of each cost objective, and its unit for tables and plots
-COST_FIELDS = {"latency": "latency_ms", "memory": "memory_mb", "params": "params", "flops": "flops"}
 COST_LABELS = {
     "latency": "latency (ms)",
     "memory": "peak memory of the forward pass (MB)",
@@ -116,15 +115,16 @@ def write_outputs(
     space: Any,
     records: Sequence[dict[str, Any]],
     scores: np.ndarray,
+    front: Sequence[int],
     proxy: str,
     costs: Sequence[str],
     meta: dict[str, Any],
-) -> list[int]:
+) -> list[dict[str, Any]]:
     """Write ``evaluated.csv``, ``frontier.csv``/``.json``, ``frontier.png`` and one config
-    JSON per frontier model under ``configs/``, every file atomically. Returns the frontier."""
+    JSON per frontier model (``front``: indices into ``records``) under ``configs/``, every
+    file atomically. Returns the frontier models as written to ``frontier.json``."""
     table = evaluated_table(records, scores, proxy)
     atomic_write_text(out / "evaluated.csv", table.to_csv(index=False))
-    front, _ = frontier_rows(records, scores, costs)
     configs_dir = out / "configs"
     configs_dir.mkdir(parents=True, exist_ok=True)
     models = []
@@ -162,7 +162,7 @@ def write_outputs(
     )
     atomic_write_text(out / "frontier.csv", flat.to_csv(index=False))
     plot_frontier(out / "frontier.png", records, scores, proxy, costs, front, meta.get("title", ""))
-    return front
+    return models
 
 
 def plot_frontier(

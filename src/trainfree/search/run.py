@@ -37,7 +37,7 @@ from trainfree.proxies import get_proxy, list_proxies
 from trainfree.proxies.balance import Balance, combine, heuristic_balance, parse_alpha
 from trainfree.search.evaluate import COST_OBJECTIVES, EvaluationStore, Evaluator
 from trainfree.search.operators import RandomSearch, SpaceProblem, make_nsga2
-from trainfree.search.pareto import COST_FIELDS, frontier_rows, hypervolume, objective_matrix, write_outputs
+from trainfree.search.pareto import frontier_rows, hypervolume, objective_matrix, write_outputs
 from trainfree.spaces import get_space
 
 STATE_FORMAT = "trainfree-search-state/1"
@@ -330,10 +330,10 @@ class SearchRun:
         front, _ = frontier_rows(masked, scores, self.costs)
         return front, masked, scores
 
-    def current_hypervolume(self) -> float:
-        """Hypervolume of the frontier, objectives scaled by the first generation's range
-        (fixed once known, so that the figure is comparable across generations)."""
-        front, records, scores = self.frontier()
+    def hypervolume(self, front: list[int], records: list[dict[str, Any]], scores: np.ndarray) -> float:
+        """Hypervolume of ``front`` (from :meth:`frontier`), objectives scaled by the first
+        generation's range (fixed once known, so that the figure is comparable across
+        generations)."""
         if not front:
             return 0.0
         F = objective_matrix([records[i] for i in front], scores[front], self.costs)
@@ -355,13 +355,13 @@ class SearchRun:
 
         def report(message: str = "", done: bool = False) -> None:
             if on_progress:
-                front, _, _ = self.frontier()
+                front, records, scores = self.frontier()
                 on_progress(
                     Progress(
                         self.generation,
                         len(self.store),
                         len(front),
-                        self.current_hypervolume(),
+                        self.hypervolume(front, records, scores),
                         spent(),
                         self.budget_evals,
                         self.budget_seconds,
@@ -401,23 +401,25 @@ class SearchRun:
         finally:
             self.evaluator.close()
         self.elapsed = max(self.elapsed, spent())
-        front_models = self.write_outputs()
+        front_models, hv = self.write_outputs()
         report(stopped, done=True)
         return SearchResult(
             self.out,
             len(self.store),
             self.generation,
             front_models,
-            self.current_hypervolume(),
+            hv,
             spent(),
             self.balance,
             stopped,
         )
 
-    def write_outputs(self) -> list[dict[str, Any]]:
-        _, records, scores = self.frontier()
+    def write_outputs(self) -> tuple[list[dict[str, Any]], float]:
+        """Write the run's result files; returns the frontier models and their hypervolume."""
+        front, records, scores = self.frontier()
+        hv = self.hypervolume(front, records, scores)
         if not records:
-            return []
+            return [], hv
         s = self.settings
         hw = s.hardware
         meta = {
@@ -427,20 +429,16 @@ class SearchRun:
             "hardware": hw.as_dict(),
             "evaluations": len(records),
             "generations": self.generation,
-            "hypervolume": self.current_hypervolume(),
+            "hypervolume": hv,
             "title": f"{s.space}: {s.proxy} vs {', '.join(self.costs)} on {hw.name} "
             f"(batch {hw.batch_size}, {hw.seq_len} tokens), {len(records)} architectures",
         }
-        write_outputs(self.out, self.space, records, scores, s.proxy, self.costs, meta)
-        data = json.loads((self.out / "frontier.json").read_text())
-        return data["models"]
+        return write_outputs(self.out, self.space, records, scores, front, s.proxy, self.costs, meta), hv
 
 
 def _objectives(records: list[dict[str, Any]], scores: np.ndarray, costs: list[str]) -> np.ndarray:
-    rows = []
-    for rec, score in zip(records, scores, strict=True):
-        values = [-score] + [rec.get(COST_FIELDS[c]) for c in costs]
-        if not rec.get("feasible") or any(v is None or not math.isfinite(v) for v in values):
-            values = [FAILED] * (1 + len(costs))
-        rows.append(values)
-    return np.array(rows, dtype=float)
+    """The optimiser's objective matrix; failed architectures get ``FAILED`` everywhere."""
+    F = objective_matrix(records, scores, costs)
+    feasible = np.array([bool(r.get("feasible")) for r in records], dtype=bool)
+    F[~feasible | ~np.isfinite(F).all(axis=1)] = FAILED
+    return F
