@@ -200,6 +200,23 @@ def cpu_peak_probe() -> tuple[str, Callable[[], None], Callable[[], float]]:
     return "vmhwm", start, stop
 
 
+def cuda_peak_probe() -> tuple[str, Callable[[], None], Callable[[], float]]:
+    """``(method, start, stop)`` for CUDA: the caching allocator's peak minus what was
+    allocated at ``start()``, in MB (``stop()`` synchronises first)."""
+    state: dict[str, int] = {}
+
+    def start() -> None:
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+        state["before"] = torch.cuda.memory_allocated()
+
+    def stop() -> float:
+        torch.cuda.synchronize()
+        return (torch.cuda.max_memory_allocated() - state["before"]) / MB
+
+    return "cuda-allocator", start, stop
+
+
 # ----------------------------------------------------------------- the measurement
 def _timed_runs(run: Callable[[], Any], settings: HardwareSettings, sync: Callable[[], None]) -> list[float]:
     for _ in range(settings.warmup):
@@ -224,6 +241,36 @@ def _summary(times: list[float]) -> dict[str, Any]:
         "latency_min_ms": float(arr.min()),
         "runs_ms": [round(float(t), 4) for t in times],
     }
+
+
+def _memory_then_latency(
+    run: Callable[[], Any],
+    sync: Callable[[], None],
+    probe: tuple[str, Callable[[], None], Callable[[], float]],
+    settings: HardwareSettings,
+    weights_mb: float,
+    seconds_setup: float,
+) -> Measurement:
+    """The peak memory of one cold ``run()`` under ``probe``, then the timed runs."""
+    method, start, stop = probe
+    t0 = time.perf_counter()
+    start()
+    out = run()
+    memory_mb = stop()
+    del out
+    seconds_memory = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    times = _timed_runs(run, settings, sync)
+    return Measurement(
+        ok=True,
+        memory_mb=float(memory_mb),
+        weights_mb=float(weights_mb),
+        memory_method=method,
+        seconds_setup=seconds_setup,
+        seconds_memory=seconds_memory,
+        seconds_latency=time.perf_counter() - t0,
+        **_summary(times),
+    )
 
 
 def measure_here(space: Any, config: Any, settings: HardwareSettings, seed: int = 0) -> Measurement:
@@ -257,35 +304,8 @@ def measure_here(space: Any, config: Any, settings: HardwareSettings, seed: int 
     with torch.inference_mode():
         space.inference(model, ids[:, :1])  # lazy kernel/library initialisation, not counted
         sync()
-        seconds_setup = time.perf_counter() - t_setup
-        t0 = time.perf_counter()
-        if cuda:
-            method = "cuda-allocator"
-            torch.cuda.empty_cache()
-            torch.cuda.reset_peak_memory_stats()
-            before = torch.cuda.memory_allocated()
-            out = run()
-            sync()
-            memory_mb = (torch.cuda.max_memory_allocated() - before) / MB
-        else:
-            method, start, stop = cpu_peak_probe()
-            start()
-            out = run()
-            memory_mb = stop()
-        del out
-        seconds_memory = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        times = _timed_runs(run, settings, sync)
-    return Measurement(
-        ok=True,
-        memory_mb=float(memory_mb),
-        weights_mb=float(weights_mb),
-        memory_method=method,
-        seconds_setup=seconds_setup,
-        seconds_memory=seconds_memory,
-        seconds_latency=time.perf_counter() - t0,
-        **_summary(times),
-    )
+        probe = cuda_peak_probe() if cuda else cpu_peak_probe()
+        return _memory_then_latency(run, sync, probe, settings, weights_mb, time.perf_counter() - t_setup)
 
 
 class _Inference(torch.nn.Module):
@@ -333,25 +353,14 @@ def _measure_onnx(
         opts.inter_op_num_threads = 1
         session = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
     feed = {"ids": ids.numpy()}
-    seconds_setup = time.perf_counter() - t_setup
-    t0 = time.perf_counter()
     method, start, stop = cpu_peak_probe()
-    start()
-    out = session.run(None, feed)
-    memory_mb = stop()
-    del out
-    seconds_memory = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    times = _timed_runs(lambda: session.run(None, feed), settings, lambda: None)
-    return Measurement(
-        ok=True,
-        memory_mb=float(memory_mb),
-        weights_mb=float(weights_mb),
-        memory_method=f"{method} (onnxruntime)",
-        seconds_setup=seconds_setup,
-        seconds_memory=seconds_memory,
-        seconds_latency=time.perf_counter() - t0,
-        **_summary(times),
+    return _memory_then_latency(
+        lambda: session.run(None, feed),
+        lambda: None,
+        (f"{method} (onnxruntime)", start, stop),
+        settings,
+        weights_mb,
+        time.perf_counter() - t_setup,
     )
 
 
