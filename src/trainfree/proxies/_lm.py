@@ -197,10 +197,11 @@ def saliency(layers: list[nn.Linear]) -> float:
 
 
 # ------------------------------------------------------------------------------ hooks
-@contextlib.contextmanager
-def recording(modules: list[nn.Module], what: str = "output") -> Iterator[list[torch.Tensor]]:
-    """Collect, in call order, the outputs (or first inputs, ``what="input"``) of ``modules``
-    during the body of the ``with``; the hooks are removed afterwards."""
+def recorded_forward(
+    model: nn.Module, modules: list[nn.Module], ids: torch.Tensor, seed: int, what: str = "output"
+) -> list[torch.Tensor]:
+    """One forward pass of ``ids`` (no gradients, dropout seeded); the outputs (or first
+    inputs, ``what="input"``) of ``modules`` in call order. The hooks are removed afterwards."""
     seen: list[torch.Tensor] = []
 
     def hook(module: nn.Module, args: tuple, output: Any) -> None:
@@ -208,10 +209,12 @@ def recording(modules: list[nn.Module], what: str = "output") -> Iterator[list[t
 
     handles = [m.register_forward_hook(hook) for m in modules]
     try:
-        yield seen
+        with torch.no_grad(), seeded(seed):
+            model(model_inputs(model, ids))
     finally:
         for h in handles:
             h.remove()
+    return seen
 
 
 def attention_probabilities(
@@ -231,8 +234,7 @@ def attention_probabilities(
     else:
         modules = [b.attn.softmax for b in model.blocks if with_lt or not hasattr(b.attn, "transform")]
         what = "output"
-    with recording(modules, what) as probs, torch.no_grad(), seeded(seed):
-        model(model_inputs(model, ids))
+    probs = recorded_forward(model, modules, ids, seed, what)
     if is_time_major(model):
         probs = [p.permute(2, 3, 0, 1) for p in probs]
     return probs

@@ -32,7 +32,7 @@ from trainfree.proxies._lm import (
     model_inputs,
     objective,
     output_logits,
-    recording,
+    recorded_forward,
     token_batch,
 )
 from trainfree.spaces.base import seeded
@@ -47,8 +47,7 @@ def activation_distance(space: Any, config: Any, ctx: ProxyContext) -> float:
     """Sum of the NASWOT kernel of the FFN activation codes of the first sequence (Serianni & Kalita)."""
     model = ctx.model(space, config)
     ids = token_batch(space, config, ctx)
-    with recording(ffn_sign_modules(model)) as outputs, torch.no_grad(), seeded(ctx.seed):
-        model(model_inputs(model, ids))
+    outputs = recorded_forward(model, ffn_sign_modules(model), ids, ctx.seed)
     total = 0.0
     for out in outputs:
         codes = (batch_first(model, out)[0] > 0).double()  # [T, F], first sequence

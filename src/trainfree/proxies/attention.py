@@ -19,20 +19,16 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
-
 from trainfree.proxies import ProxyContext, measure
 from trainfree.proxies._lm import (
     attention_probabilities,
     backward_pass,
     batch_first,
     head_projections,
-    model_inputs,
-    recording,
+    recorded_forward,
     saliency,
     token_batch,
 )
-from trainfree.spaces.base import seeded
 
 
 @measure("head_importance", needs_data=True, needs_grad=True)
@@ -48,8 +44,7 @@ def head_confidence(space: Any, config: Any, ctx: ProxyContext) -> float:
     """Sum over head projections of the mean of their maximum output over tokens (Serianni & Kalita)."""
     model = ctx.model(space, config)
     ids = token_batch(space, config, ctx)
-    with recording(head_projections(model)) as outputs, torch.no_grad(), seeded(ctx.seed):
-        model(model_inputs(model, ids))
+    outputs = recorded_forward(model, head_projections(model), ids, ctx.seed)
     return float(sum(batch_first(model, out).max(dim=1).values.mean() for out in outputs))
 
 

@@ -17,8 +17,7 @@ from typing import Any
 import torch
 
 from trainfree.proxies import ProxyContext, measure
-from trainfree.proxies._lm import ffn_output_linears, model_inputs, recording, token_batch
-from trainfree.spaces.base import seeded
+from trainfree.proxies._lm import ffn_output_linears, recorded_forward, token_batch
 
 ETA = 0.99
 
@@ -39,7 +38,6 @@ def wpca(space: Any, config: Any, ctx: ProxyContext) -> float:
     """W-PCA: parameter count x summed PCA dimension (99% variance) of the FFN inner representations."""
     model = ctx.model(space, config)
     ids = token_batch(space, config, ctx)
-    with recording(ffn_output_linears(model), what="input") as inner, torch.no_grad(), seeded(ctx.seed):
-        model(model_inputs(model, ids))
+    inner = recorded_forward(model, ffn_output_linears(model), ids, ctx.seed, what="input")
     dims = sum(pca_dimension(h.reshape(-1, h.shape[-1])) for h in inner)
     return float(space.param_counts(config).total) * float(dims)
