@@ -161,11 +161,11 @@ class Evaluator:
         for key, cfg in zip(keys, configs, strict=True):
             if key not in self.store and key not in todo:
                 todo[key] = cfg
-        pending = list(todo.items())
+        if should_stop():
+            todo = {}
         # proxies for the whole batch, in parallel; hardware then one at a time
-        batch = pending if not should_stop() else []
-        proxy_out = dict(zip([k for k, _ in batch], self._proxies([c for _, c in batch]), strict=True))
-        for key, cfg in batch:
+        proxy_out = dict(zip(todo, self._proxies(list(todo.values())), strict=True))
+        for key, cfg in todo.items():
             if should_stop():
                 break
             record = self._record(key, cfg, proxy_out[key], generation)
