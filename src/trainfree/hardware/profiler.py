@@ -380,7 +380,7 @@ def _child(conn: Any, space: Any, config: Any, settings: HardwareSettings, seed:
 _CONTEXT: Any = None
 
 
-def _context() -> Any:
+def worker_context() -> Any:
     """The forkserver context (fresh, clean children that start in milliseconds: the server
     has imported torch once) where the platform has one, else spawn."""
     global _CONTEXT
@@ -411,7 +411,7 @@ def measure(
             return measure_here(space, config, settings, seed)
         except Exception as exc:
             return Measurement(ok=False, error=f"{type(exc).__name__}: {exc}"[:500])
-    ctx = _context()
+    ctx = worker_context()
     parent, child = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=_child, args=(child, space, config, settings, seed), daemon=True)
     proc.start()

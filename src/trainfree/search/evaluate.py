@@ -135,9 +135,11 @@ class Evaluator:
         if self.workers <= 1 or len(configs) <= 1:
             return [proxy_task(self.space, c, self.proxy, self.seed, seq_len) for c in configs]
         if self._pool is None:
-            from trainfree.hardware.profiler import _context
+            from trainfree.hardware.profiler import worker_context
 
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=_context(), initializer=_init_worker)
+            self._pool = ProcessPoolExecutor(
+                self.workers, mp_context=worker_context(), initializer=_init_worker
+            )
         futures = [
             self._pool.submit(proxy_task, self.space, c, self.proxy, self.seed, seq_len) for c in configs
         ]
