@@ -16,6 +16,10 @@ References (never copied into the repository; read from ``--data``, default ``$T
 * ``lts-gpt2``: ``lts/random_GPT2_wt103/*_scores_seed_1111.yaml`` (LPZero's runner on the LTS
   GPT-2 models); ground truth: validation perplexity (lower is better).
 
+``--scores REPORT/scores.csv`` takes our values from a ``trainfree bench --proxy all --report``
+run of the same space instead of recomputing them (same seed and default batch, so the same
+values); ``--n`` then selects from the architectures that report covers.
+
 ``--objective sum`` runs the gradient proxies on the NAS-Bench-BERT notebook's signal (backward
 of the summed last hidden state) instead of the library default (masked / causal LM loss).
 Prints a table and writes one CSV row per (set, proxy).
@@ -88,9 +92,13 @@ def lts_gpt2_reference(root: Path) -> tuple[str, dict[str, str], dict[str, dict[
 SETS = {"nas-bench-bert": nas_bert_reference, "lts-gpt2": lts_gpt2_reference}
 
 
-def run_set(name: str, root: Path, n: int, seed: int, objective: str) -> list[dict]:
+def run_set(
+    name: str, root: Path, n: int, seed: int, objective: str, scores: Path | None = None
+) -> list[dict]:
     space_name, mapping, refs = SETS[name](root)
     bench = load_benchmark(space_name)
+    if scores is not None:
+        return from_report(name, space_name, mapping, refs, bench, scores, n, seed)
     rng = np.random.default_rng(seed)
     entries = [bench.entries[i] for i in rng.permutation(len(bench.entries))[:n]]
     sign = 1.0 if bench.higher_is_better else -1.0
@@ -130,6 +138,52 @@ def run_set(name: str, root: Path, n: int, seed: int, objective: str) -> list[di
     return rows
 
 
+def from_report(
+    name: str,
+    space_name: str,
+    mapping: dict[str, str],
+    refs: dict[str, dict[str, float]],
+    bench,
+    scores: Path,
+    n: int,
+    seed: int,
+) -> list[dict]:
+    """Agreement rows from a ``trainfree bench --report`` scores.csv (nothing recomputed)."""
+    table = pd.read_csv(scores, dtype={"id": str}).set_index("id")
+    missing = [p for p in mapping if p not in table.columns]
+    if missing:
+        raise SystemExit(f"{scores}: no column for {', '.join(missing)} (run bench with --proxy all)")
+    truth_of = {str(entry.id): entry.ground_truth for entry in bench.entries}
+    ids = [i for i in table.index if i in truth_of]
+    if not ids:
+        raise SystemExit(f"{scores}: no architecture id of {space_name!r} in its 'id' column")
+    ids = [ids[i] for i in np.random.default_rng(seed).permutation(len(ids))[:n]]
+    sign = 1.0 if bench.higher_is_better else -1.0
+    rows = []
+    for proxy, ref_name in mapping.items():
+        column = table.loc[ids, proxy]
+        keep = [i for i, v in zip(ids, column, strict=True) if np.isfinite(v)]
+        mine = table.loc[keep, proxy].to_numpy(float)
+        ref = np.array([refs[proxy][i] for i in keep])
+        truth = np.array([truth_of[i] for i in keep]) * sign
+        rows.append(
+            {
+                "set": name,
+                "space": space_name,
+                "objective": "lm",
+                "proxy": proxy,
+                "reference": ref_name,
+                "n": len(keep),
+                "spearman_vs_reference": float(spearmanr(mine, ref).statistic),
+                "ours_vs_truth": float(spearmanr(mine, truth).statistic),
+                "reference_vs_truth": float(spearmanr(ref, truth).statistic),
+                "median_s_per_arch": float("nan"),  # see the report's ms/arch column
+                "wall_s": float("nan"),
+            }
+        )
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -141,12 +195,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="subset seed")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--csv", type=Path, default=Path("verify_baselines.csv"))
+    parser.add_argument(
+        "--scores", type=Path, default=None, help="scores.csv of a bench --proxy all --report run"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     root = args.data or data_root()
     rows = []
     for name in SETS if args.set == "all" else [args.set]:
-        rows += run_set(name, root, args.n, args.seed, args.objective)
+        rows += run_set(name, root, args.n, args.seed, args.objective, args.scores)
     head = ("set", "proxy", "reference", "n", "rho_ref", "ours~gt", "ref~gt", "s/arch")
     print("\n{:15s} {:21s} {:24s} {:>4s} {:>8s} {:>8s} {:>8s} {:>7s}".format(*head))
     for r in rows:

@@ -146,11 +146,25 @@ def test_named_parameter_fallback_for_foreign_models():
     model.encoder = nn.Module()
     model.encoder.layer = nn.ModuleList([layer])
     model.embeddings = nn.Embedding(100, 16)
+    model.pooler = nn.Linear(16, 16)  # a head: left out
     groups = {(m.group, m.name.split(".")[-2]) for m in transformer_matrices(model)}
     assert groups == {("attention", "query"), ("attention", "key"), ("attention", "value"),
-                      ("ffn", "dense")}  # fmt: skip
+                      ("ffn", "dense"), ("embedding", "embeddings")}  # fmt: skip
     caps = layer_capacities(model)
-    assert set(caps["attention"]) == {0} and set(caps["ffn"]) == {0}
+    assert set(caps["attention"]) == {0} and set(caps["ffn"]) == {0} and set(caps["embedding"]) == {0}
+
+
+def test_embedding_matrices_of_a_built_language_model():
+    """The input embedding's tables, projections and positions form the ``embedding`` group;
+    the adaptive softmax head (tied or not) is not part of it."""
+    space, cfg = tiny_gpt2()
+    model = space.build(cfg)
+    names = {m.name for m in transformer_matrices(model) if m.group == "embedding"}
+    assert names and all(n.startswith("embedding.") for n in names)
+    assert any("wpe" in n for n in names) and any("emb_layers" in n for n in names)
+    comps = zerolm_components(model)
+    wider = space.config_from_dict({**space.config_to_dict(cfg), "d_embed": 128})
+    assert zerolm_components(space.build(wider))["embedding"] > comps["embedding"] + 0.1
 
 
 def test_parse_alpha():
@@ -175,6 +189,33 @@ def test_fit_recovers_the_generating_balance():
     assert fitted.aggregate == "layer" and abs(fitted.alpha - 0.3) < 0.08
     lower = fit_balance(comps, -truth, higher_is_better=False)
     assert lower == fitted
+
+
+def test_fit_recovers_the_embedding_weight_and_ignores_a_constant_embedding():
+    comps, _ = _synthetic()
+    rng = np.random.default_rng(1)
+    comps["embedding"] = rng.normal(size=len(comps["ffn_sum"]))
+    truth = combine(comps, Balance(0.3, "layer", beta=0.5)) + rng.normal(
+        scale=0.05, size=len(comps["embedding"])
+    )
+    fitted = fit_balance(comps, truth)
+    assert fitted.aggregate == "layer" and abs(fitted.alpha - 0.3) < 0.08 and abs(fitted.beta - 0.5) < 0.1
+    comps["embedding"] = 3.0 + 1e-3 * rng.normal(size=len(truth))  # every embedding alike, up to seed noise
+    assert fit_balance(comps, truth).beta == 0.0
+    assert heuristic_balance(comps).beta == 0.0  # the label-free rule never weights it
+
+
+def test_vectorised_kendall_tau_is_scipys_tau_b():
+    from scipy.stats import kendalltau
+
+    from trainfree.proxies.balance import kendall_taus
+
+    rng = np.random.default_rng(0)
+    scores = rng.integers(0, 5, size=(9, 40)).astype(float)  # many ties
+    y = rng.integers(0, 6, size=40).astype(float)
+    expected = [kendalltau(row, y).statistic for row in scores]
+    np.testing.assert_allclose(kendall_taus(scores, y, chunk=4), expected, rtol=1e-12)
+    assert np.isnan(kendall_taus(np.ones((1, 40)), y)[0])
 
 
 def test_heuristic_picks_the_aggregation_where_submodules_agree():
@@ -217,7 +258,17 @@ def test_cli_alpha_fit_json(data_dir, tmp_path):
     assert res.exit_code == 0, res.output
     payload = json.loads(out.read_text())
     r = payload["proxies"]["param_mix"]
-    for key in ("spearman", "kendall", "spearman_std", "kendall_std", "alpha", "alphas", "protocol"):
+    for key in (
+        "spearman",
+        "kendall",
+        "spearman_std",
+        "kendall_std",
+        "alpha",
+        "alphas",
+        "beta",
+        "betas",
+        "protocol",
+    ):
         assert key in r
     assert r["n"] == 150 and payload["alpha_strategy"] == "fit:50"
     assert r["spearman"] > 0.95

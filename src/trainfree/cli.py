@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 import typer
@@ -234,7 +234,7 @@ def bench(
         table.add_column(col, justify="right", no_wrap="CI" not in col)
     for name, run in runs.items():
         r = run.result
-        extra = (f"{r['alpha']:.2f} {r['aggregate']}" if "alpha" in r else "",) if balanced else ()
+        extra = (_balance_text(r) if "alpha" in r else "",) if balanced else ()
         table.add_row(
             name,
             str(r["n"]),
@@ -553,6 +553,12 @@ def search(
         f"(build one: space.build(space.config_from_json(open(FILE).read())))",
         highlight=False,
     )
+
+
+def _balance_text(r: dict[str, Any]) -> str:
+    """``0.43 sum`` or, where the embedding takes part, ``0.43 sum +0.30E``."""
+    text = f"{r['alpha']:.2f} {r['aggregate']}"
+    return text + (f" +{r['beta']:.2f}E" if r.get("beta") else "")
 
 
 def _ci(ci: tuple[float, float]) -> str:

@@ -396,14 +396,16 @@ def evaluate_balanced(
             chosen = Balance(float(strategy.alpha), chosen.aggregate)
         scores = combine(components, chosen)
         result = rank_correlation(scores, truth, higher_is_better, seed=seed).as_dict()
-        result.update(alpha=chosen.alpha, aggregate=chosen.aggregate, alpha_strategy=str(strategy))
+        result.update(
+            alpha=chosen.alpha, aggregate=chosen.aggregate, beta=chosen.beta, alpha_strategy=str(strategy)
+        )
         return scores, result
     k = int(strategy.k or 50)
     if k >= n - 2:
         raise ValueError(f"--alpha fit:{k} leaves {n - k} architectures to evaluate on; use K < {n - 2}")
     rng = np.random.default_rng(seed)
     per_split: dict[str, list[float]] = {"spearman": [], "kendall": [], "pearson": [], "top10_precision": []}
-    alphas, aggregates, first_scores = [], [], None
+    alphas, betas, aggregates, first_scores = [], [], [], None
     for _ in range(repeats):
         order = rng.permutation(n)
         fit_idx, eval_idx = order[:k], order[k:]
@@ -413,6 +415,7 @@ def evaluate_balanced(
         for key in per_split:
             per_split[key].append(getattr(r, key))
         alphas.append(chosen.alpha)
+        betas.append(chosen.beta)
         aggregates.append(chosen.aggregate)
         if first_scores is None:
             first_scores = scores
@@ -428,6 +431,9 @@ def evaluate_balanced(
         alpha=float(np.mean(alphas)),
         alpha_std=float(np.std(alphas)),
         alphas=[round(a, 4) for a in alphas],
+        beta=float(np.mean(betas)),
+        beta_std=float(np.std(betas)),
+        betas=[round(b, 4) for b in betas],
         aggregates=aggregates,
         aggregate=max(set(aggregates), key=aggregates.count),
         alpha_strategy=str(strategy),
@@ -436,7 +442,7 @@ def evaluate_balanced(
             "evaluate_on": n - k,
             "repeats": repeats,
             "seed": seed,
-            "description": f"alpha and aggregation fitted (max Kendall tau) on {k} random labelled "
+            "description": f"alpha, beta and aggregation fitted (max Kendall tau) on {k} random labelled "
             f"architectures, correlations computed on the other {n - k} only; mean/std over {repeats} splits",
         },
     )

@@ -52,6 +52,7 @@ SUMMARY_COLUMNS = (
     "alpha_strategy",
     "alpha",
     "aggregate",
+    "beta",
     "spearman_std",
     "kendall_std",
 )
@@ -94,6 +95,7 @@ def summary_rows(runs: dict[str, ProxyRun]) -> list[dict[str, Any]]:
                 "alpha_strategy": r.get("alpha_strategy"),
                 "alpha": r.get("alpha"),
                 "aggregate": r.get("aggregate"),
+                "beta": r.get("beta"),
                 "spearman_std": r.get("spearman_std"),
                 "kendall_std": r.get("kendall_std"),
             }
@@ -192,7 +194,8 @@ def markdown(
     for r in rows:
         name = f"[`{r['proxy']}`](plots/{r['proxy']}.png)" if r["proxy"] in plot_files else f"`{r['proxy']}`"
         if r.get("alpha") is not None:
-            name += f" (alpha {r['alpha']:.2f} {r['aggregate']}, {r['alpha_strategy']})"
+            beta = f", beta {r['beta']:.2f}" if r.get("beta") else ""
+            name += f" (alpha {r['alpha']:.2f} {r['aggregate']}{beta}, {r['alpha_strategy']})"
         rho = f"{_f(r['spearman'])} [{_f(r['spearman_lo'], 2)}, {_f(r['spearman_hi'], 2)}]"
         lines.append(
             f"| {name} | {r['n']} | {rho} "
@@ -203,8 +206,8 @@ def markdown(
     lines.append("")
     if any(r.get("spearman_std") is not None for r in rows):
         lines += [
-            "Rows with `fit:K`: alpha fitted on K labelled architectures, correlations on the others "
-            "only, mean over the random splits (interval: 2.5-97.5 percentiles over splits).",
+            "Rows with `fit:K`: alpha (and beta) fitted on K labelled architectures, correlations on "
+            "the others only, mean over the random splits (interval: 2.5-97.5 percentiles over splits).",
             "",
         ]
     lines += [

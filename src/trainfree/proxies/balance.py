@@ -1,11 +1,16 @@
-"""Balancing two sub-module capacities: ``score = alpha * A + (1 - alpha) * F``.
+"""Balancing sub-module capacities: ``score = alpha * A + (1 - alpha) * F + beta * E``.
 
 A *balanced* proxy (``zerolm``, ``param_mix``) reports, per architecture, the log-capacity of
 its attention (``A``) and feed-forward (``F``) sub-modules under two aggregations over layers:
 
 - ``sum``:   ``A = log(1 + sum_l c_l)``   - capacities add up across layers;
 - ``layer``: ``A = sum_l log(1 + c_l)``   - capacities compose (multiply) across layers, so
-  depth counts and within-layer size is damped.
+  depth counts and within-layer size is damped;
+
+and the log-capacity ``E`` of its input embedding (component ``embedding``), weighted by
+``beta``. Only ``fit:K`` gives ``beta`` a value other than 0: whether a language model's
+quality follows its embedding's size is a property of the training set-up that labels can show
+and shapes cannot (on LTS GPT-2 it does, on Transformer-XL it does not; docs/zerolm.md).
 
 Which aggregation and which ``alpha`` rank a population best is a property of the population,
 so both are chosen over a set of architectures, by one of three strategies:
@@ -17,10 +22,12 @@ so both are chosen over a set of architectures, by one of three strategies:
   that makes them disagree is mostly measuring parameters that do not add capacity (for example
   FlexiBERT's stacked FFNs). ``alpha = sd(F) / (sd(A) + sd(F))`` then gives both sub-modules
   the same spread over the population, so neither dominates the ranking by scale alone;
-- ``fit:K`` ("benchmark sampling"): the aggregation and alpha that maximise Kendall tau on K
-  labelled architectures; alpha is the centre of the near-optimal plateau (within 0.01 tau
-  of the best), which is far less noisy than the arg-max on 50 points. Evaluated only on the
-  architectures it was not fitted on (see ``benchmarks.harness``).
+- ``fit:K`` ("benchmark sampling"): the aggregation, alpha and beta that maximise Kendall tau
+  on K labelled architectures (a grid: 101 alphas in [0, 1] times 21 betas in [0, 1]; beta
+  stays 0 where the sample's embeddings are all equal, within 1%); (alpha, beta) is the
+  centre of the near-optimal plateau (within 0.01 tau of the best), which is far less noisy
+  than the arg-max on 50 points. Evaluated only on the architectures it was not fitted on (see
+  ``benchmarks.harness``).
 """
 
 from __future__ import annotations
@@ -32,20 +39,29 @@ import numpy as np
 from scipy import stats
 
 AGGREGATIONS = ("sum", "layer")
+EMBEDDING = "embedding"
+ALPHAS = np.linspace(0.0, 1.0, 101)
+BETAS = np.linspace(0.0, 1.0, 21)
+#: Embedding log-capacities closer than this (1% in capacity) count as equal, and beta stays 0:
+#: zerolm's fresh-initialisation spectra carry about 0.3% seed noise, not a signal to fit.
+EQUAL_EMBEDDINGS = 0.01
 
 
 @dataclass(frozen=True)
 class Balance:
-    """A chosen balance: the weight of attention and the layer aggregation."""
+    """A chosen balance: the weight of attention, the layer aggregation and the weight of the
+    embedding (0: left out)."""
 
     alpha: float
     aggregate: str = "sum"
+    beta: float = 0.0
 
     def __post_init__(self) -> None:
         if self.aggregate not in AGGREGATIONS:
             raise ValueError(f"aggregate is {self.aggregate!r}; expected one of {AGGREGATIONS}")
-        if not np.isfinite(self.alpha):
-            raise ValueError(f"alpha is {self.alpha!r}; expected a finite number")
+        for name in ("alpha", "beta"):
+            if not np.isfinite(getattr(self, name)):
+                raise ValueError(f"{name} is {getattr(self, name)!r}; expected a finite number")
 
 
 @dataclass(frozen=True)
@@ -90,7 +106,12 @@ def combine(components: Mapping[str, np.ndarray], balance: Balance) -> np.ndarra
     a_key, f_key = component_names(balance.aggregate)
     a = np.asarray(components[a_key], dtype=np.float64)
     f = np.asarray(components[f_key], dtype=np.float64)
-    return balance.alpha * a + (1.0 - balance.alpha) * f
+    score = balance.alpha * a + (1.0 - balance.alpha) * f
+    if balance.beta != 0.0:
+        if EMBEDDING not in components:
+            raise ValueError(f"beta is {balance.beta}, but the components have no {EMBEDDING!r} entry")
+        score = score + balance.beta * np.asarray(components[EMBEDDING], dtype=np.float64)
+    return score
 
 
 def _finite(components: Mapping[str, np.ndarray], aggregate: str) -> tuple[np.ndarray, np.ndarray]:
@@ -123,31 +144,56 @@ def fit_balance(
     truth: np.ndarray,
     higher_is_better: bool = True,
     aggregates: Sequence[str] = AGGREGATIONS,
-    grid_size: int = 101,
     tolerance: float = 0.01,
 ) -> Balance:
-    """Aggregation and alpha maximising Kendall tau with ``truth`` on the given (labelled) set."""
+    """Aggregation, alpha and beta maximising Kendall tau with ``truth`` on the given
+    (labelled) set."""
     t = np.asarray(truth, dtype=np.float64) * (1.0 if higher_is_better else -1.0)
-    grid = np.linspace(0.0, 1.0, grid_size)
     best: tuple[float, Balance] | None = None
     for agg in aggregates:
         a_key, f_key = component_names(agg)
         a, f = np.asarray(components[a_key], float), np.asarray(components[f_key], float)
-        ok = np.isfinite(a) & np.isfinite(f) & np.isfinite(t)
-        taus = np.array([_tau(x * a[ok] + (1 - x) * f[ok], t[ok]) for x in grid])
+        e = np.asarray(components.get(EMBEDDING, np.zeros_like(a)), float)
+        ok = np.isfinite(a) & np.isfinite(f) & np.isfinite(e) & np.isfinite(t)
+        a, f, e, y = a[ok], f[ok], e[ok], t[ok]
+        betas = BETAS if len(e) and np.ptp(e) > EQUAL_EMBEDDINGS else np.zeros(1)
+        alpha_grid, beta_grid = (g.ravel() for g in np.meshgrid(ALPHAS, betas, indexing="ij"))
+        scores = alpha_grid[:, None] * a + (1 - alpha_grid[:, None]) * f + beta_grid[:, None] * e
+        taus = kendall_taus(scores, y)
         if not np.isfinite(taus).any():
             continue
-        top = np.nanmax(taus)
-        alpha = float(grid[taus >= top - tolerance].mean())
-        score = _tau(alpha * a[ok] + (1 - alpha) * f[ok], t[ok])
+        near = taus >= np.nanmax(taus) - tolerance
+        alpha, beta = float(alpha_grid[near].mean()), float(beta_grid[near].mean())
+        score = kendall_taus((alpha * a + (1 - alpha) * f + beta * e)[None], y)[0]
+        if not score >= np.nanmax(taus) - tolerance:  # a plateau that is not convex: its nearest point
+            i = int(np.argmin(np.where(near, (alpha_grid - alpha) ** 2 + (beta_grid - beta) ** 2, np.inf)))
+            alpha, beta, score = float(alpha_grid[i]), float(beta_grid[i]), float(taus[i])
         if best is None or score > best[0]:
-            best = (score, Balance(alpha, agg))
+            best = (score, Balance(alpha, agg, beta))
     if best is None:
         raise ValueError("cannot fit alpha: no finite Kendall tau on the labelled sample")
     return best[1]
 
 
-def _tau(x: np.ndarray, y: np.ndarray) -> float:
-    if len(x) < 3 or np.ptp(x) == 0:
-        return float("nan")
-    return float(stats.kendalltau(x, y).statistic)
+def kendall_taus(scores: np.ndarray, y: np.ndarray, chunk: int = 512) -> np.ndarray:
+    """Kendall tau-b of each row of ``scores`` (``[G, n]``) with ``y`` (``[n]``).
+
+    The same statistic as ``scipy.stats.kendalltau`` (tau-b, ties handled), computed for a
+    whole grid of candidate balances at once from the signs of all pairwise differences:
+    a fit evaluates thousands of candidates, and scipy costs about 0.1 ms per call.
+    NaN where a row or ``y`` is constant or ``n < 3``.
+    """
+    scores = np.atleast_2d(np.asarray(scores, dtype=np.float64))
+    n = scores.shape[1]
+    if n < 3:
+        return np.full(len(scores), np.nan)
+    i, j = np.triu_indices(n, 1)
+    sy = np.sign(y[j] - y[i])
+    ny = np.count_nonzero(sy)
+    out = np.empty(len(scores))
+    for lo in range(0, len(scores), chunk):
+        sx = np.sign(scores[lo : lo + chunk, j] - scores[lo : lo + chunk, i])
+        den = np.sqrt(np.count_nonzero(sx, axis=1) * float(ny))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[lo : lo + chunk] = np.where(den > 0, (sx @ sy) / den, np.nan)
+    return out

@@ -2,9 +2,10 @@
 
 This is the measurement behind the ``zerolm`` proxy. Every weight tensor with two or more
 dimensions (convolution kernels are flattened to ``[out, in * k]``) of a layer's token mixer
-(``attention``) or feed-forward stack (``ffn``) is reduced to one capacity number from its
-singular values. Embeddings and output layers are left out by default (see docs/zerolm.md
-for the measurement behind that choice).
+(``attention``) or feed-forward stack (``ffn``), and of the input embedding (``embedding``:
+token tables, their projections, position tables), is reduced to one capacity number from its
+singular values. Output layers and norms are left out (see docs/zerolm.md for the
+measurements behind these choices).
 
 Speed. Only singular values are computed (``torch.linalg.svdvals``, float32), batched over
 matrices of equal shape. For a model that ``SearchSpace.build`` has *just initialised*, every
@@ -26,7 +27,8 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,7 +42,9 @@ STATISTICS = {
     "frobenius": lambda s: (s * s).sum(-1),  # squared Frobenius norm: sum of s^2
 }
 
+#: Sub-modules measured per layer; the embedding is one more group, outside the layers.
 GROUPS = ("attention", "ffn")
+EMBEDDING = "embedding"
 
 
 @dataclass(frozen=True)
@@ -49,23 +53,30 @@ class WeightMatrix:
 
     name: str
     group: str
-    layer: int
+    layer: int  # 0 for the embedding
     weight: torch.Tensor  # [m, n], m * n > 0
 
 
 def transformer_matrices(model: nn.Module) -> list[WeightMatrix]:
-    """The attention and feed-forward weight matrices of ``model``, per layer.
+    """The attention and feed-forward weight matrices of ``model``, per layer, and the input
+    embedding's matrices (group ``embedding``, layer 0).
 
     Models built by a trainfree space follow the convention ``model.blocks[i].attn`` /
-    ``.ffn``. Any other module (a Hugging Face BERT or GPT-2, say) is split by parameter
-    names: the layer index is the first ``.<number>.`` in the name, and names mentioning
-    attention (``attn``, ``attention``, ``query``, ``key``, ``value``, ``self``) go to
-    ``attention``, those mentioning ``mlp``, ``ffn``, ``intermediate``, ``fc`` or an
-    ``output.dense`` go to ``ffn``; everything else (embeddings, heads, norms) is left out.
+    ``.ffn`` / ``model.embedding``. Any other module (a Hugging Face BERT or GPT-2, say) is
+    split by parameter names: the layer index is the first ``.<number>.`` in the name, and
+    names mentioning attention (``attn``, ``attention``, ``query``, ``key``, ``value``,
+    ``self``) go to ``attention``, those mentioning ``mlp``, ``ffn``, ``intermediate``, ``fc``
+    or an ``output.dense`` go to ``ffn``; names outside the layers that mention ``embed``,
+    ``wte`` or ``wpe`` go to ``embedding``; everything else (heads, norms) is left out.
     """
     out: list[WeightMatrix] = []
     blocks = getattr(model, "blocks", None)
     if isinstance(blocks, nn.ModuleList) and all(hasattr(b, "attn") and hasattr(b, "ffn") for b in blocks):
+        embedding = getattr(model, "embedding", None)
+        if isinstance(embedding, nn.Module):
+            for name, p in embedding.named_parameters(prefix="embedding"):
+                if _is_matrix(p):
+                    out.append(WeightMatrix(name, EMBEDDING, 0, _as_matrix(p)))
         for i, block in enumerate(blocks):
             for group, module in (("attention", block.attn), ("ffn", block.ffn)):
                 if module is None:
@@ -77,10 +88,14 @@ def transformer_matrices(model: nn.Module) -> list[WeightMatrix]:
                         out.append(WeightMatrix(name, group, i, _as_matrix(p)))
         return out
     for name, p in model.named_parameters():
+        if not _is_matrix(p):
+            continue
         layer = re.search(r"\.(\d+)\.", name)
         group = _group_by_name(name)
-        if layer and group and _is_matrix(p):
+        if layer and group:
             out.append(WeightMatrix(name, group, int(layer.group(1)), _as_matrix(p)))
+        elif not layer and re.search(r"embed|wte|wpe", name.lower()):
+            out.append(WeightMatrix(name, EMBEDDING, 0, _as_matrix(p)))
     return out
 
 
@@ -145,7 +160,7 @@ class SpectrumCache:
                 n_draws = self.draws if key[0] <= 32 else 1  # one draw is within 0.05% from 64 up
                 draws = torch.randn((n_draws, *key), generator=gen)
                 draws /= draws.std(dim=(1, 2), keepdim=True)
-                self._ref[key] = torch.linalg.svdvals(draws).mean(0)
+                self._ref[key] = svdvals(draws).mean(0)
             else:
                 self._ref[key] = torch.from_numpy(marchenko_pastur_singular_values(*key)).float()
         return self._ref[key]
@@ -155,6 +170,39 @@ class SpectrumCache:
 
 
 _CACHE = SpectrumCache()
+
+
+def svdvals(w: torch.Tensor) -> torch.Tensor:
+    """Singular values of ``w`` (``[..., m, n]``), largest first, float32, on one thread.
+
+    Elongated matrices (one side at least 4 times the other: embedding tables, 20000 x 64)
+    go through the eigenvalues of their small ``k x k`` Gram matrix in float64, ``O(k^2 N)``
+    instead of LAPACK's SVD. Squaring the matrix squares its condition number; float64 keeps
+    singular values down to ``1e-7`` of the largest accurate to float32 precision, far below
+    what moves a nuclear norm.
+    """
+    m, n = w.shape[-2:]
+    if max(m, n) < 4 * min(m, n):
+        return torch.linalg.svdvals(w)
+    w64 = w.double()
+    gram = w64 @ w64.mT if m < n else w64.mT @ w64
+    return torch.linalg.eigvalsh(gram).clamp_min(0.0).sqrt().flip(-1).float()
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Run torch on one thread inside the block (restored after).
+
+    The spectra are many small reductions and decompositions: extra threads gain little on an
+    idle machine and collapse when another process holds a core (measured: zerolm on 30 GPT-2
+    models took 1.65 s on one thread, 37.6 s on two with the other core busy).
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def looks_iid(w: torch.Tensor, std: float) -> bool:
@@ -171,8 +219,11 @@ def singular_values(
     With ``fresh_init=True`` the i.i.d. shortcut is used where the guard allows; exact SVDs
     are batched over matrices of equal shape.
     """
-    cache = cache or _CACHE
-    mats = list(matrices)
+    with one_thread():
+        return _singular_values(list(matrices), fresh_init, cache or _CACHE)
+
+
+def _singular_values(mats: list[WeightMatrix], fresh_init: bool, cache: SpectrumCache) -> list[torch.Tensor]:
     result: list[torch.Tensor | None] = [None] * len(mats)
     exact: dict[tuple[int, int], list[int]] = defaultdict(list)
     for i, mat in enumerate(mats):
@@ -188,15 +239,16 @@ def singular_values(
         exact[tuple(w.shape)].append(i)
     for idx in exact.values():
         stacked = torch.stack([mats[i].weight.float() for i in idx])
-        for i, s in zip(idx, torch.linalg.svdvals(stacked), strict=True):
+        for i, s in zip(idx, svdvals(stacked), strict=True):
             result[i] = s
     assert all(r is not None for r in result)
     return result  # type: ignore[return-value]
 
 
 def sum_by_layer(matrices: Iterable[WeightMatrix], values: Iterable[float]) -> dict[str, dict[int, float]]:
-    """Add one value per matrix into ``{"attention": {layer: c}, "ffn": {layer: c}}``."""
-    caps: dict[str, dict[int, float]] = {g: defaultdict(float) for g in GROUPS}
+    """Add one value per matrix into ``{"attention": {layer: c}, "ffn": {layer: c},
+    "embedding": {0: c}}``."""
+    caps: dict[str, dict[int, float]] = {g: defaultdict(float) for g in (*GROUPS, EMBEDDING)}
     for mat, value in zip(matrices, values, strict=True):
         caps[mat.group][mat.layer] += float(value)
     return {g: dict(v) for g, v in caps.items()}
@@ -207,8 +259,9 @@ def layer_capacities(
 ) -> dict[str, dict[int, float]]:
     """Capacity of each sub-module of each layer: the statistic summed over its matrices.
 
-    Returns ``{"attention": {layer: c}, "ffn": {layer: c}}``; a layer whose mixer has no
-    weights (a parameter-free token mixer) has no attention entry, i.e. capacity 0.
+    Returns ``{"attention": {layer: c}, "ffn": {layer: c}, "embedding": {0: c}}``; a layer
+    whose mixer has no weights (a parameter-free token mixer) has no attention entry, i.e.
+    capacity 0.
     """
     if statistic not in STATISTICS:
         raise ValueError(f"unknown capacity statistic '{statistic}'; expected one of {list(STATISTICS)}")

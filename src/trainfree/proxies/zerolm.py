@@ -9,7 +9,10 @@ Language Models", arXiv 2503.18646, 2025), re-designed from its summary and meas
 2. measure each sub-module's capacity from the singular values of its weight matrices: the
    nuclear norm (sum of singular values), summed over the sub-module's matrices;
 3. aggregate over layers (``sum`` or ``layer``, see ``proxies.balance``) into log-capacities
-   ``A`` (attention) and ``F`` (FFN) and score ``alpha * A + (1 - alpha) * F``.
+   ``A`` (attention) and ``F`` (FFN) and score ``alpha * A + (1 - alpha) * F``;
+4. ``E``, the log-capacity of the input embedding (token tables, projections, positions), is
+   reported too: ``--alpha fit:K`` may give it a weight ``beta`` (``+ beta * E``) when the
+   labels say so; the label-free strategies leave it out (``beta = 0``).
 
 Why these choices, with the figures that decided them: docs/zerolm.md. ``param_mix`` is the
 control: the same machinery with each matrix's capacity replaced by its number of entries.
@@ -24,18 +27,26 @@ from torch import nn
 
 from trainfree.proxies import ProxyContext, measure
 from trainfree.proxies.balance import Balance, combine
-from trainfree.proxies.spectral import GROUPS, layer_capacities, sum_by_layer, transformer_matrices
+from trainfree.proxies.spectral import (
+    EMBEDDING,
+    GROUPS,
+    layer_capacities,
+    sum_by_layer,
+    transformer_matrices,
+)
 
 DEFAULT_STATISTIC = "nuclear"
 
 
 def log_capacities(caps: dict[str, dict[int, float]]) -> dict[str, float]:
-    """Both aggregations of per-layer capacities: ``{attention,ffn}_{sum,layer}``."""
+    """Both aggregations of per-layer capacities, ``{attention,ffn}_{sum,layer}``, and the
+    embedding's log-capacity ``embedding`` (one table, nothing to aggregate)."""
     out: dict[str, float] = {}
     for group in GROUPS:
         values = np.array(list(caps.get(group, {}).values()), dtype=np.float64)
         out[f"{group}_sum"] = float(np.log1p(values.sum()))
         out[f"{group}_layer"] = float(np.log1p(values).sum())
+    out[EMBEDDING] = float(np.log1p(sum(caps.get(EMBEDDING, {}).values())))
     return out
 
 
@@ -47,10 +58,14 @@ def zerolm_components(
 
 
 def zerolm_score(
-    model: nn.Module, alpha: float = 0.5, aggregate: str = "sum", statistic: str = DEFAULT_STATISTIC
+    model: nn.Module,
+    alpha: float = 0.5,
+    aggregate: str = "sum",
+    statistic: str = DEFAULT_STATISTIC,
+    beta: float = 0.0,
 ) -> float:
     """The ``zerolm`` score of a given module (pre-trained weights welcome: exact SVDs)."""
-    return float(combine(zerolm_components(model, statistic), Balance(alpha, aggregate)))
+    return float(combine(zerolm_components(model, statistic), Balance(alpha, aggregate, beta)))
 
 
 @measure("zerolm", needs_model=True, balanced=True)
@@ -63,7 +78,7 @@ def zerolm(space: Any, config: Any, ctx: ProxyContext) -> dict[str, float]:
 
 @measure("param_mix", needs_model=False, balanced=True)
 def param_mix(space: Any, config: Any, ctx: ProxyContext) -> dict[str, float]:
-    """Control for zerolm: attention/FFN parameter counts balanced by alpha, no spectra."""
+    """Control for zerolm: attention/FFN(/embedding) parameter counts balanced, no spectra."""
     model = ctx.given_model or space.build(config, device="meta")
     mats = transformer_matrices(model)
     return log_capacities(sum_by_layer(mats, (m.weight.numel() for m in mats)))
