@@ -274,3 +274,23 @@ def test_cli_alpha_fit_json(data_dir, tmp_path):
     assert r["spearman"] > 0.95
     res = CliRunner().invoke(app, ["bench", "--space", "gpt2", "--proxy", "zerolm", "--alpha", "fit:1"])
     assert res.exit_code == 2 and "fit:K" in res.output
+
+
+def test_svdvals_of_elongated_matrices_match_lapack_and_threads_are_restored():
+    from trainfree.proxies.spectral import singular_values, svdvals
+
+    gen = torch.Generator().manual_seed(0)
+    for w in (
+        torch.randn(3000, 40, generator=gen),  # tall: Gram path
+        torch.randn(2, 40, 3000, generator=gen),  # batched, wide: Gram path
+        torch.randn(3000, 4, generator=gen) @ torch.randn(4, 40, generator=gen),  # rank 4
+        torch.randn(50, 60, generator=gen),  # square-ish: LAPACK path
+    ):
+        ours, ref = svdvals(w), torch.linalg.svdvals(w)
+        assert ours.shape == ref.shape and ours.dtype == torch.float32
+        torch.testing.assert_close(ours, ref, atol=1e-4 * float(ref.max()), rtol=1e-4)
+    threads = torch.get_num_threads()
+    space, cfg = tiny_gpt2()
+    before = transformer_matrices(space.build(cfg))
+    singular_values(before)
+    assert torch.get_num_threads() == threads
