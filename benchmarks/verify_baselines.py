@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import math
 import time
 from pathlib import Path
 
@@ -39,7 +40,7 @@ import yaml
 from scipy.stats import spearmanr
 
 from trainfree import get_proxy
-from trainfree.benchmarks import load_benchmark
+from trainfree.benchmarks import Benchmark, load_benchmark
 from trainfree.data import data_root
 from trainfree.proxies import ProxyContext
 
@@ -116,26 +117,45 @@ def run_set(
     wall = time.perf_counter() - t_start
     print(f"  ({wall:.0f} s)")
     truth = np.array([entry.ground_truth for entry in entries]) * sign
-    rows = []
-    for proxy, ref_name in mapping.items():
-        mine = np.array(ours[proxy])
-        ref = np.array([refs[proxy][str(entry.id)] for entry in entries])
-        rows.append(
-            {
-                "set": name,
-                "space": space_name,
-                "objective": objective,
-                "proxy": proxy,
-                "reference": ref_name,
-                "n": len(entries),
-                "spearman_vs_reference": float(spearmanr(mine, ref).statistic),
-                "ours_vs_truth": float(spearmanr(mine, truth).statistic),
-                "reference_vs_truth": float(spearmanr(ref, truth).statistic),
-                "median_s_per_arch": float(np.median(seconds[proxy])),
-                "wall_s": round(wall, 1),
-            }
+    return [
+        agreement_row(
+            name, space_name, objective, proxy, ref_name,
+            mine=np.array(ours[proxy]),
+            ref=np.array([refs[proxy][str(entry.id)] for entry in entries]),
+            truth=truth,
+            median_s=float(np.median(seconds[proxy])),
+            wall_s=round(wall, 1),
         )
-    return rows
+        for proxy, ref_name in mapping.items()
+    ]  # fmt: skip
+
+
+def agreement_row(
+    name: str,
+    space_name: str,
+    objective: str,
+    proxy: str,
+    ref_name: str,
+    mine: np.ndarray,
+    ref: np.ndarray,
+    truth: np.ndarray,
+    median_s: float,
+    wall_s: float,
+) -> dict:
+    """One CSV row: our values against the reference's, and each against the ground truth."""
+    return {
+        "set": name,
+        "space": space_name,
+        "objective": objective,
+        "proxy": proxy,
+        "reference": ref_name,
+        "n": len(mine),
+        "spearman_vs_reference": float(spearmanr(mine, ref).statistic),
+        "ours_vs_truth": float(spearmanr(mine, truth).statistic),
+        "reference_vs_truth": float(spearmanr(ref, truth).statistic),
+        "median_s_per_arch": median_s,
+        "wall_s": wall_s,
+    }
 
 
 def from_report(
@@ -143,7 +163,7 @@ def from_report(
     space_name: str,
     mapping: dict[str, str],
     refs: dict[str, dict[str, float]],
-    bench,
+    bench: Benchmark,
     scores: Path,
     n: int,
     seed: int,
@@ -166,20 +186,9 @@ def from_report(
         mine = table.loc[keep, proxy].to_numpy(float)
         ref = np.array([refs[proxy][i] for i in keep])
         truth = np.array([truth_of[i] for i in keep]) * sign
+        # timings: see the report's ms/arch column
         rows.append(
-            {
-                "set": name,
-                "space": space_name,
-                "objective": "lm",
-                "proxy": proxy,
-                "reference": ref_name,
-                "n": len(keep),
-                "spearman_vs_reference": float(spearmanr(mine, ref).statistic),
-                "ours_vs_truth": float(spearmanr(mine, truth).statistic),
-                "reference_vs_truth": float(spearmanr(ref, truth).statistic),
-                "median_s_per_arch": float("nan"),  # see the report's ms/arch column
-                "wall_s": float("nan"),
-            }
+            agreement_row(name, space_name, "lm", proxy, ref_name, mine, ref, truth, math.nan, math.nan)
         )
     return rows
 

@@ -38,8 +38,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from trainfree.proxies.spectral import EMBEDDING
+
 AGGREGATIONS = ("sum", "layer")
-EMBEDDING = "embedding"
 ALPHAS = np.linspace(0.0, 1.0, 101)
 BETAS = np.linspace(0.0, 1.0, 21)
 #: Embedding log-capacities closer than this (1% in capacity) count as equal, and beta stays 0:
@@ -162,10 +163,11 @@ def fit_balance(
         taus = kendall_taus(scores, y)
         if not np.isfinite(taus).any():
             continue
-        near = taus >= np.nanmax(taus) - tolerance
+        floor = np.nanmax(taus) - tolerance
+        near = taus >= floor
         alpha, beta = float(alpha_grid[near].mean()), float(beta_grid[near].mean())
         score = kendall_taus((alpha * a + (1 - alpha) * f + beta * e)[None], y)[0]
-        if not score >= np.nanmax(taus) - tolerance:  # a plateau that is not convex: its nearest point
+        if not score >= floor:  # a plateau that is not convex: its nearest point
             i = int(np.argmin(np.where(near, (alpha_grid - alpha) ** 2 + (beta_grid - beta) ** 2, np.inf)))
             alpha, beta, score = float(alpha_grid[i]), float(beta_grid[i]), float(taus[i])
         if best is None or score > best[0]:

@@ -173,7 +173,7 @@ _CACHE = SpectrumCache()
 
 
 def svdvals(w: torch.Tensor) -> torch.Tensor:
-    """Singular values of ``w`` (``[..., m, n]``), largest first, float32, on one thread.
+    """Singular values of ``w`` (``[..., m, n]``), largest first, float32.
 
     Elongated matrices (one side at least 4 times the other: embedding tables, 20000 x 64)
     go through the eigenvalues of their small ``k x k`` Gram matrix in float64, ``O(k^2 N)``
