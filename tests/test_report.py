@@ -19,11 +19,12 @@ from typer.testing import CliRunner
 from trainfree import cli
 from trainfree.benchmarks.cache import CACHE_FORMAT, ScoreCache, default_cache_dir
 from trainfree.benchmarks.evaluate import rank_correlation
-from trainfree.benchmarks.harness import _run_pool, run_benchmark, score_benchmark
+from trainfree.benchmarks.harness import run_benchmark, score_benchmark
 from trainfree.benchmarks.loaders import load_benchmark
 from trainfree.benchmarks.report import SUMMARY_COLUMNS, write_report
 from trainfree.proxies import PROXIES, get_proxy, list_proxies, measure
 from trainfree.proxies.balance import AlphaStrategy
+from trainfree.proxies.runner import run_pool as _run_pool
 
 runner = CliRunner()
 ANALYTIC = ["params", "decoder_params", "param_mix"]

@@ -77,12 +77,16 @@ def test_parse_budget_refuses(text):
         ({"proxy": "nope"}, "proxy"),
         ({"pop_size": 2}, "pop_size"),
         ({"algorithm": "cmaes"}, "algorithm"),
-        ({"max_latency_ms": -1}, "max_latency_ms"),
+        ({"limits": {"latency": -1}}, "max latency"),
+        ({"limits": {"speed": 1}}, "limits"),
+        ({"costs": "guessed"}, "costs"),
+        ({"seed": -1}, "seed"),
+        ({"pop_size": "12"}, "pop_size"),
     ],
 )
 def test_settings_are_validated(kw, field, tmp_path):
     with pytest.raises(ConfigError, match=f"'{field}'"):
-        SearchRun.create(tmp_path / "run", settings(**kw))
+        SearchRun.open(tmp_path / "run", settings(**kw))
     assert not (tmp_path / "run" / "settings.json").exists()
 
 
@@ -108,7 +112,7 @@ def _read(out: Path):
 
 def test_search_writes_a_true_frontier_and_buildable_configs(tmp_path):
     out = tmp_path / "run"
-    result = SearchRun.create(out, settings()).run()
+    result = SearchRun.open(out, settings()).run()
     assert result.evaluations == 24 and result.generations == 3
     evaluated, frontier = _read(out)
     assert len(evaluated) == 24 and evaluated["config"].is_unique
@@ -132,10 +136,12 @@ def test_search_writes_a_true_frontier_and_buildable_configs(tmp_path):
 
 def test_resume_continues_without_repeating(tmp_path):
     straight = tmp_path / "straight"
-    SearchRun.create(straight, settings(budget="40")).run()
+    SearchRun.open(straight, settings(budget="40", workers=1)).run()
     parts = tmp_path / "parts"
-    SearchRun.create(parts, settings(budget="16", workers=2)).run()  # parallel proxies: same result
-    run = SearchRun.resume(parts, budget="40")
+    first = SearchRun.open(parts, settings(budget="16", workers=2))  # parallel proxies: same result
+    first.run()
+    first.close()
+    run = SearchRun.open(parts, budget="40")
     assert run.generation == 2 and len(run.store) == 16
     run.run()
     a, b = _read(straight)[0], _read(parts)[0]
@@ -150,7 +156,7 @@ def test_store_drops_a_line_cut_by_a_kill(tmp_path):
     path.write_text(json.dumps({"key": "a", "index": 0}) + "\n" + '{"key": "b", "ind')
     store = EvaluationStore(path)
     assert list(store.records) == ["a"]
-    store.add({"key": "c", "index": 1})
+    store.add([{"key": "c", "index": 1}])
     assert [json.loads(x)["key"] for x in path.read_text().splitlines()] == ["a", "c"]
 
 
@@ -193,7 +199,7 @@ def test_kill_9_then_resume(tmp_path):
         _cli("search", "--resume", "--out", str(killed)), env=env, capture_output=True, text=True
     )
     assert res.returncode == 0, res.stderr
-    assert "resuming" in res.stderr
+    assert "continuing" in res.stderr
     a, b = _read(straight)[0], _read(killed)[0]
     assert len(b) == 24 and b["config"].is_unique
     assert set(a["config"]) == set(b["config"])
@@ -203,7 +209,7 @@ def test_kill_9_then_resume(tmp_path):
 
 def test_constraints_keep_violators_off_the_frontier(tmp_path):
     out = tmp_path / "run"
-    SearchRun.create(out, settings(max_params=6e6)).run()
+    SearchRun.open(out, settings(limits={"params": 6e6})).run()
     evaluated, frontier = _read(out)
     assert frontier["models"] and all(m["params"] <= 6e6 for m in frontier["models"])
     assert (evaluated["params"] > 6e6).any()  # they were evaluated, just not admitted
@@ -215,12 +221,15 @@ def test_search_with_measured_latency_and_memory(tmp_path):
         objectives=["latency", "memory"],
         budget="8",
         pop_size=4,
+        costs="measured",
         space_values={"n_layer": [1, 2], "d_model": [64], "d_inner": [128, 256], "div_val": [1]},
     )
-    result = SearchRun.create(out, s).run()
+    result = SearchRun.open(out, s).run()
     evaluated, frontier = _read(out)
-    assert result.evaluations == 8
+    assert result.evaluations == 8 and result.costs == "measured"
     assert (evaluated["latency_ms"] > 0).all() and (evaluated["memory_mb"] > 0).all()
+    # memory is the footprint: weights and the activation peak together
+    assert np.allclose(evaluated["memory_mb"], evaluated["weights_mb"] + evaluated["activation_mb"])
     assert all(m["latency_ms"] > 0 for m in frontier["models"])
 
 
@@ -234,7 +243,7 @@ def test_cli_refuses_to_overwrite_and_reports_bad_arguments(tmp_path):
     assert first.exit_code == 0, first.output
     assert "Pareto frontier" in first.output
     again = runner.invoke(cli.app, args)  # the same command again continues its run
-    assert again.exit_code == 0 and "resuming" in again.output, again.output
+    assert again.exit_code == 0 and "continuing" in again.output, again.output
     other = runner.invoke(cli.app, [*args, "--seed", "1"])  # other settings: refused, run untouched
     assert other.exit_code == 2 and "seed" in other.output and "--resume" in other.output
     assert json.loads((out / "settings.json").read_text())["seed"] == 0

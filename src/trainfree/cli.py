@@ -393,168 +393,6 @@ def _parse_sets(items: list[str]) -> dict[str, list]:
     return out
 
 
-def _saved_settings(out: Path) -> dict | None:
-    path = out / "settings.json"
-    if not path.exists():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError:
-        raise _fail(f"{path} is not valid JSON; choose another --out") from None
-
-
-@app.command()
-def search(
-    out: Annotated[Path, typer.Option(help="run directory (created; holds results and checkpoints)")],
-    space: Annotated[str, typer.Option(help="search space name")] = "gpt2",
-    proxy: Annotated[str, typer.Option(help="proxy to maximise (see `trainfree proxies`)")] = "zerolm",
-    objectives: Annotated[
-        str, typer.Option(help="costs to minimise, comma-separated: latency, memory, params, flops")
-    ] = "latency,memory",
-    device: DeviceOpt = "cpu",
-    backend: BackendOpt = "torch",
-    budget: Annotated[
-        str | None, typer.Option(help="evaluations (e.g. 200) or wall time (90s, 10m, 1h); default 4m")
-    ] = None,
-    resume: Annotated[
-        bool, typer.Option("--resume", help="continue the run in --out with its saved settings")
-    ] = False,
-    alpha: Annotated[
-        str, typer.Option(help="balance of a balanced proxy: heuristic or a number")
-    ] = "heuristic",
-    pop_size: Annotated[int, typer.Option(min=4, help="population size (architectures per generation)")] = 12,
-    seed: Annotated[int, typer.Option(help="random seed (search and weights)")] = 0,
-    workers: Annotated[int | None, typer.Option(min=1, help="parallel proxy workers (default 1)")] = None,
-    algorithm: Annotated[str, typer.Option(help="nsga2, or random (the baseline)")] = "nsga2",
-    max_latency_ms: Annotated[float | None, typer.Option(help="constraint: latency at most this")] = None,
-    max_memory_mb: Annotated[float | None, typer.Option(help="constraint: peak memory at most this")] = None,
-    max_params: Annotated[float | None, typer.Option(help="constraint: parameters at most this")] = None,
-    batch_size: BatchOpt = 1,
-    seq_len: SeqOpt = 192,
-    threads: ThreadsOpt = 1,
-    warmup: WarmupOpt = 1,
-    repeats: RepeatsOpt = 5,
-    set_values: Annotated[
-        list[str] | None, typer.Option("--set", help="narrow a value set of the space: NAME=[v1,v2,...]")
-    ] = None,
-    cache: Annotated[bool, typer.Option(help="reuse hardware measurements cached on disk")] = True,
-) -> None:
-    """Search a space for the Pareto frontier of proxy score vs measured latency/memory."""
-    from trainfree.search import SearchRun, SearchSettings
-
-    try:
-        if resume:
-            run = SearchRun.resume(out, budget=budget, workers=workers)
-        else:
-            settings = SearchSettings(
-                space=space,
-                space_values=_parse_sets(set_values or []),
-                proxy=proxy,
-                alpha=alpha,
-                objectives=[o.strip() for o in objectives.split(",") if o.strip()],
-                hardware=_hardware_settings(backend, device, batch_size, seq_len, threads, warmup, repeats),
-                max_latency_ms=max_latency_ms,
-                max_memory_mb=max_memory_mb,
-                max_params=max_params,
-                budget=budget or "4m",
-                pop_size=pop_size,
-                seed=seed,
-                workers=workers or 1,
-                algorithm=algorithm,
-                use_cache=cache,
-            )
-            if space not in list_spaces():
-                raise _fail(f"unknown space '{space}'; known: {', '.join(list_spaces())}")
-            saved = _saved_settings(out)
-            asked = json.loads(json.dumps(settings.to_dict()))  # as settings.json holds it
-            if saved is None:
-                run = SearchRun.create(out, settings)
-            elif saved == asked:
-                resume = True  # the same command again continues (or just reprints) its run
-                run = SearchRun.resume(out)
-            else:
-                differ = sorted(k for k in saved if saved.get(k) != asked.get(k))
-                raise _fail(
-                    f"{out} already holds a search run with other settings ({', '.join(differ)}); "
-                    f"continue it with `trainfree search --resume --out {out}` or choose another --out"
-                )
-    except TrainfreeError as exc:  # RunDirError included
-        raise _fail(str(exc)) from None
-    s = run.settings
-    err_console.print(
-        f"[bold]search[/] {s.space}: maximise {s.proxy}, minimise {', '.join(s.objectives)} on "
-        f"{s.hardware.name} (batch {s.hardware.batch_size}, {s.hardware.seq_len} tokens), "
-        f"{s.algorithm}, population {s.pop_size}, budget {s.budget}, seed {s.seed} -> {run.out}"
-        + (f" (resuming at generation {run.generation}, {len(run.store)} evaluated)" if resume else ""),
-        highlight=False,
-    )
-    evals, seconds = run.budget_evals, run.budget_seconds
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.fields[status]}"),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=False,
-    ) as progress:
-        task = progress.add_task("search", total=evals or seconds, status="starting")
-
-        def on_progress(p) -> None:
-            done = p.evaluations if evals else min(p.elapsed, seconds or 0)
-            progress.update(
-                task,
-                completed=done,
-                description=f"generation {p.generation}",
-                status=f"{p.evaluations} evaluated | frontier {p.frontier_size} | HV {p.hypervolume:.3f}",
-            )
-
-        result = run.run(on_progress=on_progress)
-    table = Table(
-        title=f"Pareto frontier: {len(result.frontier)} of {result.evaluations} architectures "
-        f"({result.generations} generations, {result.elapsed:.0f} s, {result.stopped})",
-        box=box.SIMPLE_HEAD,
-    )
-    cols = [
-        ("rank", "rank"),
-        (s.proxy, s.proxy),
-        ("latency ms", "latency_ms"),
-        ("memory MB", "memory_mb"),
-        ("params", "params"),
-        ("config", "config_file"),
-    ]
-    for title, _ in cols:
-        table.add_column(title, justify="left" if title == "config" else "right")
-    for m in result.frontier:
-        cells = []
-        for _, key in cols:
-            v = m.get(key)
-            if isinstance(v, float):
-                cells.append(f"{v:.3f}" if key == s.proxy else f"{v:.1f}")
-            elif isinstance(v, int) and key == "params":
-                cells.append(f"{v / 1e6:.2f}M")
-            else:
-                cells.append("-" if v is None else str(v))
-        table.add_row(*cells)
-    console.print(table)
-    if not result.frontier:
-        reasons = {r.get("reason") for r in run.store.records.values() if r.get("reason")}
-        err_console.print(
-            "[yellow]no architecture satisfied every constraint;[/] "
-            + (f"e.g. {sorted(reasons)[0]}" if reasons else "")
-            + f" (all reasons in {run.out}/evaluated.csv)",
-            highlight=False,
-        )
-    if result.balance is not None:
-        err_console.print(
-            f"balance: alpha {result.balance.alpha:.3f}, aggregation {result.balance.aggregate}"
-        )
-    err_console.print(
-        f"wrote {run.out}/frontier.csv, frontier.json, frontier.png, evaluated.csv and configs/ "
-        f"(build one: space.build(space.config_from_json(open(FILE).read())))",
-        highlight=False,
-    )
-
-
 def _balance_text(r: dict[str, Any]) -> str:
     """``0.43 sum`` or, where the embedding takes part, ``0.43 sum +0.30E``."""
     text = f"{r['alpha']:.2f} {r['aggregate']}"
@@ -565,8 +403,13 @@ def _ci(ci: tuple[float, float]) -> str:
     return f"[{ci[0]:.2f},{ci[1]:.2f}]"
 
 
+from trainfree import cli_search  # noqa: E402,F401  (registers `search` and `calibrate`)
+
+
 def main() -> None:  # pragma: no cover - thin wrapper for `python -m trainfree`
-    app()
+    from trainfree.cli import app as registered  # the module's app (also when run as __main__)
+
+    registered()
 
 
 if __name__ == "__main__":  # pragma: no cover

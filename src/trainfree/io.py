@@ -15,8 +15,11 @@ def atomic_write_bytes(path: str | Path, data: bytes, fsync: bool = True) -> Pat
     cache entry that may be lost in a power cut needs no fsync), then rename over ``path``."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
+    # a unique name, created exclusively (O_EXCL) in the target folder: a planted file or
+    # symlink cannot be written through
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
     try:
+        os.fchmod(fd, _mode_for(p))
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             if fsync:
@@ -27,6 +30,16 @@ def atomic_write_bytes(path: str | Path, data: bytes, fsync: bool = True) -> Pat
         Path(tmp).unlink(missing_ok=True)
         raise
     return p
+
+
+def _mode_for(path: Path) -> int:
+    """The mode of the file being replaced, else what a plain ``open(path, "w")`` gives."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

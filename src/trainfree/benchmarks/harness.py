@@ -6,8 +6,9 @@ alone would wait. Each proxy gets its own copy of the freshly built model (copyi
 charged), so no proxy sees weights, gradients or hooks another proxy left behind, and a score
 never depends on which other proxies ran: what makes caching it sound.
 
-:func:`run_benchmark` runs the architectures in parallel worker processes (``workers``) and
-reads and writes each (architecture, proxy, settings) score through a
+:func:`run_benchmark` scores through the one proxy runner that the search uses too
+(:class:`~trainfree.proxies.runner.ProxyRunner`): parallel worker processes (``workers``),
+each (architecture, proxy, settings) score read and written through a
 :class:`~trainfree.benchmarks.cache.ScoreCache`, so an interrupted run resumes without
 recomputing. A proxy failing on an architecture (an exception, running out of memory, even a
 worker process dying) is recorded in ``ProxyRun.errors`` and the proxy is evaluated on the
@@ -21,15 +22,10 @@ random splits; the figures are the mean and standard deviation over the splits.
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import math
 import os
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +36,7 @@ from trainfree.benchmarks.evaluate import rank_correlation
 from trainfree.benchmarks.loaders import Benchmark
 from trainfree.proxies import Proxy, ProxyContext, get_proxy
 from trainfree.proxies.balance import AlphaStrategy, Balance, combine, fit_balance, heuristic_balance
+from trainfree.proxies.runner import ProxyRunner
 
 
 @dataclass
@@ -150,57 +147,29 @@ def run_benchmark(
     raw: dict[str, list[Any]] = {p.name: [math.nan] * n for p in proxies}
     seconds = {p.name: np.zeros(n) for p in proxies}
     errors: dict[str, dict[str, str]] = {p.name: {} for p in proxies}
-    specs: dict[tuple[int, str], dict[str, Any]] = {}
-    todo: list[tuple[int, list[str]]] = []
-    cached = 0
     invalid_before = cache.invalid if cache else 0
-    for i, entry in enumerate(bench.entries):
-        missing = []
-        for p in proxies:
-            if cache is None:
-                missing.append(p.name)
-                continue
-            spec = ScoreCache.spec(bench.space, entry.config, p, seed, seq_len, batch_size, options)
-            specs[(i, p.name)] = spec
-            hit = cache.get(spec)
-            if hit is None:
-                missing.append(p.name)
-            else:
-                raw[p.name][i] = hit.value
-                seconds[p.name][i] = hit.seconds
-                cached += 1
-        if missing:
-            todo.append((i, missing))
-    done = n - len(todo)
-    if on_step and done:
-        on_step(done)
-
-    computed = 0
+    done = 0
 
     def record(i: int, results: dict[str, tuple[Any, float, str | None]]) -> None:
-        nonlocal done, computed
+        nonlocal done
         for name, (value, secs, error) in results.items():
             seconds[name][i] = secs
             if error is not None:
                 errors[name][bench.entries[i].id] = error
-                continue
-            raw[name][i] = value
-            computed += 1
-            if cache is not None:
-                cache.put(specs[(i, name)], value, secs)
+            else:
+                raw[name][i] = value
         done += 1
         if on_step:
             on_step(done)
 
-    n_workers = default_workers(proxies, len(todo)) if workers is None else max(1, int(workers))
-    n_workers = min(n_workers, max(1, len(todo)))
+    n_workers = default_workers(proxies, n) if workers is None else max(1, int(workers))
+    n_workers = min(n_workers, max(1, n))
     settings = {"seed": seed, "seq_len": seq_len, "batch_size": batch_size, "options": options}
-    if n_workers == 1:
-        for i, names in todo:
-            record(i, score_architecture(bench.space, bench.entries[i].config, names, **settings))
-    else:
-        tasks = [(i, bench.entries[i].config, names) for i, names in todo]
-        _run_pool(tasks, n_workers, bench.space, settings, record)
+    runner = ProxyRunner(bench.space, settings, workers=n_workers, cache=cache)
+    try:
+        runner.score([e.config for e in bench.entries], [p.name for p in proxies], record)
+    finally:
+        runner.close()
 
     truth = np.array([e.ground_truth for e in bench.entries])
     runs = {}
@@ -223,150 +192,12 @@ def run_benchmark(
         runs=runs,
         wall_seconds=time.perf_counter() - t_start,
         workers=n_workers,
-        computed=computed,
-        cached=cached,
+        computed=runner.computed,
+        cached=runner.cached,
         invalid=(cache.invalid - invalid_before) if cache else 0,
         batch_size=batch_size,
         settings=settings,
     )
-
-
-def score_architecture(
-    space: Any,
-    config: Any,
-    names: Sequence[str],
-    seed: int = 0,
-    seq_len: int | None = None,
-    batch_size: int | None = None,
-    options: dict[str, Any] | None = None,
-) -> dict[str, tuple[Any, float, str | None]]:
-    """``{proxy: (value, seconds, error)}`` for one architecture.
-
-    ``value`` is a float, or the components dict of a balanced proxy (None on error).
-    ``seconds`` is the proxy's own compute time plus, for proxies that need the model, the
-    time of building it once. Every proxy gets a pristine copy of the model.
-    """
-    proxies = [get_proxy(n) for n in dict.fromkeys(names)]
-    users = [p for p in proxies if p.needs_model]
-    pristine, build_s, build_error = None, 0.0, None
-    if users:
-        t0 = time.perf_counter()
-        try:
-            pristine = space.build(config, seed=seed)
-        except Exception as exc:  # e.g. out of memory: every proxy needing the model fails
-            build_error = f"building the model: {type(exc).__name__}: {exc}"
-        build_s = time.perf_counter() - t0
-    out: dict[str, tuple[Any, float, str | None]] = {}
-    for p in proxies:
-        ctx = ProxyContext(seed=seed, batch_size=batch_size, seq_len=seq_len, options=dict(options or {}))
-        if p.needs_model:
-            if build_error is not None:
-                out[p.name] = (None, build_s, build_error)
-                continue
-            ctx._built = pristine if p is users[-1] else _copy_model(pristine, space, config, seed)
-        t0 = time.perf_counter()
-        try:
-            value: Any = p.components(space, config, ctx) if p.balanced else p(space, config, ctx)
-            error = None
-        except Exception as exc:  # a proxy failing on one architecture must not end the run
-            value, error = None, f"{type(exc).__name__}: {exc}"
-        out[p.name] = (value, time.perf_counter() - t0 + (build_s if p.needs_model else 0.0), error)
-        ctx._built = None
-    return out
-
-
-def _copy_model(model: Any, space: Any, config: Any, seed: int) -> Any:
-    try:
-        return copy.deepcopy(model)
-    except Exception:  # a module that cannot be deep-copied: build it again (same seed, same weights)
-        return space.build(config, seed=seed)
-
-
-# ---------------------------------------------------------------------- worker processes
-_WORKER: dict[str, Any] = {}
-
-
-def _init_worker(space: Any, settings: dict[str, Any], threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(threads)
-    _WORKER.update(space=space, settings=settings)
-
-
-def _worker_task(config: Any, names: list[str]) -> dict[str, tuple[Any, float, str | None]]:
-    return score_architecture(_WORKER["space"], config, names, **_WORKER["settings"])
-
-
-def _run_pool(
-    tasks: list[tuple[int, Any, list[str]]],
-    workers: int,
-    space: Any,
-    settings: dict[str, Any],
-    record: Callable[[int, dict[str, tuple[Any, float, str | None]]], None],
-    task_fn: Callable[[Any, list[str]], dict[str, tuple[Any, float, str | None]]] = _worker_task,
-) -> None:
-    """Run ``tasks`` (index, config, proxy names) in ``workers`` spawned processes.
-
-    At most two tasks per worker are in flight. If a worker process dies (killed for memory,
-    say), the pool is restarted and the architectures that were in flight are retried once,
-    one at a time, so that only the one that kills its worker is recorded as failed.
-    """
-    import multiprocessing as mp
-
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    queue: deque[tuple[tuple[int, Any, list[str]], int]] = deque((t, 0) for t in tasks)
-    while queue:
-        pool = ProcessPoolExecutor(
-            workers,
-            mp_context=mp.get_context("spawn"),
-            initializer=_init_worker,
-            initargs=(space, settings, threads),
-        )
-        inflight: dict[Any, tuple[tuple[int, Any, list[str]], int]] = {}
-        broken = False
-        try:
-            while (queue or inflight) and not broken:
-                while queue and len(inflight) < 2 * workers:
-                    if queue[0][1] > 0 and inflight:
-                        break  # a retry runs alone
-                    task, attempt = queue.popleft()
-                    inflight[pool.submit(task_fn, task[1], task[2])] = (task, attempt)
-                    if attempt > 0:
-                        break
-                finished, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    task, attempt = inflight.pop(fut)
-                    try:
-                        record(task[0], fut.result())
-                    except BrokenProcessPool:
-                        broken = True
-                        _retry_or_fail(queue, task, attempt, record)
-                    except Exception as exc:  # the task itself failed outside the proxies
-                        msg = f"worker: {type(exc).__name__}: {exc}"
-                        record(task[0], {name: (None, 0.0, msg) for name in task[2]})
-            if broken:
-                for task, attempt in inflight.values():
-                    _retry_or_fail(queue, task, attempt, record)
-        except BaseException:  # Ctrl-C: stop the workers now, not after their queued tasks
-            _terminate_workers(pool)  # before shutdown(), which forgets the processes
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
-        pool.shutdown(wait=not broken, cancel_futures=True)
-
-
-def _terminate_workers(pool: ProcessPoolExecutor) -> None:
-    processes = getattr(pool, "_processes", None) or {}
-    for proc in list(processes.values()):
-        with contextlib.suppress(Exception):  # already gone
-            proc.terminate()
-
-
-def _retry_or_fail(queue: deque, task: tuple[int, Any, list[str]], attempt: int, record: Callable) -> None:
-    if attempt == 0:
-        queue.append((task, 1))
-    else:
-        msg = "worker process died (killed, e.g. out of memory)"
-        record(task[0], {name: (None, 0.0, msg) for name in task[2]})
 
 
 def _stack_components(rows: list[Any]) -> dict[str, np.ndarray]:

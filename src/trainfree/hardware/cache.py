@@ -20,7 +20,7 @@ from typing import Any
 from trainfree.hardware.profiler import HardwareSettings, Measurement, machine_info, measure
 from trainfree.io import atomic_write_json
 
-FORMAT = "trainfree-hardware-cache/1"
+FORMAT = "trainfree-hardware-cache/2"  # /2: memory_mb is the footprint (weights + activations)
 ENV_VAR = "TRAINFREE_CACHE"
 
 

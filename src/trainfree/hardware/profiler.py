@@ -6,15 +6,16 @@ mode, with the model in eval mode:
 
 - **latency**: ``warmup`` untimed runs, then ``repeats`` timed runs; the median is the figure,
   the quartiles and the minimum say how noisy it was. On CUDA every run is synchronised.
-- **memory**: the peak memory *added* by one forward pass, in MB (weights excluded; they are
-  reported separately as ``weights_mb``). On CUDA it is the caching allocator's peak minus
-  what was allocated before the run. On Linux CPUs it is the true high-water mark of the
-  process's resident memory during the run: the kernel's peak counter (``VmHWM``) is reset
-  just before the run (``/proc/self/clear_refs``), after returning freed heap memory to the
-  system (``malloc_trim``), so the difference ``VmHWM - VmRSS(before)`` is exactly the largest
-  amount of memory the run held at once. LTS instead summed the PyTorch profiler's
-  per-operator allocations, which counts every activation ever allocated, not what is alive
-  together (see docs/search.md for the comparison).
+- **memory**: the peak inference footprint in MB, ``memory_mb = weights_mb + activation_mb``:
+  what a device must hold at once to run the model. ``weights_mb`` is the parameters' size;
+  ``activation_mb`` is the peak memory one forward pass *adds* on top of them. On CUDA it is
+  the caching allocator's peak minus what was allocated before the run. On Linux CPUs it is
+  the true high-water mark of the process's resident memory during the run: the kernel's
+  peak counter (``VmHWM``) is reset just before the run (``/proc/self/clear_refs``), after
+  returning freed heap memory to the system (``malloc_trim``), so ``VmHWM - VmRSS(before)``
+  is exactly the largest amount of memory the run held at once. LTS instead summed the
+  PyTorch profiler's per-operator allocations, which counts every activation ever
+  allocated, not what is alive together (see docs/search.md for the comparison).
 
 Every measurement runs in a fresh worker process forked from a clean server (the
 ``forkserver`` start method), so an earlier model's allocations, caches and fragmented heap
@@ -31,6 +32,7 @@ import math
 import multiprocessing as mp
 import os
 import platform
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -99,8 +101,9 @@ class Measurement:
     latency_p25_ms: float = math.nan
     latency_p75_ms: float = math.nan
     latency_min_ms: float = math.nan
-    memory_mb: float = math.nan
+    memory_mb: float = math.nan  # weights_mb + activation_mb: the inference footprint
     weights_mb: float = math.nan
+    activation_mb: float = math.nan
     memory_method: str = ""
     seconds_setup: float = 0.0
     seconds_memory: float = 0.0
@@ -113,11 +116,30 @@ class Measurement:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Measurement:
+        """A measurement read back (from a worker or a cache file), its fields checked: a
+        successful one must carry finite, non-negative figures of the right types."""
+        if not isinstance(data, dict):
+            raise ValueError("not a measurement: not an object")
         names = {f for f in cls.__dataclass_fields__}
         unknown = set(data) - names
-        if unknown or "ok" not in data:
+        if unknown or not isinstance(data.get("ok"), bool):
             raise ValueError(f"not a measurement: unknown fields {sorted(unknown)}" if unknown else "no 'ok'")
-        return cls(**data)
+        out = cls(**data)
+        if out.ok:
+            for name in _FIGURES:
+                value = getattr(out, name)
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    raise ValueError(f"measurement field {name}: {value!r} is not a number")
+                if not (math.isfinite(value) and value >= 0):
+                    raise ValueError(f"measurement field {name}: {value!r} is not a finite number >= 0")
+            if not isinstance(out.runs_ms, list) or not isinstance(out.memory_method, str):
+                raise ValueError("measurement fields runs_ms/memory_method have the wrong type")
+        return out
+
+
+#: the figures a successful measurement must carry (finite, >= 0)
+_FIGURES = ("latency_ms", "latency_p25_ms", "latency_p75_ms", "latency_min_ms", "memory_mb", "weights_mb",
+            "activation_mb")
 
 
 def machine_info(device: str = "cpu") -> dict[str, Any]:
@@ -256,15 +278,16 @@ def _memory_then_latency(
     t0 = time.perf_counter()
     start()
     out = run()
-    memory_mb = stop()
+    activation_mb = stop()
     del out
     seconds_memory = time.perf_counter() - t0
     t0 = time.perf_counter()
     times = _timed_runs(run, settings, sync)
     return Measurement(
         ok=True,
-        memory_mb=float(memory_mb),
+        memory_mb=float(weights_mb + activation_mb),
         weights_mb=float(weights_mb),
+        activation_mb=float(activation_mb),
         memory_method=method,
         seconds_setup=seconds_setup,
         seconds_memory=seconds_memory,
@@ -388,13 +411,34 @@ def worker_context() -> Any:
         method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
         _CONTEXT = mp.get_context(method)
         if method == "forkserver":
-            # imported once by the server, not by every child: "__main__" (the main script,
-            # so that children skip re-importing it), and torch._dynamo, which the first
+            # imported once by the server, not by every child; torch._dynamo is what the first
             # build under a ``torch.device`` context imports lazily (about 2 s)
             _CONTEXT.set_forkserver_preload(
-                ["__main__", "trainfree.hardware.profiler", "trainfree.spaces", "torch._dynamo"]
+                ["trainfree.hardware.profiler", "trainfree.spaces", "trainfree.proxies", "torch._dynamo"]
             )
     return _CONTEXT
+
+
+@contextlib.contextmanager
+def main_hidden() -> Any:
+    """Start worker processes without the main script.
+
+    A child started by forkserver or spawn re-runs the parent's main script (``__main__``)
+    unless it is guarded by ``if __name__ == "__main__":``, so a user's plain script that
+    calls :func:`measure` would start itself again. Workers only run trainfree functions, so
+    they never need the script: while a child starts, ``__main__`` shows no file to re-run."""
+    main = sys.modules.get("__main__")
+    saved = {k: main.__dict__[k] for k in ("__file__", "__spec__") if main and k in main.__dict__}
+    if main is not None:
+        main.__dict__.pop("__file__", None)
+        main.__spec__ = None
+    try:
+        yield
+    finally:
+        if main is not None:
+            main.__dict__.update(saved)
+            if "__spec__" not in saved:
+                main.__dict__.pop("__spec__", None)
 
 
 def measure(
@@ -414,7 +458,8 @@ def measure(
     ctx = worker_context()
     parent, child = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=_child, args=(child, space, config, settings, seed), daemon=True)
-    proc.start()
+    with main_hidden():
+        proc.start()
     child.close()
     try:
         if parent.poll(settings.timeout_s):

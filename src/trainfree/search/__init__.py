@@ -1,9 +1,11 @@
 """Hardware-aware multi-objective search: NSGA-II (pymoo) over any registered space.
 
-``SearchRun.create(out, SearchSettings(space="gpt2"))`` then ``.run()``; a killed run continues
-with ``SearchRun.resume(out).run()``. See docs/search.md.
+``SearchRun.open(out, SearchSettings(space="gpt2"))`` then ``.run()``; the same call on the
+same folder (or ``SearchRun.open(out)``) continues a killed run. See docs/search.md.
 """
 
-from trainfree.search.run import SearchResult, SearchRun, SearchSettings, parse_budget
+from trainfree.search.run import SearchProgress, SearchResult, SearchRun
+from trainfree.search.settings import SearchSettings, parse_budget
+from trainfree.search.state import RunDirError
 
-__all__ = ["SearchResult", "SearchRun", "SearchSettings", "parse_budget"]
+__all__ = ["RunDirError", "SearchProgress", "SearchResult", "SearchRun", "SearchSettings", "parse_budget"]

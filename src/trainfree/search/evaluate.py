@@ -1,13 +1,21 @@
-"""Evaluating architectures for the search: proxy score, analytic costs, measured costs.
+"""Evaluating architectures for the search: proxy score, analytic costs, device costs.
 
 Every distinct architecture is evaluated once per run and its record appended to the run's
-``evaluations.jsonl`` (one complete JSON object per line, flushed and fsynced), which is the
-run's memory: a killed run, resumed, finds every finished evaluation there and repeats none.
-A line cut short by a kill is detected and dropped on reading.
+``evaluations.jsonl`` (one complete JSON object per line, fsynced once per batch), which is
+the run's memory: a killed run, resumed, finds every finished evaluation there and repeats
+none. When a model is measured on the device after its evaluation (a frontier model of a
+run searching on predicted costs), its updated record is appended again; the last line of a
+key wins.
 
-Proxies are computed in parallel worker processes (``workers``); latency and memory are then
-measured one architecture at a time, each in its own fresh process (``trainfree.hardware``), so
-that timings do not disturb each other.
+Reading is forgiving and loses nothing: a last line cut short by a kill is a crash artefact
+and is dropped from the file; any other unreadable line (a corrupted byte, a foreign object)
+is skipped with a warning that names it, and left on disk. Records written under other
+settings (another fingerprint) are never mixed in.
+
+Proxies run through the shared :class:`~trainfree.proxies.runner.ProxyRunner` (worker
+processes, the score cache). Device measurements run one at a time, each in a fresh process
+(:mod:`trainfree.hardware.profiler`); transient failures (a worker that died, a timeout) are
+retried before an architecture is called infeasible.
 """
 
 from __future__ import annotations
@@ -16,70 +24,59 @@ import json
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from trainfree.hardware import HardwareSettings, MeasurementCache, measure_cached
-from trainfree.proxies import ProxyContext, get_proxy
+from trainfree.hardware.costmodel import cost_features, weights_mb
+from trainfree.hardware.profiler import Measurement
+from trainfree.proxies import get_proxy
+from trainfree.proxies.runner import ProxyRunner
+from trainfree.search.objectives import MEASUREMENT_FIELDS, OBJECTIVES
 
-#: the record field of each cost objective (all minimised); latency and memory are measured
-COST_FIELDS = {"latency": "latency_ms", "memory": "memory_mb", "params": "params", "flops": "flops"}
-COST_OBJECTIVES = tuple(COST_FIELDS)
-HARDWARE_OBJECTIVES = ("latency", "memory")
-
-
-def proxy_task(space: Any, config: Any, proxy_name: str, seed: int, seq_len: int | None) -> dict[str, Any]:
-    """Score one architecture with one proxy (runs in a worker process). A balanced proxy
-    returns its components; the run's alpha is applied later, over the population."""
-    proxy = get_proxy(proxy_name)
-    t0 = time.perf_counter()
-    try:
-        ctx = ProxyContext(seed=seed, seq_len=seq_len)
-        if proxy.balanced:
-            out: dict[str, Any] = {"components": proxy.components(space, config, ctx)}
-        else:
-            out = {"score": float(proxy(space, config, ctx))}
-        values = out.get("components", {"score": out.get("score")})
-        if not all(math.isfinite(v) for v in values.values()):
-            out = {"error": f"proxy {proxy_name} returned a non-finite value: {values}"}
-    except Exception as exc:  # an architecture the proxy cannot score is infeasible, not fatal
-        out = {"error": f"proxy {proxy_name}: {type(exc).__name__}: {exc}"[:500]}
-    out["seconds_proxy"] = time.perf_counter() - t0
-    return out
-
-
-def _init_worker() -> None:
-    torch.set_num_threads(1)
+#: failures worth another try: the machine, not the architecture
+TRANSIENT = ("worker died", "timed out")
 
 
 class EvaluationStore:
     """The append-only record of a run's evaluations, keyed by the config's compact JSON."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, fingerprint: str | None = None) -> None:
         self.path = path
+        self.fingerprint = fingerprint
         self.records: dict[str, dict[str, Any]] = {}
+        self.skipped: list[str] = []  # what reading left out, one line each
         if path.exists():
             self._load()
 
     def _load(self) -> None:
         data = self.path.read_bytes()
-        good_end = 0
-        for line in data.splitlines(keepends=True):
-            if not line.endswith(b"\n"):
-                break  # the tail of a write cut short by a kill
-            try:
-                rec = json.loads(line)
-                self.records[rec["key"]] = rec
-            except (json.JSONDecodeError, KeyError, TypeError):
+        lines = data.splitlines(keepends=True)
+        foreign = 0
+        for number, line in enumerate(lines, 1):
+            if not line.endswith(b"\n"):  # the tail of a write cut short by a kill
+                with open(self.path, "r+b") as fh:
+                    fh.truncate(len(data) - len(line))
+                self.skipped.append(f"line {number}: cut short by an interrupted write (removed)")
                 break
-            good_end += len(line)
-        if good_end < len(data):  # drop the damaged tail so that appends stay parseable
-            with open(self.path, "r+b") as fh:
-                fh.truncate(good_end)
+            try:
+                rec = json.loads(line.decode("utf-8"))
+                if not isinstance(rec, dict) or not isinstance(rec.get("key"), str):
+                    raise ValueError("not an evaluation record")
+                int(rec["index"])
+            except (UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+                self.skipped.append(f"line {number}: unreadable ({type(exc).__name__}), skipped and kept")
+                continue
+            if self.fingerprint is not None and rec.get("fp") != self.fingerprint:
+                foreign += 1
+                continue
+            self.records[rec["key"]] = rec
+        if foreign:
+            self.skipped.append(f"{foreign} records of other settings (another fingerprint) ignored")
+        for message in self.skipped:
+            warnings.warn(f"{self.path.name}: {message}", RuntimeWarning, stacklevel=3)
 
     def __contains__(self, key: str) -> bool:
         return key in self.records
@@ -87,128 +84,154 @@ class EvaluationStore:
     def __len__(self) -> int:
         return len(self.records)
 
-    def add(self, record: dict[str, Any]) -> None:
+    def add(self, records: Sequence[dict[str, Any]]) -> None:
+        """Append ``records`` (one line each) and fsync once."""
+        if not records:
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a") as fh:
-            fh.write(json.dumps(record, separators=(",", ":")) + "\n")
+        text = "".join(json.dumps(_json_ready(r), separators=(",", ":")) + "\n" for r in records)
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
-        self.records[record["key"]] = record
+        for r in records:
+            self.records[r["key"]] = r
+
+
+def measurement_fields(m: Measurement, cached: bool) -> dict[str, Any]:
+    """The record fields of a device measurement (``measured`` True when it succeeded)."""
+    out: dict[str, Any] = {
+        "measured": bool(m.ok),
+        "hardware_cached": cached,
+        "seconds_measure": 0.0 if cached else m.seconds_setup + m.seconds_memory + m.seconds_latency,
+    }
+    if m.ok:
+        for o in OBJECTIVES.values():
+            if o.measured:
+                out[o.field] = getattr(m, o.field)
+        out.update({f: getattr(m, f) for f in MEASUREMENT_FIELDS})
+    return out
 
 
 class Evaluator:
-    """Turns configs into records: proxy (parallel), analytic costs, hardware (sequential)."""
+    """Turns configs into records: proxy (worker pool, cache), analytic costs, features for
+    the cost model; and measures records on the device when asked."""
 
     def __init__(
         self,
         space: Any,
         proxy: str,
-        objectives: Sequence[str],
         hardware: HardwareSettings,
         store: EvaluationStore,
-        constraints: dict[str, float] | None = None,
-        seed: int = 0,
-        workers: int = 1,
-        cache: MeasurementCache | None = None,
+        runner: ProxyRunner,
+        cache: MeasurementCache | None,
+        seed: int,
+        fingerprint: str,
+        device_costs: bool,
     ) -> None:
-        self.space = space
-        self.proxy = proxy
-        self.objectives = list(objectives)
-        self.hardware = hardware
-        self.store = store
-        self.seed = seed
-        self.workers = workers
-        self.cache = cache
-        limits = constraints or {}
-        self.needs_hardware = any(o in HARDWARE_OBJECTIVES for o in self.objectives) or any(
-            limits.get(k) is not None for k in ("max_latency_ms", "max_memory_mb")
-        )
-        self._pool: ProcessPoolExecutor | None = None
+        self.space, self.proxy, self.hardware = space, get_proxy(proxy), hardware
+        self.store, self.runner, self.cache = store, runner, cache
+        self.seed, self.fingerprint, self.device_costs = seed, fingerprint, device_costs
+        self.measure_seconds: list[float] = []
 
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(cancel_futures=True)
-            self._pool = None
+    def close(self, kill: bool = False) -> None:
+        self.runner.close(kill=kill)
 
-    def _proxies(self, configs: Sequence[Any]) -> list[dict[str, Any]]:
-        seq_len = self.hardware.seq_len if self.proxy_needs_data else None
-        if self.workers <= 1 or len(configs) <= 1:
-            return [proxy_task(self.space, c, self.proxy, self.seed, seq_len) for c in configs]
-        if self._pool is None:
-            from trainfree.hardware.profiler import worker_context
-
-            self._pool = ProcessPoolExecutor(
-                self.workers, mp_context=worker_context(), initializer=_init_worker
-            )
-        futures = [
-            self._pool.submit(proxy_task, self.space, c, self.proxy, self.seed, seq_len) for c in configs
-        ]
-        return [f.result() for f in futures]
-
-    @property
-    def proxy_needs_data(self) -> bool:
-        return get_proxy(self.proxy).needs_data
-
-    def evaluate(
-        self,
-        configs: Sequence[Any],
-        generation: int,
-        should_stop: Callable[[], bool] = lambda: False,
-        on_record: Callable[[dict[str, Any]], None] | None = None,
-    ) -> list[dict[str, Any] | None]:
-        """Records for ``configs`` (in order); known ones come from the store. Returns None for
-        configs left unevaluated because ``should_stop()`` turned true (budget spent)."""
-        keys = [self.space.config_to_json(c) for c in configs]
+    def new_configs(self, configs: Sequence[Any]) -> dict[str, Any]:
+        """The configs not evaluated yet, by key (first occurrence kept)."""
         todo: dict[str, Any] = {}
-        for key, cfg in zip(keys, configs, strict=True):
+        for cfg in configs:
+            key = self.space.config_to_json(cfg)
             if key not in self.store and key not in todo:
                 todo[key] = cfg
-        if should_stop():
-            todo = {}
-        # proxies for the whole batch, in parallel; hardware then one at a time
-        proxy_out = dict(zip(todo, self._proxies(list(todo.values())), strict=True))
-        for key, cfg in todo.items():
-            if should_stop():
-                break
-            record = self._record(key, cfg, proxy_out[key], generation)
-            self.store.add(record)
-            if on_record:
-                on_record(record)
-        return [self.store.records.get(k) for k in keys]
+        return todo
 
-    def _record(self, key: str, config: Any, proxy_out: dict[str, Any], generation: int) -> dict[str, Any]:
+    def evaluate(
+        self, configs: Sequence[Any], generation: int, measure: bool = False, limit: int | None = None
+    ) -> list[dict[str, Any] | None]:
+        """Evaluate the not-yet-evaluated ``configs`` (the first ``limit`` of them) and store
+        their records; with ``measure`` each is also measured on the device before it is
+        stored. Returns the records of ``configs`` in order (None: left out by ``limit``)."""
+        todo = self.new_configs(configs)
+        keys, cfgs = list(todo)[:limit], list(todo.values())[:limit]
+        records: list[dict[str, Any] | None] = [None] * len(cfgs)
+
+        def done(i: int, scores: dict[str, tuple[Any, float, str | None]]) -> None:
+            records[i] = self._record(keys[i], cfgs[i], scores[self.proxy.name], generation)
+
+        self.runner.score(cfgs, [self.proxy.name], done)
+        finished = [r for r in records if r is not None]
+        for i, rec in enumerate(finished):
+            rec["index"] = len(self.store) + i
+        if measure:
+            for rec, cfg in zip(finished, cfgs, strict=True):
+                if rec["feasible"]:
+                    rec.update(self._measure(cfg))
+                    _mark_failure(rec)
+        self.store.add(finished)
+        return [self.store.records.get(self.space.config_to_json(c)) for c in configs]
+
+    def measure_records(self, records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Measure already-stored records on the device; their updated records are stored."""
+        out = []
+        for rec in records:
+            cfg = self.space.config_from_dict(rec["config"])
+            new = {**rec, **self._measure(cfg)}
+            _mark_failure(new)
+            self.store.add([new])
+            out.append(new)
+        return out
+
+    def _measure(self, config: Any) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        for attempt in range(3):
+            m, cached = measure_cached(self.space, config, self.hardware, self.cache, seed=self.seed)
+            if m.ok or not any(t in (m.error or "") for t in TRANSIENT):
+                break
+            time.sleep(0.5 * 2**attempt)  # a busy machine: back off, then try again
+        self.measure_seconds.append(time.perf_counter() - t0)
+        fields = measurement_fields(m, cached)
+        if not m.ok:
+            fields["measure_error"] = m.error
+        return fields
+
+    def _record(
+        self, key: str, config: Any, proxy_out: tuple[Any, float, str | None], generation: int
+    ) -> dict[str, Any]:
+        value, seconds, error = proxy_out
         counts = self.space.param_counts(config)
         rec: dict[str, Any] = {
             "key": key,
-            "index": len(self.store),
+            "fp": self.fingerprint,
+            "index": -1,
             "generation": generation,
             "config": self.space.config_to_dict(config),
             "params": counts.total,
             "decoder_params": counts.decoder,
             "flops": self.space.flops(config, self.hardware.seq_len),
-            "feasible": True,
-            "reason": None,
-            "seconds_proxy": proxy_out["seconds_proxy"],
+            "feasible": error is None,
+            "reason": None if error is None else f"proxy {self.proxy.name}: {error}",
+            "seconds_proxy": seconds,
+            "measured": False,
         }
-        if "error" in proxy_out:
-            rec.update(feasible=False, reason=proxy_out["error"])
-        else:
-            rec.update({k: v for k, v in proxy_out.items() if k in ("score", "components")})
-        if self.needs_hardware and rec["feasible"]:
-            m, cached = measure_cached(self.space, config, self.hardware, self.cache, seed=self.seed)
-            rec.update(
-                latency_ms=m.latency_ms,
-                latency_p25_ms=m.latency_p25_ms,
-                latency_p75_ms=m.latency_p75_ms,
-                memory_mb=m.memory_mb,
-                weights_mb=m.weights_mb,
-                hardware_cached=cached,
-                seconds_memory=0.0 if cached else m.seconds_setup + m.seconds_memory,
-                seconds_latency=0.0 if cached else m.seconds_latency,
+        if error is None:
+            rec["components" if self.proxy.balanced else "score"] = value
+        if self.device_costs:
+            too_long = self.hardware.seq_len > self.space.max_seq_len(config)
+            if too_long:
+                rec.update(
+                    feasible=False, reason=f"seq_len {self.hardware.seq_len} exceeds the model's positions"
+                )
+            rec["features"] = cost_features(
+                self.space, config, self.hardware.batch_size, self.hardware.seq_len
             )
-            if not m.ok:
-                rec.update(feasible=False, reason=m.error)
-        return _json_ready(rec)
+            rec["weights_mb"] = weights_mb(self.space, config)
+        return rec
+
+
+def _mark_failure(rec: dict[str, Any]) -> None:
+    if rec.get("measure_error") and rec["feasible"]:
+        rec.update(feasible=False, reason=rec["measure_error"])
 
 
 def _json_ready(obj: Any) -> Any:
@@ -220,3 +243,6 @@ def _json_ready(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [_json_ready(v) for v in obj]
     return obj
+
+
+Callback = Callable[[dict[str, Any]], None]

@@ -7,6 +7,7 @@ population), so an architecture found early and later dropped by selection is no
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,15 +18,36 @@ import pandas as pd
 from pymoo.indicators.hv import HV
 from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
-from trainfree.io import atomic_write_json, atomic_write_text
-from trainfree.search.evaluate import COST_FIELDS
+from trainfree.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from trainfree.search.objectives import OBJECTIVES
 
-COST_LABELS = {
-    "latency": "latency (ms)",
-    "memory": "peak memory of the forward pass (MB)",
-    "params": "parameters",
-    "flops": "FLOPs",
-}
+COST_FIELDS = {name: o.field for name, o in OBJECTIVES.items()}
+#: record fields shown per architecture (evaluated.csv) and per frontier model
+RECORD_COLUMNS = (
+    "params",
+    "decoder_params",
+    "flops",
+    "costs",
+    "latency_ms",
+    "latency_p25_ms",
+    "latency_p75_ms",
+    "memory_mb",
+    "weights_mb",
+    "activation_mb",
+    "seconds_proxy",
+    "seconds_measure",
+    "hardware_cached",
+)
+FRONTIER_COLUMNS = (
+    "costs",
+    "latency_ms",
+    "memory_mb",
+    "weights_mb",
+    "activation_mb",
+    "params",
+    "decoder_params",
+    "flops",
+)
 
 
 def objective_matrix(
@@ -89,20 +111,7 @@ def evaluated_table(records: Sequence[dict[str, Any]], scores: np.ndarray, proxy
         }
         for name, value in (rec.get("components") or {}).items():
             row[f"{proxy}.{name}"] = value
-        for key in (
-            "params",
-            "decoder_params",
-            "flops",
-            "latency_ms",
-            "latency_p25_ms",
-            "latency_p75_ms",
-            "memory_mb",
-            "weights_mb",
-            "seconds_proxy",
-            "seconds_memory",
-            "seconds_latency",
-            "hardware_cached",
-        ):
+        for key in RECORD_COLUMNS:
             if key in rec:
                 row[key] = rec[key]
         row["config"] = json.dumps(rec["config"], separators=(",", ":"), sort_keys=True)
@@ -140,11 +149,7 @@ def write_outputs(
                 "index": rec["index"],
                 "config_file": f"configs/{name}",
                 proxy: float(scores[i]),
-                **{
-                    k: rec.get(k)
-                    for k in ("latency_ms", "memory_mb", "weights_mb", "params", "decoder_params", "flops")
-                    if k in rec
-                },
+                **{k: rec.get(k) for k in FRONTIER_COLUMNS if k in rec},
                 "config": rec["config"],
             }
         )
@@ -196,7 +201,7 @@ def plot_frontier(
             two = pts[nondominated(np.column_stack([x[pts], -s[pts]]))]
             two = two[np.argsort(x[two])]
             ax.step(x[two], s[two], where="post", c="tab:red", lw=1, alpha=0.6)
-        ax.set_xlabel(COST_LABELS[cost])
+        ax.set_xlabel(OBJECTIVES[cost].title)
         ax.set_ylabel(f"{proxy} (higher is better)")
         if cost in ("params", "flops"):
             ax.set_xscale("log")
@@ -205,7 +210,7 @@ def plot_frontier(
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
-    tmp.replace(path)
+    atomic_write_bytes(path, buf.getvalue())

@@ -230,6 +230,25 @@ class SearchSpace(ABC, Generic[C]):
         """The value sets, for ``trainfree spaces``."""
         return {k: list(v) for k, v in self.values.items()}
 
+    def cost_features(self, config: C, batch_size: int, seq_len: int) -> dict[str, float]:
+        """Analytic quantities that the latency and memory of ``inference`` follow: the
+        inputs of the cost model that ``trainfree.hardware.costmodel`` calibrates on a device.
+
+        The default serves any space: the matrix-product FLOPs of the batch, the parameter
+        count (weights streamed through the caches once per forward) and the number of
+        layers (a fixed per-operator overhead, which dominates small models on a CPU). A
+        space may add terms whose cost is not in its FLOPs (element-wise work, softmax)."""
+        counts = self.param_counts(config)
+        layers = getattr(config, "n_layer", None)
+        if layers is None:
+            layers = len(getattr(config, "layers", ()) or ())
+        return {
+            "flops": float(batch_size * self.flops(config, seq_len)),
+            "params": float(counts.total),
+            "layers": float(layers),
+            "tokens": float(batch_size * seq_len),
+        }
+
 
 @contextlib.contextmanager
 def seeded(seed: int | None) -> Iterator[None]:

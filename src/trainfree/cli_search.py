@@ -1,0 +1,348 @@
+"""The ``search`` and ``calibrate`` commands (registered on :data:`trainfree.cli.app`).
+
+They parse options and print; opening or continuing a run, calibrating and searching belong to
+:mod:`trainfree.search` and :mod:`trainfree.hardware.costmodel`.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich import box
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from trainfree.cli import (
+    BackendOpt,
+    BatchOpt,
+    DeviceOpt,
+    RepeatsOpt,
+    SeqOpt,
+    ThreadsOpt,
+    WarmupOpt,
+    _fail,
+    _hardware_settings,
+    _parse_sets,
+    app,
+    console,
+    err_console,
+)
+from trainfree.errors import TrainfreeError
+
+
+def default_workers() -> int:
+    """One worker per available CPU, at most 8: the same default as ``bench``."""
+    import os
+
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, 8))
+
+
+def accuracy_table(acc: dict[str, dict[str, float]], title: str) -> Table:
+    table = Table(title=title, box=box.SIMPLE_HEAD)
+    for col in ("cost", "n", "Spearman", "median |err|", "within 10%"):
+        table.add_column(col, justify="left" if col == "cost" else "right")
+    for name, a in acc.items():
+        table.add_row(
+            name,
+            str(a["n"]),
+            f"{a['spearman']:.3f}",
+            f"{100 * a['median_ape']:.1f}%",
+            f"{100 * a['within_10pct']:.0f}%",
+        )
+    return table
+
+
+@app.command()
+def search(
+    out: Annotated[Path, typer.Option(help="run directory (created; holds results and checkpoints)")],
+    space: Annotated[str, typer.Option(help="search space name")] = "gpt2",
+    proxy: Annotated[str, typer.Option(help="proxy to maximise (see `trainfree proxies`)")] = "zerolm",
+    objectives: Annotated[
+        str, typer.Option(help="costs to minimise, comma-separated: latency, memory, params, flops")
+    ] = "latency,memory",
+    costs: Annotated[
+        str, typer.Option(help="predicted (a cost model calibrated here) or measured (every model)")
+    ] = "predicted",
+    max_: Annotated[
+        list[str] | None, typer.Option("--max", help="limit NAME=VALUE, e.g. latency=50ms, memory=300MB")
+    ] = None,
+    device: DeviceOpt = "cpu",
+    backend: BackendOpt = "torch",
+    budget: Annotated[
+        str | None, typer.Option(help="evaluations (e.g. 3000) or wall time (90s, 10m, 1h); default 4m")
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="continue the run in --out with its saved settings")
+    ] = False,
+    alpha: Annotated[
+        str, typer.Option(help="balance of a balanced proxy: heuristic or a number")
+    ] = "heuristic",
+    pop_size: Annotated[
+        int | None, typer.Option(min=4, help="architectures per generation (default: sized to the budget)")
+    ] = None,
+    calibration: Annotated[
+        int | None, typer.Option(min=12, help="models measured to fit the cost model (default: by budget)")
+    ] = None,
+    seed: Annotated[int, typer.Option(min=0, help="random seed (search and weights)")] = 0,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="proxy worker processes (default: one per CPU)")
+    ] = None,
+    algorithm: Annotated[str, typer.Option(help="nsga2, or random (the baseline)")] = "nsga2",
+    max_latency_ms: Annotated[float | None, typer.Option(help="same as --max latency=VALUE")] = None,
+    max_memory_mb: Annotated[float | None, typer.Option(help="same as --max memory=VALUE")] = None,
+    max_params: Annotated[float | None, typer.Option(help="same as --max params=VALUE")] = None,
+    batch_size: BatchOpt = 1,
+    seq_len: SeqOpt = 192,
+    threads: ThreadsOpt = 1,
+    warmup: WarmupOpt = 1,
+    repeats: RepeatsOpt = 5,
+    set_values: Annotated[
+        list[str] | None, typer.Option("--set", help="narrow a value set of the space: NAME=JSON-list")
+    ] = None,
+    cache: Annotated[
+        bool, typer.Option(help="reuse scores, measurements and cost models cached on disk")
+    ] = True,
+) -> None:
+    """Search a space for the Pareto frontier of proxy score vs latency/memory on this device."""
+    from trainfree.search import SearchRun, SearchSettings
+    from trainfree.search.objectives import parse_limits
+    from trainfree.spaces import list_spaces
+
+    try:
+        if resume:
+            run = SearchRun.open(out, budget=budget, workers=workers)
+        else:
+            if space not in list_spaces():
+                raise _fail(f"unknown space '{space}'; known: {', '.join(list_spaces())}")
+            limits = parse_limits(max_ or [])
+            for name, value in (
+                ("latency", max_latency_ms),
+                ("memory", max_memory_mb),
+                ("params", max_params),
+            ):
+                if value is not None:
+                    limits.update(
+                        parse_limits([f"{name}={value!r}" if math.isfinite(value) else f"{name}=inf"])
+                    )
+            settings = SearchSettings(
+                space=space,
+                space_values=_parse_sets(set_values or []),
+                proxy=proxy,
+                alpha=alpha,
+                objectives=[o.strip() for o in objectives.split(",") if o.strip()],
+                hardware=_hardware_settings(backend, device, batch_size, seq_len, threads, warmup, repeats),
+                limits=limits,
+                costs=costs,
+                budget=budget or "4m",
+                pop_size=pop_size,
+                calibration=calibration,
+                seed=seed,
+                workers=workers or default_workers(),
+                algorithm=algorithm,
+                use_cache=cache,
+            )
+            settings.validate()
+            run = SearchRun.open(out, settings)
+    except TrainfreeError as exc:  # RunDirError and ConfigError included
+        raise _fail(str(exc)) from None
+    except RecursionError:
+        raise _fail("a --set value is nested too deeply") from None
+    code = _run_search(run, resumed=bool(run.store))
+    if code:
+        raise typer.Exit(code=code)
+
+
+def _run_search(run: Any, resumed: bool) -> int:
+    s = run.settings
+    limits = ", ".join(f"{k} <= {v:g}" for k, v in run.limits.items())
+    err_console.print(
+        f"[bold]search[/] {s.space}: maximise {s.proxy}, minimise {', '.join(s.objectives)}"
+        + (f" ({limits})" if limits else "")
+        + f" on {s.hardware.name} (batch {s.hardware.batch_size}, {s.hardware.seq_len} tokens), "
+        f"costs {s.costs if run.device else 'analytic'}, {s.algorithm}, budget {s.budget}, seed {s.seed}"
+        + (f" (continuing: {len(run.store)} evaluated)" if resumed else ""),
+        highlight=False,
+    )
+    shown = {"accuracy": False}
+    evals, seconds = run.budget_evals, run.budget_seconds
+
+    terminated = []
+
+    def on_term(signum: int, frame: Any) -> None:  # SIGTERM stops cleanly, like Ctrl-C
+        terminated.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        with Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(bar_width=16),
+            TextColumn("{task.fields[status]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=err_console,
+        ) as progress:
+            task = progress.add_task("search", total=evals or seconds, status="starting")
+
+            def on_progress(p: Any) -> None:
+                model = run.cost.model
+                if p.phase == "search" and model is not None and not shown["accuracy"]:
+                    shown["accuracy"] = True
+                    progress.console.print(
+                        accuracy_table(model.accuracy, f"cost model: held-out accuracy ({model.n} measured)")
+                    )
+                    if run.cost.note:
+                        progress.console.print(f"[yellow]{run.cost.note}[/]", highlight=False)
+                hv = "-" if p.hypervolume is None else f"{p.hypervolume:.3f}"
+                progress.update(
+                    task,
+                    completed=p.evaluations if evals else min(p.elapsed, seconds or 0),
+                    description=p.phase if p.phase != "search" else f"gen {p.generation}",
+                    status=f"{p.evaluations} ev {p.evals_per_second:.1f}/s | front "
+                    f"{p.frontier_measured}/{p.frontier_size} meas. | HV {hv}",
+                )
+
+            result = run.run(on_progress=on_progress)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        run.close()
+    _print_frontier(run, result)
+    if result.stopped == "interrupted" or terminated:
+        err_console.print(
+            f"stopped; everything finished is kept: continue with "
+            f"`trainfree search --resume --out {run.out}`",
+            highlight=False,
+        )
+        return 143 if terminated else 130
+    return 0
+
+
+def _print_frontier(run: Any, result: Any) -> None:
+    s = run.settings
+    table = Table(
+        title=f"Pareto frontier: {len(result.frontier)} of {result.evaluations} architectures "
+        f"({result.generations} generations, {result.elapsed:.0f} s, {result.stopped})",
+        box=box.SIMPLE_HEAD,
+    )
+    cols = [
+        ("#", "rank"),
+        (s.proxy, s.proxy),
+        ("lat. ms", "latency_ms"),
+        ("mem. MB", "memory_mb"),
+        ("params", "params"),
+        ("costs", "costs"),
+    ]
+    for title, _ in cols:
+        table.add_column(title, justify="right")
+    for m in result.frontier:
+        cells = []
+        for _, key in cols:
+            v = m.get(key)
+            if isinstance(v, float):
+                cells.append(f"{v:.3f}" if key == s.proxy else f"{v:.1f}")
+            elif isinstance(v, int) and key == "params":
+                cells.append(f"{v / 1e6:.2f}M")
+            else:
+                cells.append("-" if v is None else str(v))
+        table.add_row(*cells)
+    console.print(table)
+    if not result.frontier:
+        reasons = {r.get("reason") for r in run.store.records.values() if r.get("reason")}
+        err_console.print(
+            "[yellow]no architecture satisfied every constraint;[/] "
+            + (f"e.g. {sorted(reasons)[0]}" if reasons else "")
+            + f" (all reasons in {run.out}/evaluated.csv)",
+            highlight=False,
+        )
+    if result.balance is not None:
+        err_console.print(
+            f"balance: alpha {result.balance.alpha:.3f}, aggregation {result.balance.aggregate}"
+        )
+    err_console.print(
+        f"wrote {run.out}/frontier.csv (measured costs), frontier.json, frontier.png, evaluated.csv; "
+        f"configs/frontier_NNN_*.json per model",
+        highlight=False,
+    )
+
+
+@app.command()
+def calibrate(
+    space: Annotated[str, typer.Option(help="search space name")] = "gpt2",
+    n: Annotated[int, typer.Option("-n", min=12, help="architectures to measure")] = 60,
+    seed: Annotated[int, typer.Option(min=0, help="seed of the calibration sample and weights")] = 0,
+    device: DeviceOpt = "cpu",
+    backend: BackendOpt = "torch",
+    batch_size: BatchOpt = 1,
+    seq_len: SeqOpt = 192,
+    threads: ThreadsOpt = 1,
+    warmup: WarmupOpt = 1,
+    repeats: RepeatsOpt = 5,
+    set_values: Annotated[
+        list[str] | None, typer.Option("--set", help="narrow a value set of the space: NAME=JSON-list")
+    ] = None,
+    cache: Annotated[bool, typer.Option(help="reuse and keep measurements on disk")] = True,
+) -> None:
+    """Measure a calibration sample, fit the cost model, print its held-out accuracy.
+
+    The measurements are kept for this machine, so a search with the same space, value sets
+    and measurement settings then starts searching at once. Use the same --batch-size,
+    --seq-len, --threads, --warmup and --repeats as the search (their defaults are equal)."""
+    from trainfree.hardware import MeasurementCache
+    from trainfree.hardware.costmodel import RowCache
+    from trainfree.hardware.costmodel import calibrate as run_calibration
+    from trainfree.spaces import get_space
+
+    hw = _hardware_settings(backend, device, batch_size, seq_len, threads, warmup, repeats)
+    try:
+        sp = get_space(space, **_parse_sets(set_values or []))
+    except KeyError as exc:
+        raise _fail(str(exc.args[0])) from None
+    except TrainfreeError as exc:
+        raise _fail(str(exc)) from None
+    rows_cache = RowCache(sp, hw) if cache else None
+    with Progress(
+        TextColumn("[bold]calibrate"),
+        BarColumn(bar_width=24),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+    ) as progress:
+        task = progress.add_task("calibrate", total=n)
+        try:
+            model, _, errors = run_calibration(
+                sp,
+                hw,
+                n,
+                seed,
+                MeasurementCache() if cache else None,
+                rows_cache,
+                on_step=lambda k, total: progress.update(task, completed=k),
+            )
+        except ValueError as exc:
+            raise _fail(f"no cost model: {exc}") from None
+    console.print(
+        accuracy_table(model.accuracy, f"{space} on {hw.name}: held-out accuracy (5-fold, n={model.n})")
+    )
+    ok, why = model.trustworthy()
+    if errors:
+        err_console.print(
+            f"{len(errors)} architectures could not be measured, e.g. {errors[0]}", highlight=False
+        )
+    err_console.print(
+        (
+            "the search will use these predictions"
+            if ok
+            else f"[yellow]below the bar:[/] {why}; a search would measure every architecture"
+        )
+        + (f" (kept in {rows_cache.path})" if rows_cache else ""),
+        highlight=False,
+    )

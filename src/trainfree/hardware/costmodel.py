@@ -1,0 +1,282 @@
+"""Cost models: latency and memory predicted from analytic features, calibrated on the device.
+
+Measuring a model takes about a second (a fresh process, a build, a dozen forward passes);
+predicting its cost takes microseconds. A :class:`CostModel` is fitted on a calibration sample
+of a space measured on this device, with the space's ``cost_features`` (FLOPs, parameters,
+layers, ...) as inputs:
+
+- **latency** is a non-negative linear combination of the features plus a constant
+  (scikit-learn's ``LinearRegression(positive=True)``), weighted by ``1 / latency^2`` so that
+  the fit minimises *relative* error (a 10% miss on a 20 ms model counts like one on a
+  400 ms model). Every feature is a count of work, so a non-negative weight per unit of work
+  is what the hardware can be; a linear model also extrapolates to the edges of the space,
+  where the frontier lies, which tree ensembles cannot;
+- **memory** is the footprint ``weights_mb + activation_mb``: the weights are exact (the
+  parameter count times 4 bytes), the activation peak is predicted like the latency.
+
+The model's accuracy is always reported *held out*: k-fold cross-validated predictions on the
+calibration sample (Spearman, median absolute percentage error, share within +-10%). The
+search refits it as the measurements of frontier models arrive. A model is plain data (its
+coefficients), saved as JSON, never pickled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.stats import qmc, spearmanr
+
+from trainfree.hardware.cache import MeasurementCache, default_cache_dir, measure_cached
+from trainfree.hardware.profiler import HardwareSettings, machine_info
+from trainfree.io import atomic_write_json
+
+#: what a cost model predicts, from which record fields
+TARGETS = ("latency_ms", "activation_mb")
+MB = 1024.0 * 1024.0
+#: the held-out accuracy below which predictions are not used (the search measures instead)
+MIN_SPEARMAN = 0.9
+MIN_SAMPLES = 12
+FORMAT = "trainfree-costmodel-rows/1"
+
+
+def cost_features(space: Any, config: Any, batch_size: int, seq_len: int) -> dict[str, float]:
+    return {k: float(v) for k, v in space.cost_features(config, batch_size, seq_len).items()}
+
+
+def weights_mb(space: Any, config: Any) -> float:
+    """The float32 parameters' size, as the profiler reports ``weights_mb``."""
+    return space.param_counts(config).total * 4 / MB
+
+
+def calibration_sample(space: Any, n: int, seed: int = 0) -> list[Any]:
+    """``n`` distinct architectures spread over the whole genome: a Latin hypercube over the
+    gene indices (every value of every gene is drawn about equally often, which uniform
+    sampling of a few dozen points does not guarantee), decoded."""
+    lo, hi = space.bounds()
+    out: dict[str, Any] = {}
+    rng_seed = seed
+    while len(out) < n and rng_seed < seed + 20:
+        u = qmc.LatinHypercube(d=len(lo), seed=rng_seed).random(n)
+        for x in np.floor(lo + u * (hi - lo + 1)).astype(np.int64):
+            cfg = space.decode(np.minimum(x, hi))
+            out.setdefault(space.config_to_json(cfg), cfg)
+            if len(out) == n:
+                break
+        rng_seed += 1
+    return list(out.values())
+
+
+def accuracy(predicted: np.ndarray, measured: np.ndarray) -> dict[str, float]:
+    """Spearman, median absolute % error and the share within +-10%."""
+    p, y = np.asarray(predicted, float), np.asarray(measured, float)
+    err = np.abs(p / y - 1.0)
+    rho = float(spearmanr(p, y)[0]) if len(y) > 2 and np.ptp(y) > 0 else math.nan
+    return {
+        "n": len(y),
+        "spearman": rho,
+        "median_ape": float(np.median(err)) if len(err) else math.nan,
+        "within_10pct": float(np.mean(err <= 0.10)) if len(err) else math.nan,
+    }
+
+
+def _fit_one(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
+    from sklearn.linear_model import LinearRegression
+
+    reg = LinearRegression(positive=True)
+    reg.fit(X, y, sample_weight=1.0 / np.maximum(y, 1e-9) ** 2)
+    return reg.coef_.astype(float), float(reg.intercept_)
+
+
+@dataclass
+class CostModel:
+    """Fitted coefficients per target over scaled features, and their held-out accuracy."""
+
+    features: list[str]
+    scale: list[float]
+    coef: dict[str, list[float]]
+    intercept: dict[str, float]
+    n: int
+    accuracy: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def matrix(self, rows: Sequence[dict[str, float]]) -> np.ndarray:
+        X = np.array([[float(r[f]) for f in self.features] for r in rows], dtype=float).reshape(
+            -1, len(self.features)
+        )
+        return X / np.asarray(self.scale)
+
+    def predict(self, rows: Sequence[dict[str, float]], weights: Sequence[float]) -> dict[str, np.ndarray]:
+        """``{latency_ms, activation_mb, memory_mb}`` for feature rows (``weights``: MB)."""
+        X = self.matrix(rows)
+        out = {t: X @ np.asarray(self.coef[t]) + self.intercept[t] for t in TARGETS}
+        out["activation_mb"] = np.maximum(out["activation_mb"], 0.0)
+        out["latency_ms"] = np.maximum(out["latency_ms"], 1e-6)
+        out["memory_mb"] = np.asarray(weights, dtype=float) + out["activation_mb"]
+        return out
+
+    def trustworthy(self) -> tuple[bool, str]:
+        """Whether held-out accuracy allows searching on predictions, and why not."""
+        if self.n < MIN_SAMPLES:
+            return False, f"only {self.n} calibration measurements (at least {MIN_SAMPLES} needed)"
+        for target in ("latency_ms", "memory_mb"):
+            rho = self.accuracy.get(target, {}).get("spearman", math.nan)
+            if not rho >= MIN_SPEARMAN:
+                return False, f"held-out {target} Spearman {rho:.3f} < {MIN_SPEARMAN}"
+        return True, ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> CostModel:
+        """A model read back from JSON, its shape checked (ValueError otherwise)."""
+        try:
+            model = cls(**data)
+            k = len(model.features)
+            ok = (
+                k > 0
+                and len(model.scale) == k
+                and all(len(model.coef[t]) == k and math.isfinite(model.intercept[t]) for t in TARGETS)
+                and all(math.isfinite(v) and v > 0 for v in model.scale)
+                and all(math.isfinite(v) for t in TARGETS for v in model.coef[t])
+            )
+        except (TypeError, KeyError, ValueError) as exc:
+            raise ValueError(f"not a cost model: {exc}") from None
+        if not ok:
+            raise ValueError("not a cost model: inconsistent coefficients")
+        return model
+
+
+def fit_cost_model(rows: Sequence[dict[str, Any]], folds: int = 5, seed: int = 0) -> CostModel:
+    """Fit on ``rows`` (``{"features": {...}, "latency_ms", "activation_mb", "weights_mb"}``),
+    with held-out accuracy from ``folds``-fold cross-validation."""
+    rows = [r for r in rows if _usable(r)]
+    if not rows:
+        raise ValueError("no usable calibration measurement")
+    names = sorted(rows[0]["features"])
+    X = np.array([[r["features"][f] for f in names] for r in rows], dtype=float)
+    scale = np.where(np.abs(X).max(axis=0) > 0, np.abs(X).max(axis=0), 1.0)
+    Xs = X / scale
+    Y = {t: np.array([r[t] for r in rows], dtype=float) for t in TARGETS}
+    W = np.array([r["weights_mb"] for r in rows], dtype=float)
+    coef, intercept = {}, {}
+    for t in TARGETS:
+        c, b = _fit_one(Xs, Y[t])
+        coef[t], intercept[t] = c.tolist(), b
+    model = CostModel(names, scale.tolist(), coef, intercept, len(rows))
+    if len(rows) >= 2 * folds:
+        model.accuracy = _cross_validate(Xs, Y, W, folds, seed)
+    return model
+
+
+def _cross_validate(
+    Xs: np.ndarray, Y: dict[str, np.ndarray], W: np.ndarray, folds: int, seed: int
+) -> dict[str, dict[str, float]]:
+    from sklearn.model_selection import KFold
+
+    held = {t: np.zeros(len(W)) for t in TARGETS}
+    for train, test in KFold(folds, shuffle=True, random_state=seed).split(Xs):
+        for t in TARGETS:
+            c, b = _fit_one(Xs[train], Y[t][train])
+            held[t][test] = Xs[test] @ c + b
+    return {
+        "latency_ms": accuracy(np.maximum(held["latency_ms"], 1e-6), Y["latency_ms"]),
+        "memory_mb": accuracy(W + np.maximum(held["activation_mb"], 0.0), W + Y["activation_mb"]),
+        "activation_mb": accuracy(
+            np.maximum(held["activation_mb"], 1e-6), np.maximum(Y["activation_mb"], 1e-6)
+        ),
+    }
+
+
+def _usable(r: dict[str, Any]) -> bool:
+    try:
+        vals = [float(r[t]) for t in (*TARGETS, "weights_mb")] + [float(v) for v in r["features"].values()]
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return False
+    return all(math.isfinite(v) for v in vals) and float(r["latency_ms"]) > 0
+
+
+def make_row(key: str, features: dict[str, float], m: Any) -> dict[str, Any] | None:
+    """A training row from features and a measurement (a Measurement or a record dict)."""
+    get = m.get if isinstance(m, dict) else lambda k: getattr(m, k, None)
+    try:
+        row = {"key": key, "features": dict(features)}
+        row.update({t: float(get(t)) for t in (*TARGETS, "weights_mb")})
+    except (TypeError, ValueError):
+        return None
+    return row if _usable(row) else None
+
+
+class RowCache:
+    """Calibration measurements kept per (machine, space, value sets, hardware settings)."""
+
+    def __init__(self, space: Any, hardware: Any, root: Path | None = None) -> None:
+        key = {
+            "machine": machine_info(hardware.device),
+            "space": space.name,
+            "values": {k: list(v) for k, v in space.values.items()},
+            "hardware": {k: v for k, v in hardware.as_dict().items() if k != "timeout_s"},
+        }
+        self.key = json.loads(json.dumps(key, default=str))
+        digest = hashlib.sha256(json.dumps(self.key, sort_keys=True).encode()).hexdigest()[:24]
+        self.path = (
+            Path(root) if root else default_cache_dir().parent / "costmodels"
+        ) / f"{space.name}-{digest}.json"
+
+    def load(self) -> list[dict[str, Any]]:
+        try:
+            data = json.loads(self.path.read_text())
+            if data.get("format") != FORMAT or data.get("key") != self.key:
+                return []
+            rows = data["rows"]
+            return [r for r in rows if isinstance(r, dict) and isinstance(r.get("features"), dict)]
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+            return []
+
+    def save(self, rows: Sequence[dict[str, Any]]) -> None:
+        merged = {r["key"]: r for r in [*self.load(), *rows]}
+        with contextlib.suppress(OSError):  # a cache that cannot be written costs the next run time only
+            atomic_write_json(self.path, {"format": FORMAT, "key": self.key, "rows": list(merged.values())})
+
+
+def calibrate(
+    space: Any,
+    settings: HardwareSettings,
+    n: int,
+    seed: int = 0,
+    cache: MeasurementCache | None = None,
+    rows_cache: RowCache | None = None,
+    on_step: Callable[[int, int], None] | None = None,
+) -> tuple[CostModel, list[dict[str, Any]], list[str]]:
+    """Measure ``n`` space-filling architectures (through the measurement cache), fit a cost
+    model on them and the rows cached for this machine; returns the model, the rows and the
+    errors of architectures that could not be measured."""
+    rows = {r["key"]: r for r in (rows_cache.load() if rows_cache else [])}
+    errors = []
+    configs = calibration_sample(space, n, seed)
+    for k, cfg in enumerate(configs):
+        key = space.config_to_json(cfg)
+        if key not in rows:
+            m, _ = measure_cached(space, cfg, settings, cache, seed=seed)
+            row = (
+                make_row(key, cost_features(space, cfg, settings.batch_size, settings.seq_len), m)
+                if m.ok
+                else None
+            )
+            if row is None:
+                errors.append(f"{key[:60]}...: {m.error}")
+            else:
+                rows[key] = row
+        if on_step:
+            on_step(k + 1, len(configs))
+    model = fit_cost_model(list(rows.values()))
+    if rows_cache:
+        rows_cache.save(list(rows.values()))
+    return model, list(rows.values()), errors

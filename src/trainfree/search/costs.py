@@ -1,0 +1,174 @@
+"""Where a search run's device costs (latency, memory) come from.
+
+- ``measured``: every feasible architecture is measured on the device as it is evaluated
+  (the reference, and the fallback).
+- ``predicted`` (the default): a calibration sample of the space is measured first, a
+  :class:`~trainfree.hardware.costmodel.CostModel` is fitted on it, and candidates are then
+  evaluated with predicted costs. Every architecture that enters the frontier is measured
+  (as it enters, and again at the end until the frontier holds measured models only), and
+  each batch of new measurements refits the model. The model is saved in the run directory
+  (``predictor.json``, plain data) with its held-out accuracy, and the calibration
+  measurements are kept per machine, space, value sets and hardware settings in
+  ``$TRAINFREE_CACHE/costmodels``, so the next run on this machine starts searching at once.
+  A model below the accuracy bar (``CostModel.trustworthy``) is reported and the run
+  measures instead.
+
+Which figure a record holds is never ambiguous: ``measured`` is true only for figures timed
+on the device; predicted figures live in the record's ``predicted`` field and the output
+tables carry a ``costs`` column (``measured`` or ``predicted``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trainfree.hardware.costmodel import (
+    TARGETS,
+    CostModel,
+    RowCache,
+    accuracy,
+    calibration_sample,
+    fit_cost_model,
+    make_row,
+)
+from trainfree.io import atomic_write_json
+from trainfree.search.objectives import OBJECTIVES
+
+#: calibration size: at least, at most, and the share of a wall-time budget it may take
+CALIBRATION_MIN, CALIBRATION_MAX, CALIBRATION_SHARE = 30, 150, 0.25
+MEASURED_FIELDS = [o.field for o in OBJECTIVES.values() if o.measured]
+
+
+def row_of(record: dict[str, Any]) -> dict[str, Any] | None:
+    """A training row from a measured record with features (None otherwise)."""
+    if not record.get("measured") or "features" not in record:
+        return None
+    return make_row(record["key"], record["features"], record)
+
+
+class CostSource:
+    """The device-cost side of one run (see the module docstring)."""
+
+    def __init__(self, out: Path, space: Any, hardware: Any, mode: str, use_cache: bool) -> None:
+        self.out, self.space, self.mode = Path(out), space, mode
+        self.rows_cache = RowCache(space, hardware) if use_cache else None
+        self.model: CostModel | None = None
+        self.trusted = False  # whether the search may use the model's predictions
+        self.live: dict[str, list[tuple[float, float]]] = {t: [] for t in MEASURED_FIELDS}
+        self.note = ""  # why the run measures although predictions were asked for
+
+    @property
+    def predicting(self) -> bool:
+        """Whether new candidates are evaluated on predicted costs (else measured). A model
+        below the bar still fills in the costs of records already evaluated on predictions
+        (until they are measured), but candidates are measured."""
+        return self.mode == "predicted" and self.model is not None and self.trusted
+
+    def calibration_size(self, budget_seconds: float | None, seconds_per_measure: float) -> int:
+        if budget_seconds is None:
+            return 60
+        n = int(CALIBRATION_SHARE * budget_seconds / max(seconds_per_measure, 1e-3))
+        return int(np.clip(n, CALIBRATION_MIN, CALIBRATION_MAX))
+
+    def calibration_configs(self, n: int, seed: int) -> list[Any]:
+        return calibration_sample(self.space, n, seed)
+
+    def cached_rows(self) -> list[dict[str, Any]]:
+        return self.rows_cache.load() if self.rows_cache else []
+
+    def fit(
+        self, records: Sequence[dict[str, Any]], extra_rows: Sequence[dict[str, Any]] = ()
+    ) -> CostModel | None:
+        """(Re)fit on every measured record of the run plus ``extra_rows``; a model below the
+        accuracy bar switches the run to measuring (``note`` says why)."""
+        rows = {r["key"]: r for r in extra_rows}
+        rows.update({r["key"]: r for r in (row_of(rec) for rec in records) if r is not None})
+        try:
+            model = fit_cost_model(list(rows.values()))
+        except ValueError as exc:
+            self.note = f"no cost model: {exc}; measuring every architecture"
+            self.trusted = False
+            return None
+        ok, why = model.trustworthy()
+        self.model, self.trusted = model, ok
+        self.note = "" if ok else f"predictions not trusted ({why}); measuring every architecture"
+        if self.rows_cache:
+            self.rows_cache.save(list(rows.values()))
+        self.save()
+        return model
+
+    def predict(self, records: Sequence[dict[str, Any]]) -> dict[str, np.ndarray]:
+        assert self.model is not None
+        return self.model.predict([r["features"] for r in records], [r["weights_mb"] for r in records])
+
+    def values(self, records: Sequence[dict[str, Any]]) -> dict[str, np.ndarray]:
+        """Each measured cost of each record: the measurement where there is one, else the
+        current model's prediction (NaN where neither)."""
+        n = len(records)
+        out = {f: np.full(n, math.nan) for f in MEASURED_FIELDS}
+        todo = [i for i, r in enumerate(records) if not r.get("measured") and "features" in r]
+        if todo and self.model is not None:
+            pred = self.predict([records[i] for i in todo])
+            for f in MEASURED_FIELDS:
+                out[f][todo] = pred[f]
+        for i, r in enumerate(records):
+            if r.get("measured"):
+                for f in MEASURED_FIELDS:
+                    out[f][i] = _num(r.get(f))
+        return out
+
+    def note_measured(self, before: Sequence[dict[str, Any]], after: Sequence[dict[str, Any]]) -> None:
+        """Record how the predictions for ``before`` compare with their measurements
+        (``after``): the live, truly held-out accuracy of the model that searched."""
+        if self.model is None or not before:
+            return
+        pred = self.predict(before)
+        for i, rec in enumerate(after):
+            if rec.get("measured"):
+                for f in MEASURED_FIELDS:
+                    self.live[f].append((float(pred[f][i]), float(rec[f])))
+        self.save()
+
+    def live_accuracy(self) -> dict[str, dict[str, float]]:
+        return {f: accuracy(*np.array(v).T) for f, v in self.live.items() if len(v) >= 3}
+
+    def save(self) -> None:
+        if self.model is None:
+            return
+        atomic_write_json(
+            self.out / "predictor.json",
+            {
+                "model": self.model.to_dict(),
+                "held_out_accuracy": self.model.accuracy,
+                "frontier_accuracy": self.live_accuracy(),
+                "frontier_pairs": {f: [list(p) for p in v] for f, v in self.live.items()},
+                "note": "held_out_accuracy: 5-fold cross-validation on the calibration measurements; "
+                "frontier_accuracy: predictions made during the search against the later "
+                "measurement of the same frontier models",
+            },
+        )
+
+    def restore_live(self) -> None:
+        """The live accuracy pairs saved by an earlier session of this run."""
+        with contextlib.suppress(OSError, ValueError, TypeError, KeyError, AttributeError):
+            pairs = json.loads((self.out / "predictor.json").read_text())["frontier_pairs"]
+            for f in MEASURED_FIELDS:
+                self.live[f] = [(float(a), float(b)) for a, b in pairs.get(f, [])]
+
+
+def _num(x: Any) -> float:
+    try:
+        return math.nan if x is None else float(x)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+Progress = Callable[[str], None]
+__all__ = ["TARGETS", "CostSource", "row_of"]

@@ -1,0 +1,227 @@
+"""The search loop of one run session: calibrate, search, measure the frontier.
+
+1. **Calibrate** (``--costs predicted`` with device costs): measure a space-filling sample
+   (sized to a share of the budget; rows cached on this machine from earlier runs count),
+   fit the cost model and print its held-out accuracy. Below the accuracy bar, the run
+   measures every architecture instead, and says so.
+2. **Search**: each generation the optimiser asks for a population; the new architectures
+   get their proxy scores (worker pool) and their costs (predicted, or measured); the
+   optimiser is told; the generation is logged. With predicted costs, the architectures that
+   entered the frontier are measured right away (a few per generation) and the cost model is
+   refitted on them.
+3. **Frontier**: when the budget is spent (keeping back the time the frontier's remaining
+   measurements need), every frontier model is measured, repeatedly, until the frontier
+   holds measured models only.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from pymoo.core.evaluator import Evaluator as PymooEvaluator
+from pymoo.problems.static import StaticProblem
+
+from trainfree.search import state
+
+#: population sizing: generations a budget should allow, and the population's bounds
+TARGET_GENERATIONS, POP_MIN, POP_MAX = 30, 12, 100
+#: seconds between rewrites of the output files during a run
+WRITE_EVERY_S = 15.0
+
+if TYPE_CHECKING:
+    from trainfree.search.run import SearchProgress, SearchRun
+
+
+class _Loop:
+    def __init__(self, run: SearchRun, on_progress: Callable[[SearchProgress], None] | None) -> None:
+        self.run, self.on_progress = run, on_progress
+        self.start, self.base = time.monotonic(), run.elapsed
+        self.evals_at_start = len(run.store)
+        self.phase = "search"
+        self.last_write = time.monotonic()
+
+    # ------------------------------------------------------------------ clocks
+    def spent(self) -> float:
+        return self.base + time.monotonic() - self.start
+
+    def rate(self) -> float:
+        dt = time.monotonic() - self.start
+        return (len(self.run.store) - self.evals_at_start) / dt if dt > 0 else 0.0
+
+    def budget_spent(self, reserve: float = 0.0) -> bool:
+        r = self.run
+        if r.budget_evals is not None and len(r.store) >= r.budget_evals:
+            return True
+        return r.budget_seconds is not None and self.spent() + reserve >= r.budget_seconds
+
+    def measure_seconds(self) -> float:
+        times = self.run.evaluator.measure_seconds
+        return float(np.median(times)) if times else 1.5
+
+    def report(self, message: str = "") -> None:
+        if not self.on_progress:
+            return
+        from trainfree.search.run import SearchProgress
+
+        r = self.run
+        front, records, scores = r.frontier()
+        measured = sum(1 for i in front if records[i].get("costs", "measured") == "measured")
+        self.on_progress(
+            SearchProgress(
+                r.generation,
+                len(r.store),
+                len(front),
+                measured,
+                r.hypervolume(front, records, scores),
+                self.spent(),
+                r.budget_evals,
+                r.budget_seconds,
+                self.rate(),
+                self.phase,
+                message,
+            )
+        )
+
+    # ------------------------------------------------------------------ phases
+    def go(self) -> None:
+        r = self.run
+        if r.device and r.settings.costs == "predicted":
+            self.calibrate()
+        pop_size = self.population()
+        r.pop_size = pop_size
+        r.algorithm = r._new_algorithm(pop_size)
+        replayed = state.replay(r.algorithm, r.problem, r.space, r.log)
+        r.generation = replayed
+        self.phase = "search"
+        while not self.budget_spent(self.reserve()):
+            self.generation()
+        self.phase = "frontier"
+        self.measure_frontier(limit=None)
+        r.elapsed = self.spent()
+        state.append_log(r.out, {"generation": r.generation, "elapsed": r.elapsed, **self._state()})
+
+    def calibrate(self) -> None:
+        r = self.run
+        self.phase = "calibration"
+        cost = r.cost
+        cached = cost.cached_rows()
+        measured = [rec for rec in r.records() if rec.get("measured")]
+        per = self.measure_seconds()
+        n = r.settings.calibration or cost.calibration_size(r.budget_seconds, per)
+        have = len({row["key"] for row in cached} | {rec["key"] for rec in measured})
+        if have < n:
+            configs = cost.calibration_configs(n, r.settings.seed)
+            for k in range(0, len(configs), 4):  # small batches: progress, and a kill loses little
+                if have >= n:
+                    break
+                batch = configs[k : k + 4]
+                before = len(r.store)
+                r.evaluator.evaluate(batch, generation=-1, measure=True)
+                have += len(r.store) - before
+                self.report(f"calibration {min(have, n)}/{n}")
+        cost.fit(r.records(), cached)
+        self.report(cost.note or "cost model fitted")
+
+    def population(self) -> int:
+        r = self.run
+        if r.pop_size:
+            return int(r.pop_size)
+        if r.budget_evals is not None:
+            expected = r.budget_evals
+        else:
+            per_eval = self._seconds_per_eval()
+            expected = max(0.0, (r.budget_seconds or 0.0) * 0.9 - self.spent()) / per_eval
+        return int(np.clip(round(expected / TARGET_GENERATIONS / 4) * 4, POP_MIN, POP_MAX))
+
+    def _seconds_per_eval(self) -> float:
+        r = self.run
+        secs = [rec["seconds_proxy"] for rec in r.records() if rec.get("seconds_proxy") is not None]
+        proxy = float(np.median(secs)) if secs else 0.2
+        per = proxy / max(1, r.settings.workers) + 0.005
+        if r.device and not r.cost.predicting:
+            per += self.measure_seconds()
+        return per
+
+    def reserve(self) -> float:
+        """Seconds to keep for measuring the frontier's unmeasured models at the end."""
+        r = self.run
+        if not r.cost.predicting:
+            return 0.0
+        front, records, _ = r.frontier()
+        unmeasured = sum(1 for i in front if records[i].get("costs") == "predicted")
+        return 1.2 * unmeasured * self.measure_seconds()
+
+    def generation(self) -> None:
+        r = self.run
+        pop = r.algorithm.ask()
+        X = pop.get("X").astype(np.int64)
+        configs = [r.space.decode(x) for x in X]
+        measure = r.device and not r.cost.predicting
+        limit = None if r.budget_evals is None else max(0, r.budget_evals - len(r.store))
+        got = r.evaluator.evaluate(configs, r.generation, measure=measure, limit=limit)
+        if any(rec is None for rec in got):
+            return  # the evaluation budget ends inside this generation: its evaluations are kept
+        records = [rec for rec in got if rec is not None]
+        if r.proxy.balanced and r.balance is None:
+            r.balance = r._pick_balance([*r.records(), *records])
+        F, G = r._objectives(records)
+        if r.norm is None:
+            good = F[(G <= 0).all(axis=1)]
+            if len(good):
+                r.norm = (good.min(axis=0), good.max(axis=0))
+        PymooEvaluator().eval(StaticProblem(r.problem, F=F, G=G), pop)
+        r.algorithm.tell(infills=pop)
+        keys = [r.space.config_to_json(c) for c in configs]
+        r.generation += 1
+        r.elapsed = self.spent()
+        state.append_log(
+            r.out,
+            {
+                "generation": r.generation - 1,
+                "keys": keys,
+                "F": F.tolist(),
+                "G": G.tolist(),
+                "elapsed": r.elapsed,
+                **self._state(),
+            },
+        )
+        if r.cost.predicting:
+            self.measure_frontier(limit=max(2, r.pop_size // 8 if r.pop_size else 2))
+        if time.monotonic() - self.last_write > WRITE_EVERY_S:
+            r.write_outputs()
+            self.last_write = time.monotonic()
+        self.report(f"generation {r.generation} done")
+
+    def measure_frontier(self, limit: int | None) -> None:
+        """Measure unmeasured frontier models (at most ``limit``; None: until the frontier is
+        all measured), refitting the cost model after each batch."""
+        r = self.run
+        if not r.device:
+            return
+        while True:
+            front, records, scores = r.frontier()
+            todo = [i for i in front if records[i].get("costs") == "predicted"]
+            if not todo:
+                return
+            todo.sort(key=lambda i: -scores[i])
+            batch = todo if limit is None else todo[:limit]
+            stored = [r.store.records[records[i]["key"]] for i in batch]
+            after = r.evaluator.measure_records(stored)
+            r.cost.note_measured(stored, after)
+            r.cost.fit(r.records(), r.cost.cached_rows())
+            self.report(f"measured {len(batch)} frontier models")
+            if limit is not None:
+                return
+
+    def _state(self) -> dict[str, Any]:
+        r = self.run
+        return {
+            "pop_size": r.pop_size,
+            "balance": None
+            if r.balance is None
+            else {"alpha": r.balance.alpha, "aggregate": r.balance.aggregate, "beta": r.balance.beta},
+            "norm": None if r.norm is None else [list(map(float, r.norm[0])), list(map(float, r.norm[1]))],
+        }

@@ -1,0 +1,147 @@
+"""What a search run was asked to do, saved as ``settings.json`` in its run directory.
+
+Everything is validated before anything is written (a bad value never leaves a settings file
+that makes the folder unusable), and a settings file read back goes through the same checks,
+so a hand-edited ``"pop_size": "12"`` is one clear error, not a traceback.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from trainfree.errors import ConfigError
+from trainfree.hardware import HardwareSettings
+from trainfree.proxies import list_proxies
+from trainfree.proxies.balance import parse_alpha
+from trainfree.search.objectives import OBJECTIVES, check_limits, check_objectives
+from trainfree.spaces import get_space
+
+ALGORITHMS = ("nsga2", "random")
+COSTS = ("predicted", "measured")
+#: fields of older settings files, mapped onto ``limits``
+_OLD_LIMITS = {"max_latency_ms": "latency", "max_memory_mb": "memory", "max_params": "params"}
+
+
+def parse_budget(text: str) -> tuple[int | None, float | None]:
+    """``"200"`` -> 200 evaluations; ``"90s"``, ``"10m"``, ``"1.5h"`` -> seconds of wall time."""
+    t = str(text).strip().lower()
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(s|sec|m|min|h)", t)
+    if m:
+        seconds = float(m.group(1)) * {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600}[m.group(2)]
+        if seconds <= 0:
+            raise ConfigError("budget", text, "a positive duration")
+        return None, seconds
+    m = re.fullmatch(r"(\d+)\s*(evals?|evaluations?)?", t)
+    if m and int(m.group(1)) > 0:
+        return int(m.group(1)), None
+    raise ConfigError("budget", text, "a number of evaluations (e.g. 200) or a wall time (e.g. 90s, 10m, 1h)")
+
+
+def _check_int(name: str, value: Any, minimum: int, maximum: int | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(name, value, f"an integer >= {minimum}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(name, value, f"an integer <= {maximum}")
+
+
+@dataclass
+class SearchSettings:
+    """Everything a run needs. ``pop_size`` None: sized to the budget once the cost of one
+    evaluation is known (see ``SearchRun``); ``limits``: ``{objective: maximum}``."""
+
+    space: str
+    space_values: dict[str, list[Any]] = field(default_factory=dict)
+    proxy: str = "zerolm"
+    alpha: str = "heuristic"
+    objectives: list[str] = field(default_factory=lambda: ["latency", "memory"])
+    hardware: HardwareSettings = field(default_factory=HardwareSettings)
+    limits: dict[str, float] = field(default_factory=dict)
+    costs: str = "predicted"
+    calibration: int | None = None  # models measured to calibrate the cost model (None: by budget)
+    budget: str = "4m"
+    pop_size: int | None = None
+    seed: int = 0
+    workers: int = 2
+    algorithm: str = "nsga2"
+    use_cache: bool = True
+
+    def validate(self) -> None:
+        if not isinstance(self.space, str):
+            raise ConfigError("space", self.space, "a space name")
+        if self.proxy not in list_proxies():
+            raise ConfigError("proxy", self.proxy, f"a registered proxy ({', '.join(list_proxies())})")
+        if not isinstance(self.objectives, list) or not all(isinstance(o, str) for o in self.objectives):
+            raise ConfigError("objectives", self.objectives, f"a list of names from {list(OBJECTIVES)}")
+        check_objectives(self.objectives)
+        self.limits = check_limits(self.limits)
+        strategy = parse_alpha(str(self.alpha))
+        if strategy.kind == "fit":
+            raise ConfigError("alpha", self.alpha, "'heuristic' or a number in [0, 1] (fit:K needs labels)")
+        parse_budget(self.budget)
+        if self.algorithm not in ALGORITHMS:
+            raise ConfigError("algorithm", self.algorithm, f"one of {list(ALGORITHMS)}")
+        if self.costs not in COSTS:
+            raise ConfigError("costs", self.costs, f"one of {list(COSTS)}")
+        if self.calibration is not None:
+            _check_int("calibration", self.calibration, 12, 10_000)
+        if self.pop_size is not None:
+            _check_int("pop_size", self.pop_size, 4, 10_000)
+        _check_int("seed", self.seed, 0, 2**32 - 1)
+        _check_int("workers", self.workers, 1, 256)
+        if not isinstance(self.use_cache, bool):
+            raise ConfigError("use_cache", self.use_cache, "true or false")
+        if not isinstance(self.space_values, dict):
+            raise ConfigError("space_values", self.space_values, "an object {name: [values]}")
+
+    def make_space(self) -> Any:
+        return get_space(self.space, **self.space_values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def fingerprint(self) -> str:
+        """What every evaluation record depends on (space and value sets, proxy, hardware
+        settings, seed): records of another fingerprint are never mixed into a run."""
+        keep = {k: getattr(self, k) for k in ("space", "space_values", "proxy", "seed")}
+        keep["hardware"] = {k: v for k, v in self.hardware.as_dict().items() if k != "timeout_s"}
+        text = json.dumps(keep, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    @classmethod
+    def from_dict(cls, data: Any) -> SearchSettings:
+        if not isinstance(data, dict):
+            raise ConfigError("settings", type(data).__name__, "a JSON object")
+        data = dict(data)
+        limits = dict(data.pop("limits", None) or {})
+        for old, name in _OLD_LIMITS.items():  # settings files written before `limits`
+            value = data.pop(old, None)
+            if value is not None:
+                limits[name] = value
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(unknown[0], data[unknown[0]], f"a settings field ({sorted(known)})")
+        if "space" not in data:
+            raise ConfigError("space", None, "a space name")
+        hardware = data.get("hardware", {})
+        if not isinstance(hardware, dict):
+            raise ConfigError("hardware", hardware, "an object of hardware settings")
+        bad = sorted(set(hardware) - set(HardwareSettings.__dataclass_fields__))
+        if bad:
+            raise ConfigError(f"hardware.{bad[0]}", hardware[bad[0]], "a hardware setting")
+        data["hardware"] = HardwareSettings(**hardware)
+        data["limits"] = limits
+        out = cls(**data)
+        out.validate()
+        return out
+
+
+def limit_text(name: str, value: float) -> str:
+    o = OBJECTIVES[name]
+    shown = f"{value:g}" if not math.isinf(value) else "inf"
+    return f"{name} <= {shown}{(' ' + o.unit) if o.unit else ''}"

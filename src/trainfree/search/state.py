@@ -1,0 +1,145 @@
+"""A run directory's state as plain data: the generation log, its replay, and the run lock.
+
+Nothing in a run directory is ever unpickled or executed: run directories are copied, shared
+and downloaded. The optimiser is not saved as an object; instead every finished generation
+appends one line to ``generations.jsonl``: the architectures the optimiser asked for (their
+keys) and the objective and constraint values it was told. On resume a new optimiser with the
+run's seed is asked and told exactly the same again (pymoo is deterministic given its seed),
+which rebuilds its population and random state without evaluating anything; evaluations come
+from ``evaluations.jsonl``. If a replayed generation does not match (a changed pymoo, say), the
+replay stops there with a warning and the search continues from that point: nothing finished
+is lost, only the optimiser's path differs.
+
+Two processes must not run in one folder: :class:`RunLock` holds an exclusive ``flock`` on
+``<run>/.lock`` for the life of the run and names the holder's pid to the second one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pymoo.core.evaluator import Evaluator as PymooEvaluator
+from pymoo.problems.static import StaticProblem
+
+from trainfree.errors import TrainfreeError
+
+LOG_NAME = "generations.jsonl"
+
+
+class RunDirError(TrainfreeError):
+    """The run directory cannot be used as asked (in use, holds another run, unreadable)."""
+
+
+class RunLock:
+    """An exclusive lock on a run directory (``fcntl.flock``, released when the process dies)."""
+
+    def __init__(self, out: Path) -> None:
+        self.path = Path(out) / ".lock"
+        self._fd: int | None = None
+
+    def acquire(self) -> RunLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = ""
+            with contextlib.suppress(OSError, ValueError):
+                holder = os.read(fd, 32).decode().strip()
+            os.close(fd)
+            who = f" (pid {holder})" if holder else ""
+            raise RunDirError(f"{self.path.parent} is in use by another trainfree search{who}") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+                os.close(self._fd)
+            self._fd = None
+
+
+def read_log(out: Path) -> list[dict[str, Any]]:
+    """The finished generations (a last line cut by a kill is dropped; others must parse)."""
+    path = Path(out) / LOG_NAME
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    lines = data.splitlines(keepends=True)
+    if lines and not lines[-1].endswith(b"\n"):
+        with open(path, "r+b") as fh:
+            fh.truncate(len(data) - len(lines[-1]))
+        lines = lines[:-1]
+    out_lines = []
+    for number, line in enumerate(lines, 1):
+        try:
+            entry = json.loads(line.decode("utf-8"))
+            if not isinstance(entry, dict) or not isinstance(entry.get("generation"), int):
+                raise ValueError("not a generation entry")
+        except (UnicodeDecodeError, ValueError) as exc:
+            warnings.warn(
+                f"{LOG_NAME} line {number} unreadable ({type(exc).__name__}); the optimiser is "
+                "rebuilt up to the line before it",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            break
+        out_lines.append(entry)
+    return out_lines
+
+
+def append_log(out: Path, entry: dict[str, Any]) -> None:
+    path = Path(out) / LOG_NAME
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(entry, separators=(",", ":")) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def replay(algorithm: Any, problem: Any, space: Any, entries: list[dict[str, Any]]) -> int:
+    """Ask and tell ``algorithm`` each logged generation again; returns how many matched."""
+    done = 0
+    for entry in entries:
+        if "keys" not in entry:
+            continue
+        pop = algorithm.ask()
+        keys = [space.config_to_json(space.decode(x)) for x in pop.get("X").astype(np.int64)]
+        if keys != entry["keys"]:
+            warnings.warn(
+                f"generation {entry['generation']} of {LOG_NAME} does not replay (the optimiser "
+                "changed?); the search continues from there",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            break
+        F = np.array(entry["F"], dtype=float).reshape(len(keys), -1)
+        G = np.array(entry["G"], dtype=float).reshape(len(keys), -1)
+        PymooEvaluator().eval(StaticProblem(problem, F=F, G=G), pop)
+        algorithm.tell(infills=pop)
+        done += 1
+    return done
+
+
+def clean_temporaries(out: Path) -> Iterator[Path]:
+    """Remove what an atomic write killed half-way left behind (``.NAME.*.tmp``)."""
+    for tmp in Path(out).glob(".*.tmp"):
+        if tmp.is_file() and not tmp.is_symlink():
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+                yield tmp
+    for tmp in (Path(out) / "configs").glob(".*.tmp"):
+        if tmp.is_file() and not tmp.is_symlink():
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+                yield tmp
