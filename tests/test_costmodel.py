@@ -1,0 +1,189 @@
+"""Cost models: features, calibration sample, fitting and held-out accuracy, persistence,
+and a search that predicts costs and measures every frontier model."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from trainfree import cli, get_space
+from trainfree.hardware import HardwareSettings, costmodel
+from trainfree.hardware.costmodel import (
+    CostModel,
+    RowCache,
+    accuracy,
+    calibration_sample,
+    cost_features,
+    fit_cost_model,
+)
+from trainfree.search import SearchRun, SearchSettings
+
+SMALL = {
+    "n_layer": [1, 2, 3, 4],
+    "d_model": [64, 128, 192],
+    "d_inner": [128, 512],
+    "d_embed": [-1],
+    "div_val": [1],
+}
+HW = HardwareSettings(seq_len=32, warmup=1, repeats=3)
+
+
+def test_features_are_analytic_and_follow_size():
+    space = get_space("gpt2", **SMALL)
+    small = space.sample(np.random.default_rng(0))
+    f = cost_features(space, small, 1, 32)
+    assert set(f) >= {"flops", "params", "layers"} and f["flops"] == space.flops(small, 32)
+    assert cost_features(space, small, 4, 32)["flops"] == 4 * f["flops"]  # the batch multiplies the work
+
+
+def test_calibration_sample_covers_the_genome():
+    space = get_space("gpt2", **SMALL)
+    configs = calibration_sample(space, 24, seed=0)
+    assert len({space.config_to_json(c) for c in configs}) == 24
+    depths = {c.n_layer for c in configs}
+    assert depths == set(SMALL["n_layer"])  # a Latin hypercube draws every value of a gene
+    assert [space.config_to_json(c) for c in calibration_sample(space, 24, seed=0)] == [
+        space.config_to_json(c) for c in configs
+    ]
+
+
+def _rows(n: int, noise: float, seed: int = 0) -> list[dict]:
+    """Rows whose latency is a known non-negative combination of the features, with noise."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        f = {
+            "flops": rng.uniform(1e6, 1e9),
+            "params": rng.uniform(1e5, 1e8),
+            "layers": float(rng.integers(1, 16)),
+        }
+        lat = 2e-8 * f["flops"] + 3e-7 * f["params"] + 0.8 * f["layers"] + 1.0
+        act = 1e-8 * f["flops"] + 2.0
+        rows.append(
+            {
+                "key": str(i),
+                "features": f,
+                "latency_ms": lat * (1 + noise * rng.standard_normal()),
+                "activation_mb": act,
+                "weights_mb": f["params"] * 4 / 2**20,
+            }
+        )
+    return rows
+
+
+def test_fit_recovers_a_linear_cost_and_reports_held_out_accuracy():
+    model = fit_cost_model(_rows(60, noise=0.0))
+    assert model.accuracy["latency_ms"]["within_10pct"] == 1.0
+    assert model.accuracy["latency_ms"]["spearman"] > 0.999
+    assert model.trustworthy() == (True, "")
+    noisy = fit_cost_model(_rows(60, noise=0.5))  # 50% noise: the held-out figures must show it
+    assert noisy.accuracy["latency_ms"]["within_10pct"] < 0.5
+    assert not noisy.trustworthy()[0] and "Spearman" in noisy.trustworthy()[1]
+    few = fit_cost_model(_rows(8, noise=0.0))
+    assert not few.trustworthy()[0] and "calibration measurements" in few.trustworthy()[1]
+
+
+def test_model_round_trips_as_plain_data_and_rejects_garbage():
+    model = fit_cost_model(_rows(30, noise=0.01))
+    back = CostModel.from_dict(json.loads(json.dumps(model.to_dict())))
+    rows = _rows(5, 0.0, seed=1)
+    np.testing.assert_allclose(
+        back.predict([r["features"] for r in rows], [1.0] * 5)["latency_ms"],
+        model.predict([r["features"] for r in rows], [1.0] * 5)["latency_ms"],
+    )
+    for bad in ({}, {**model.to_dict(), "scale": [0.0, 1.0, 1.0]}, {**model.to_dict(), "features": []}):
+        with pytest.raises(ValueError, match="not a cost model"):
+            CostModel.from_dict(bad)
+
+
+def test_accuracy_figures():
+    a = accuracy(np.array([10.0, 21.0, 30.0]), np.array([10.0, 20.0, 40.0]))
+    assert (
+        a["spearman"] == 1.0
+        and a["within_10pct"] == pytest.approx(2 / 3)
+        and a["median_ape"] == pytest.approx(0.05)
+    )
+
+
+def test_row_cache_is_keyed_by_machine_and_settings(tmp_path):
+    space = get_space("gpt2", **SMALL)
+    cache = RowCache(space, HW, root=tmp_path)
+    rows = _rows(3, 0.0)
+    cache.save(rows)
+    assert [r["key"] for r in RowCache(space, HW, root=tmp_path).load()] == ["0", "1", "2"]
+    assert RowCache(space, HardwareSettings(seq_len=64), root=tmp_path).load() == []
+    assert RowCache(get_space("gpt2", **{**SMALL, "n_layer": [1]}), HW, root=tmp_path).load() == []
+    cache.path.write_text("{not json")
+    assert cache.load() == []
+
+
+def _predicted_settings() -> SearchSettings:
+    return SearchSettings(
+        space="gpt2",
+        space_values=SMALL,
+        objectives=["latency", "memory"],
+        hardware=HW,
+        budget="60",
+        pop_size=12,
+        calibration=16,
+        workers=1,
+    )
+
+
+def test_predicted_search_measures_every_frontier_model(tmp_path, monkeypatch):
+    """The mechanics of --costs predicted; the accuracy bar is lowered so that the tiny
+    models' noisy latencies (on a loaded test machine) cannot switch the run to measuring."""
+    monkeypatch.setenv("TRAINFREE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(costmodel, "MIN_SPEARMAN", -1.0)
+    s = _predicted_settings()
+    run = SearchRun.open(tmp_path / "run", s)
+    result = run.run()
+    run.close()
+    evaluated = pd.read_csv(tmp_path / "run" / "evaluated.csv")
+    assert len(evaluated) == 60
+    assert (evaluated["costs"] == "predicted").sum() > 0  # most candidates were never measured
+    frontier = json.loads((tmp_path / "run" / "frontier.json").read_text())
+    assert frontier["models"] and all(m["costs"] == "measured" for m in frontier["models"])
+    csv = pd.read_csv(tmp_path / "run" / "frontier.csv")
+    assert (csv["costs"] == "measured").all() and (csv["latency_ms"] > 0).all()
+    predictor = json.loads((tmp_path / "run" / "predictor.json").read_text())
+    assert predictor["held_out_accuracy"]["latency_ms"]["n"] >= 16
+    assert result.costs == "predicted"
+    assert (evaluated["generation"] == -1).sum() == 16  # the calibration sample, measured
+    # the calibration rows are kept for this machine: a second run measures nothing to calibrate
+    again = SearchRun.open(tmp_path / "run2", SearchSettings(**{**s.__dict__, "seed": 1}))
+    again.run()
+    again.close()
+    ev2 = pd.read_csv(tmp_path / "run2" / "evaluated.csv")
+    assert not (ev2["generation"] == -1).any()
+
+
+def test_a_model_below_the_bar_falls_back_to_measuring(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRAINFREE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(costmodel, "MIN_SPEARMAN", 1.01)  # no model can reach it
+    s = _predicted_settings()
+    s.budget = "28"
+    run = SearchRun.open(tmp_path / "run", s)
+    result = run.run()
+    run.close()
+    assert result.costs == "measured" and "not trusted" in run.cost.note
+    evaluated = pd.read_csv(tmp_path / "run" / "evaluated.csv")
+    assert (evaluated["costs"] == "measured").all()
+    assert "not trusted" in json.loads((tmp_path / "run" / "frontier.json").read_text())["cost_model_note"]
+
+
+def test_calibrate_command(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRAINFREE_CACHE", str(tmp_path / "cache"))
+    args = ["calibrate", "--space", "gpt2", "-n", "12", "--seq-len", "32", "--repeats", "2"]
+    for k, v in SMALL.items():
+        args += ["--set", f"{k}={json.dumps(v)}"]
+    res = CliRunner().invoke(cli.app, args)
+    assert res.exit_code == 0, res.output
+    assert "held-out accuracy" in res.output and "latency_ms" in res.output
+    assert list((tmp_path / "cache" / "costmodels").glob("gpt2-*.json"))
+    bad = CliRunner().invoke(cli.app, ["calibrate", "--space", "nope"])
+    assert bad.exit_code == 2 and "nope" in bad.output

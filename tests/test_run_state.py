@@ -1,0 +1,194 @@
+"""A run directory is plain data: nothing in it is executed, nothing is lost or mixed.
+
+Each test here failed before the fix it guards (state.pkl unpickled on resume, a corrupted
+line truncating the log, two processes in one folder, stale records under new settings,
+settings rewritten before a resume was possible, Ctrl-C exiting 0, a finished run
+evaluating more)."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from trainfree.hardware import HardwareSettings
+from trainfree.search import RunDirError, SearchRun, SearchSettings
+from trainfree.search.evaluate import EvaluationStore
+
+TINY = {
+    "n_layer": [1, 2, 3],
+    "d_model": [64, 128],
+    "d_inner": [128, 256, 512],
+    "d_embed": [-1],
+    "div_val": [1],
+}
+
+
+def settings(**kw) -> SearchSettings:
+    base = dict(
+        space="gpt2",
+        space_values=TINY,
+        objectives=["params", "flops"],
+        budget="16",
+        pop_size=8,
+        workers=1,
+        hardware=HardwareSettings(seq_len=32, warmup=0, repeats=1),
+        use_cache=False,
+    )
+    base.update(kw)
+    return SearchSettings(**base)
+
+
+def run_once(out: Path, s: SearchSettings | None = None, **kw):
+    run = SearchRun.open(out, s, **kw)
+    try:
+        return run, run.run()
+    finally:
+        run.close()
+
+
+class Boom:
+    def __reduce__(self):
+        return (eval, ("__import__('pathlib').Path(%r).write_text('pwned')" % str(MARK),))
+
+
+MARK = Path("/tmp/trainfree-test-pickle-ran")
+
+
+def test_a_planted_state_pkl_is_never_loaded(tmp_path):
+    MARK.unlink(missing_ok=True)
+    out = tmp_path / "run"
+    run_once(out, settings(budget="8"))
+    (out / "state.pkl").write_bytes(pickle.dumps({"format": "trainfree-search-state/1", "algorithm": Boom()}))
+    run, result = run_once(out, budget="16")
+    assert not MARK.exists()
+    assert result.evaluations == 16
+
+
+def test_the_same_command_after_a_finished_run_evaluates_nothing(tmp_path):
+    out = tmp_path / "run"
+    run_once(out, settings())
+    lines = (out / "evaluations.jsonl").read_text().splitlines()
+    run, result = run_once(out, settings())
+    assert result.evaluations == 16
+    assert (out / "evaluations.jsonl").read_text().splitlines() == lines
+
+
+def test_a_corrupted_middle_line_is_skipped_and_kept(tmp_path):
+    out = tmp_path / "run"
+    run_once(out, settings(budget="8"))
+    path = out / "evaluations.jsonl"
+    lines = path.read_bytes().splitlines(keepends=True)
+    lines[4] = b'{"key": \xff broken\n'
+    path.write_bytes(b"".join(lines))
+    with pytest.warns(RuntimeWarning, match="line 5: unreadable"):
+        store = EvaluationStore(path)
+    assert len(store) == 7
+    assert path.read_bytes().splitlines(keepends=True)[4] == b'{"key": \xff broken\n'  # kept on disk
+
+
+def test_records_of_other_settings_are_never_mixed_in(tmp_path):
+    out = tmp_path / "run"
+    run_once(out, settings(budget="8"))
+    (out / "settings.json").unlink()  # a user deletes it and reruns with another seq_len
+    (out / "generations.jsonl").unlink()
+    other = settings(budget="8", hardware=HardwareSettings(seq_len=16, warmup=0, repeats=1))
+    with pytest.warns(RuntimeWarning, match="other settings"):
+        run, result = run_once(out, other)
+    fps = {json.loads(x)["fp"] for x in (out / "evaluations.jsonl").read_text().splitlines()}
+    assert len(fps) == 2 and result.evaluations == 8
+
+
+def test_a_second_process_in_the_same_folder_is_refused(tmp_path):
+    out = tmp_path / "run"
+    first = SearchRun.open(out, settings())
+    try:
+        with pytest.raises(RunDirError, match=f"in use by another trainfree search \\(pid {os.getpid()}\\)"):
+            SearchRun.open(out, settings())
+    finally:
+        first.close()
+    SearchRun.open(out, settings()).close()  # released
+
+
+def test_a_failed_resume_changes_nothing(tmp_path):
+    out = tmp_path / "run"
+    run_once(out, settings(budget="8"))
+    before = (out / "settings.json").read_text()
+    with pytest.raises(Exception, match="budget"):
+        SearchRun.open(out, budget="ten")
+    assert (out / "settings.json").read_text() == before
+    (out / "settings.json").write_text(before.replace('"pop_size": 8', '"pop_size": "8"'))
+    with pytest.raises(RunDirError, match="pop_size"):
+        SearchRun.open(out)
+
+
+def test_leftover_temporaries_are_cleaned_and_out_must_be_a_folder(tmp_path):
+    out = tmp_path / "run"
+    run_once(out, settings(budget="8"))
+    (out / ".frontier.json.abc123.tmp").write_text("half")
+    run_once(out, budget="8")
+    assert not list(out.glob(".*.tmp"))
+    afile = tmp_path / "file"
+    afile.write_text("x")
+    with pytest.raises(RunDirError, match="is a file"):
+        SearchRun.open(afile, settings())
+
+
+def test_written_files_get_normal_modes(tmp_path):
+    out = tmp_path / "run"
+    old = os.umask(0o022)
+    try:
+        run_once(out, settings(budget="8"))
+    finally:
+        os.umask(old)
+    for name in ("settings.json", "evaluated.csv", "frontier.csv", "frontier.json", "frontier.png"):
+        assert (out / name).stat().st_mode & 0o777 == 0o644, name
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "trainfree", *args]
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_and_sigterm_stop_cleanly(tmp_path, sig, code):
+    out = tmp_path / "run"
+    args = [
+        "search",
+        "--out",
+        str(out),
+        "--objectives",
+        "params",
+        "--budget",
+        "400",
+        "--pop-size",
+        "8",
+        "--workers",
+        "2",
+    ]
+    for key, values in TINY.items():
+        args += ["--set", f"{key}={json.dumps(values)}"]
+    proc = subprocess.Popen(
+        _cli(*args),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "COLUMNS": "100", "TRAINFREE_CACHE": str(tmp_path / "c")},
+    )
+    jsonl = out / "evaluations.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (jsonl.exists() and len(jsonl.read_text().splitlines()) >= 16):
+        time.sleep(0.05)
+    proc.send_signal(sig)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == code, stderr
+    assert "Traceback" not in stderr and "Traceback" not in stdout
+    assert "--resume" in stderr
+    keys = [json.loads(x)["key"] for x in jsonl.read_text().splitlines()]
+    assert len(keys) == len(set(keys))
