@@ -56,7 +56,7 @@ def run_once(out: Path, s: SearchSettings | None = None, **kw):
 
 class Boom:
     def __reduce__(self):
-        return (eval, ("__import__('pathlib').Path(%r).write_text('pwned')" % str(MARK),))
+        return (eval, (f"__import__('pathlib').Path({str(MARK)!r}).write_text('pwned')",))
 
 
 MARK = Path("/tmp/trainfree-test-pickle-ran")
@@ -67,7 +67,7 @@ def test_a_planted_state_pkl_is_never_loaded(tmp_path):
     out = tmp_path / "run"
     run_once(out, settings(budget="8"))
     (out / "state.pkl").write_bytes(pickle.dumps({"format": "trainfree-search-state/1", "algorithm": Boom()}))
-    run, result = run_once(out, budget="16")
+    _run, result = run_once(out, budget="16")
     assert not MARK.exists()
     assert result.evaluations == 16
 
@@ -76,7 +76,7 @@ def test_the_same_command_after_a_finished_run_evaluates_nothing(tmp_path):
     out = tmp_path / "run"
     run_once(out, settings())
     lines = (out / "evaluations.jsonl").read_text().splitlines()
-    run, result = run_once(out, settings())
+    _run, result = run_once(out, settings())
     assert result.evaluations == 16
     assert (out / "evaluations.jsonl").read_text().splitlines() == lines
 
@@ -101,7 +101,7 @@ def test_records_of_other_settings_are_never_mixed_in(tmp_path):
     (out / "generations.jsonl").unlink()
     other = settings(budget="8", hardware=HardwareSettings(seq_len=16, warmup=0, repeats=1))
     with pytest.warns(RuntimeWarning, match="other settings"):
-        run, result = run_once(out, other)
+        _run, result = run_once(out, other)
     fps = {json.loads(x)["fp"] for x in (out / "evaluations.jsonl").read_text().splitlines()}
     assert len(fps) == 2 and result.evaluations == 8
 
