@@ -1,109 +1,122 @@
-"""NSGA-II against random search with the same evaluation budget and seeds, and where the
-time of one evaluation goes.
+"""Search at equal wall time: predicted against measured costs, NSGA-II against random search.
 
-    python benchmarks/bench_search.py                      # gpt2, zerolm vs latency+memory
-    python benchmarks/bench_search.py --objectives params --budget 120
+    python benchmarks/bench_search.py                       # 10 minutes x 3 seeds x 3 variants
+    python benchmarks/bench_search.py --minutes 4 --seeds 0 1
 
-For each seed, both algorithms search the same space with the same budget (distinct
-architectures evaluated); the hypervolume of each final frontier is computed on a common
-scale (every objective min-max normalised over all points of all runs, reference point 1.1).
-Hardware measurements are shared through a fresh cache in the output folder, so an
-architecture both algorithms visit is measured once and both see the same figure; the
-seconds per evaluation are taken from the runs' own records (cache hits excluded).
+Variants (each seed, each with a fresh cache of its own, so no run profits from another's
+measurements or calibration):
+
+- ``predicted``: ``--costs predicted`` (the default), NSGA-II;
+- ``measured``: ``--costs measured``, NSGA-II (every architecture measured);
+- ``random``: ``--costs predicted``, random search (the baseline optimiser).
+
+The figure of merit is the hypervolume of each run's *measured* frontier: only frontier
+models whose latency and memory were measured on this machine count (with predicted costs the
+run measures every frontier model before it ends). All runs are scaled together (every
+objective min-max normalised over the frontier points of all runs, reference point 1.1).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from trainfree.hardware import HardwareSettings
 from trainfree.search import SearchRun, SearchSettings
 from trainfree.search.pareto import COST_FIELDS, hypervolume, nondominated
 
+VARIANTS = {
+    "predicted": ("predicted", "nsga2"),
+    "measured": ("measured", "nsga2"),
+    "random": ("predicted", "random"),
+}
+
+
+def run_variant(out: Path, variant: str, seed: int, args: argparse.Namespace) -> dict:
+    costs, algorithm = VARIANTS[variant]
+    run_dir = out / f"{variant}_seed{seed}"
+    os.environ["TRAINFREE_CACHE"] = str(out / "caches" / f"{variant}_seed{seed}")
+    settings = SearchSettings(
+        space=args.space,
+        objectives=args.objectives.split(","),
+        hardware=HardwareSettings(seq_len=args.seq_len, warmup=1, repeats=5),
+        costs=costs,
+        algorithm=algorithm,
+        budget=f"{args.minutes}m",
+        seed=seed,
+        workers=args.workers,
+    )
+    t0 = time.perf_counter()
+    run = SearchRun.open(run_dir, settings)
+    try:
+        result = run.run()
+    finally:
+        run.close()
+    models = json.loads((run_dir / "frontier.json").read_text())["models"]
+    return {
+        "wall": time.perf_counter() - t0,
+        "evaluations": result.evaluations,
+        "costs": result.costs,
+        "frontier": [m for m in models if m.get("costs", "measured") == "measured"],
+        "unmeasured": sum(1 for m in models if m.get("costs") == "predicted"),
+    }
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--space", default="gpt2")
-    ap.add_argument("--proxy", default="zerolm")
     ap.add_argument("--objectives", default="latency,memory")
-    ap.add_argument("--budget", default="48", help="evaluations per run")
-    ap.add_argument("--pop-size", type=int, default=12)
+    ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     ap.add_argument("--seq-len", type=int, default=192)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", default="runs/bench_search")
     args = ap.parse_args()
-
     out = Path(args.out)
-    os.environ["TRAINFREE_CACHE"] = str(out / "cache")  # shared by all runs of this benchmark only
-    costs = [o.strip() for o in args.objectives.split(",")]
-    hw = HardwareSettings(seq_len=args.seq_len, repeats=args.repeats, warmup=1)
-    tables: dict[tuple[str, int], pd.DataFrame] = {}
-    walls: dict[tuple[str, int], float] = {}
+    costs = args.objectives.split(",")
+    results = {}
     for seed in args.seeds:
-        for algorithm in ("nsga2", "random"):
-            run_dir = out / f"{algorithm}_seed{seed}"
-            t0 = time.perf_counter()
-            if (run_dir / "settings.json").exists():
-                run = SearchRun.resume(run_dir)
-            else:
-                settings = SearchSettings(
-                    space=args.space,
-                    proxy=args.proxy,
-                    objectives=costs,
-                    hardware=hw,
-                    budget=args.budget,
-                    pop_size=args.pop_size,
-                    seed=seed,
-                    algorithm=algorithm,
-                )
-                run = SearchRun.create(run_dir, settings)
-            res = run.run()
-            walls[(algorithm, seed)] = time.perf_counter() - t0
-            tables[(algorithm, seed)] = pd.read_csv(run_dir / "evaluated.csv")
+        for variant in args.variants:
+            r = run_variant(out, variant, seed, args)
+            results[(variant, seed)] = r
             print(
-                f"{algorithm:6s} seed {seed}: {res.evaluations} evaluated, frontier {len(res.frontier)}, "
-                f"{walls[(algorithm, seed)]:.0f} s"
+                f"{variant:9s} seed {seed}: {r['evaluations']:5d} evaluated in {r['wall']:.0f} s "
+                f"(costs {r['costs']}), measured frontier {len(r['frontier'])}, unmeasured {r['unmeasured']}",
+                flush=True,
             )
 
-    def matrix(df: pd.DataFrame) -> np.ndarray:
-        ok = df[df["feasible"]]
-        return np.column_stack([-ok[args.proxy]] + [ok[COST_FIELDS[c]] for c in costs]).astype(float)
+    def matrix(models: list[dict]) -> np.ndarray:
+        return np.array([[-m["zerolm"], *[m[COST_FIELDS[c]] for c in costs]] for m in models], dtype=float)
 
-    allF = np.vstack([matrix(df) for df in tables.values()])
-    ideal, nadir = np.nanmin(allF, axis=0), np.nanmax(allF, axis=0)
-    hv = {k: hypervolume(matrix(df)[nondominated(matrix(df))], ideal, nadir) for k, df in tables.items()}
+    every = np.vstack([matrix(r["frontier"]) for r in results.values() if r["frontier"]])
+    ideal, nadir = every.min(axis=0), every.max(axis=0)
+    hv = {}
+    for key, r in results.items():
+        F = matrix(r["frontier"]) if r["frontier"] else np.zeros((0, len(ideal)))
+        hv[key] = hypervolume(F[nondominated(F)], ideal, nadir) if len(F) else 0.0
     print(
-        f"\nhypervolume ({args.proxy} vs {', '.join(costs)}, budget {args.budget}, "
-        f"population {args.pop_size}, seeds {args.seeds}):"
+        f"\nhypervolume of the measured frontier ({args.space}, zerolm vs {', '.join(costs)}, "
+        f"{args.minutes:g} min each, common scale)"
     )
-    print("| seed | NSGA-II | random | ratio |")
-    print("|---|---|---|---|")
+    print("| seed | " + " | ".join(args.variants) + " | predicted/measured | predicted/random |")
+    print("|---" * (len(args.variants) + 3) + "|")
     for seed in args.seeds:
-        a, b = hv[("nsga2", seed)], hv[("random", seed)]
-        print(f"| {seed} | {a:.4f} | {b:.4f} | {a / b:.3f} |")
-    mean_a = np.mean([hv[("nsga2", s)] for s in args.seeds])
-    mean_b = np.mean([hv[("random", s)] for s in args.seeds])
-    print(f"| mean | {mean_a:.4f} | {mean_b:.4f} | {mean_a / mean_b:.3f} |")
-
-    every = pd.concat(tables.values())
-    split = ["seconds_proxy"] + [c for c in ("seconds_memory", "seconds_latency") if c in every]
-    fresh = (
-        every[~every["hardware_cached"].fillna(False).astype(bool)] if "hardware_cached" in every else every
-    )
-    print("\nseconds per evaluated architecture (median / mean, over runs; hardware cache hits excluded):")
-    for col in split:
-        print(f"  {col.removeprefix('seconds_'):8s} {fresh[col].median():.3f} / {fresh[col].mean():.3f}")
-    total = fresh[split].sum(axis=1)
-    print(f"  {'total':8s} {total.median():.3f} / {total.mean():.3f}")
-    n = sum(len(df) for df in tables.values())
-    print(f"  wall time per evaluation incl. search overhead and outputs: {sum(walls.values()) / n:.3f} s")
+        row = [hv.get((v, seed), float("nan")) for v in args.variants]
+        pm = hv.get(("predicted", seed), np.nan) / hv.get(("measured", seed), np.nan)
+        pr = hv.get(("predicted", seed), np.nan) / hv.get(("random", seed), np.nan)
+        print(f"| {seed} | " + " | ".join(f"{x:.4f}" for x in row) + f" | {pm:.3f} | {pr:.3f} |")
+    means = {v: np.mean([hv[(v, s)] for s in args.seeds]) for v in args.variants}
+    pm = means.get("predicted", np.nan) / means.get("measured", np.nan)
+    pr = means.get("predicted", np.nan) / means.get("random", np.nan)
+    print("| mean | " + " | ".join(f"{means[v]:.4f}" for v in args.variants) + f" | {pm:.3f} | {pr:.3f} |")
+    evals = {v: np.mean([results[(v, s)]["evaluations"] for s in args.seeds]) for v in args.variants}
+    print("mean architectures evaluated: " + ", ".join(f"{v} {n:.0f}" for v, n in evals.items()))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,168 @@
+"""Cost-model accuracy on held-out architectures, the main job's throughput, and LTS's budget.
+
+    python benchmarks/bench_costs.py accuracy --space gpt2 transxl flexibert
+    python benchmarks/bench_costs.py accuracy --space gpt2 --load     # the other core busy
+    python benchmarks/bench_costs.py main-job                          # the README's search
+    python benchmarks/bench_costs.py lts-budget                        # 3,000 evaluations
+
+``accuracy``: for each space, measure a calibration sample (Latin hypercube, seed 0) and a
+held-out sample (uniformly random, seed 1) on this machine with the search's default
+measurement settings, fit the cost model on the calibration sample only and report latency
+and memory accuracy on the held-out architectures (Spearman, median |error|, share within
++-10%), next to the 5-fold cross-validated figures the search prints. ``--load`` runs a
+busy loop on another core meanwhile.
+
+``main-job``: ``trainfree search --out DIR`` with its embedded defaults (4 minutes, gpt2,
+zerolm vs latency and memory) on a fresh cache; prints evaluations, evaluations per second,
+frontier size and how many frontier models were measured.
+
+``lts-budget``: LiteTransformerSearch's budget, 3,000 evaluations with population 100 (30
+generations), with predicted costs; prints the wall time (LTS: under 3 hours on a laptop).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from trainfree import get_space
+from trainfree.hardware import HardwareSettings, MeasurementCache, measure_cached
+from trainfree.hardware.costmodel import accuracy, calibration_sample, cost_features, fit_cost_model, make_row
+
+HW = HardwareSettings(seq_len=192, warmup=1, repeats=5)  # the search's defaults
+SEQ = {"flexibert": 128}
+
+
+def _burn() -> None:  # pragma: no cover - a busy loop for --load
+    while True:
+        pass
+
+
+def _rows(space, configs, hw, cache) -> list[dict]:
+    rows = []
+    for i, cfg in enumerate(configs):
+        m, _ = measure_cached(space, cfg, hw, cache)
+        key = space.config_to_json(cfg)
+        row = make_row(key, cost_features(space, cfg, hw.batch_size, hw.seq_len), m) if m.ok else None
+        if row:
+            rows.append(row)
+        print(f"\r  measured {i + 1}/{len(configs)}", end="", flush=True)
+    print()
+    return rows
+
+
+def accuracy_cmd(args: argparse.Namespace) -> None:
+    burner = None
+    if args.load:
+        burner = mp.get_context("spawn").Process(target=_burn, daemon=True)
+        burner.start()
+    cache = MeasurementCache(Path(args.cache) / ("load" if args.load else "quiet"))
+    try:
+        print(
+            f"| space | cost | n fit | n held out | Spearman | median abs err | within 10% | CV Spearman | "
+            f"CV within 10% |{' (other core busy)' if args.load else ''}"
+        )
+        print("|---|---|---|---|---|---|---|---|---|")
+        lines = []
+        for name in args.space:
+            space = get_space(name)
+            hw = HardwareSettings(seq_len=SEQ.get(name, 192), warmup=HW.warmup, repeats=HW.repeats)
+            t0 = time.perf_counter()
+            fit_rows = _rows(space, calibration_sample(space, args.n, seed=0), hw, cache)
+            rng = np.random.default_rng(1)
+            held = [space.sample(rng) for _ in range(args.held_out)]
+            test_rows = _rows(space, held, hw, cache)
+            model = fit_cost_model(fit_rows)
+            pred = model.predict([r["features"] for r in test_rows], [r["weights_mb"] for r in test_rows])
+            for cost, target in (("latency_ms", "latency_ms"), ("memory_mb", None)):
+                y = np.array([r[cost] if target else r["weights_mb"] + r["activation_mb"] for r in test_rows])
+                a = accuracy(pred[cost], y)
+                cv = model.accuracy[cost]
+                lines.append(
+                    f"| {name} | {cost} | {model.n} | {a['n']} | {a['spearman']:.3f} | "
+                    f"{100 * a['median_ape']:.1f}% | {100 * a['within_10pct']:.0f}% | {cv['spearman']:.3f} | "
+                    f"{100 * cv['within_10pct']:.0f}% |"
+                )
+                print(lines[-1], flush=True)
+            print(
+                f"  ({name}: {time.perf_counter() - t0:.0f} s, seq_len {hw.seq_len}; coefficients "
+                f"{json.dumps({k: [round(c, 4) for c in v] for k, v in model.coef.items()})} "
+                f"over {model.features})",
+                flush=True,
+            )
+    finally:
+        if burner is not None:
+            burner.kill()
+
+
+def main_job_cmd(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory(prefix="trainfree-mainjob-") as tmp:
+        env = {**os.environ, "TRAINFREE_CACHE": str(Path(tmp) / "cache"), "COLUMNS": "80"}
+        out = Path(tmp) / "quickstart"
+        t0 = time.perf_counter()
+        res = subprocess.run(
+            [sys.executable, "-m", "trainfree", "search", "--out", str(out)],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        wall = time.perf_counter() - t0
+        print(res.stdout[-3000:])
+        frontier = json.loads((out / "frontier.json").read_text())
+        n = frontier["evaluations"]
+        measured = sum(1 for m in frontier["models"] if m.get("costs") == "measured")
+        print(
+            f"main job: exit {res.returncode}, {wall:.0f} s wall, {n} architectures evaluated "
+            f"({n / wall:.1f}/s), frontier {len(frontier['models'])} models, {measured} measured, "
+            f"costs {frontier['costs']}"
+        )
+
+
+def lts_budget_cmd(args: argparse.Namespace) -> None:
+    from trainfree.search import SearchRun, SearchSettings
+
+    with tempfile.TemporaryDirectory(prefix="trainfree-lts-") as tmp:
+        os.environ["TRAINFREE_CACHE"] = str(Path(tmp) / "cache")
+        s = SearchSettings(space="gpt2", budget="3000", pop_size=100, hardware=HW, workers=args.workers)
+        t0 = time.perf_counter()
+        run = SearchRun.open(Path(tmp) / "run", s)
+        try:
+            result = run.run()
+        finally:
+            run.close()
+        wall = time.perf_counter() - t0
+        measured = sum(1 for m in result.frontier if m.get("costs") == "measured")
+        print(
+            f"LTS budget: {result.evaluations} evaluations, {result.generations} generations of "
+            f"population 100 in {wall:.0f} s ({wall / 60:.1f} min); frontier {len(result.frontier)} "
+            f"models, {measured} measured; costs {result.costs}"
+        )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    a = sub.add_parser("accuracy")
+    a.add_argument("--space", nargs="+", default=["gpt2", "transxl", "flexibert"])
+    a.add_argument("-n", type=int, default=80, help="calibration architectures")
+    a.add_argument("--held-out", type=int, default=40)
+    a.add_argument("--load", action="store_true", help="keep another core busy meanwhile")
+    a.add_argument("--cache", default="runs/bench_costs/cache")
+    sub.add_parser("main-job")
+    lts = sub.add_parser("lts-budget")
+    lts.add_argument("--workers", type=int, default=2)
+    args = ap.parse_args()
+    {"accuracy": accuracy_cmd, "main-job": main_job_cmd, "lts-budget": lts_budget_cmd}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    main()
