@@ -15,6 +15,7 @@ export is checked: the saved model is loaded back and compared with trainfree's
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -128,6 +129,10 @@ def _staging(out: Path) -> Path:
 def _publish(tmp: Path, out: Path) -> None:
     """Rename the finished ``tmp`` to ``out`` (an old ``out`` is moved aside first and
     deleted after, so that at every moment one complete folder is in place)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in (tmp, *tmp.rglob("*")):  # mkdtemp/mkstemp made them private
+        path.chmod((0o777 if path.is_dir() else 0o666) & ~umask)
     old = None
     if out.exists():
         old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
