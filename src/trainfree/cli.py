@@ -568,7 +568,7 @@ def _ci(ci: tuple[float, float]) -> str:
 @app.command()
 def export(
     out: Annotated[Path, typer.Option(help="folder to write (refused if not empty, unless --force)")],
-    space: Annotated[str | None, typer.Option(help="space of --config (default: the one the file names)")] = None,
+    space: Annotated[str | None, typer.Option(help="space of --config (default: the file's own)")] = None,
     config: Annotated[
         Path | None, typer.Option(dir_okay=False, help="config JSON file (bare, or {space, config})")
     ] = None,
