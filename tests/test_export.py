@@ -22,14 +22,14 @@ import torch
 
 pytest.importorskip("transformers")
 
-import transformers  # noqa: E402
-from typer.testing import CliRunner  # noqa: E402
+import transformers
+from typer.testing import CliRunner
 
-from trainfree import cli  # noqa: E402
-from trainfree.errors import TrainfreeError  # noqa: E402
-from trainfree.export import export_config, export_run  # noqa: E402
-from trainfree.export.onnx_export import example_ids  # noqa: E402
-from trainfree.spaces import get_space  # noqa: E402
+from trainfree import cli
+from trainfree.errors import TrainfreeError
+from trainfree.export import export_config, export_run
+from trainfree.export.onnx_export import example_ids
+from trainfree.spaces import get_space
 
 ATOL = 1e-5
 LTS_SMALL = dict(n_layer=[1, 2], d_model=[64, 128], d_inner=[128, 256], n_head=[2, 4], d_embed=[-1, 32])
