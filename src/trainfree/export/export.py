@@ -1,0 +1,398 @@
+"""Library entry points of ``trainfree export``: a searched architecture as a model folder.
+
+:func:`export_config` writes one config, :func:`export_run` one or all frontier rows of a
+search run. Every folder is written in a temporary sibling folder and renamed into place
+only when complete and checked, so an error or a kill never leaves a half-written export;
+an existing non-empty folder is only replaced with ``force``.
+
+Formats: ``hf`` (``config.json``, ``model.safetensors``, ``modeling_trainfree.py``,
+``generation_config.json`` for causal models, ``README.md``, ``trainfree.json``), optionally
+``as_="gpt2"`` for a stock GPT-2, and ``onnx`` (``model.onnx``, ``trainfree.json``). Each
+export is checked: the saved model is loaded back and compared with trainfree's
+(``space.inference``) on a seeded batch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from trainfree.errors import ConfigError, TrainfreeError
+from trainfree.export.card import model_card
+from trainfree.io import atomic_write_json, atomic_write_text
+from trainfree.spaces import get_space, list_spaces
+from trainfree.spaces.base import seeded
+
+FORMATS = ("hf", "onnx")
+AS_CHOICES = ("trainfree", "gpt2")
+#: space -> Hugging Face model_type
+MODEL_TYPES = {
+    "gpt2": "trainfree-gpt2",
+    "transxl": "trainfree-transxl",
+    "flexibert": "trainfree-flexibert",
+    "flexibert-published": "trainfree-flexibert",
+}
+#: float32 agreement demanded of the exported model (max abs difference)
+HF_ATOL = 1e-5
+HF_INSTALL = "pip install 'trainfree[hf]' (transformers>=5,<6, safetensors)"
+
+
+@dataclass
+class ExportResult:
+    """What one export wrote and measured."""
+
+    out: Path
+    space: str
+    format: str
+    model_type: str
+    params: int
+    seconds: float
+    max_abs_diff: float
+    files: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "out": str(self.out)}
+
+
+# ------------------------------------------------------------------ inputs
+def read_config_file(path: str | Path) -> tuple[str | None, dict[str, Any]]:
+    """``(space or None, config dict)`` of a config file: a bare config dict, or
+    ``{"space": NAME, "config": {...}}``."""
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text())
+    except FileNotFoundError:
+        raise TrainfreeError(f"{p}: no such config file") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise TrainfreeError(f"{p}: not a JSON config file ({exc})") from None
+    if not isinstance(data, dict):
+        raise TrainfreeError(f"{p}: expected a JSON object (a config), found {type(data).__name__}")
+    if "config" in data and isinstance(data["config"], dict):
+        space = data.get("space")
+        if space is not None and not isinstance(space, str):
+            raise ConfigError("space", space, "a space name", str(p))
+        return space, data["config"]
+    return None, data
+
+
+def resolve_config(space: Any, data: Mapping[str, Any], where: str) -> Any:
+    """The typed config, or a one-line error; a config that another space accepts says so."""
+    try:
+        return space.config_from_dict(data, where)
+    except ConfigError as exc:
+        for other in list_spaces():
+            if other == space.name:
+                continue
+            try:
+                get_space(other).config_from_dict(data)
+            except (TrainfreeError, TypeError, ValueError, KeyError):
+                continue
+            raise TrainfreeError(
+                f"{where}: this is a config of space '{other}', not '{space.name}' (use --space {other})"
+            ) from None
+        raise exc from None
+
+
+def _require_hf() -> None:
+    try:
+        import safetensors  # noqa: F401
+        import transformers  # noqa: F401
+    except ImportError:
+        raise TrainfreeError(
+            f"export to Hugging Face format needs the optional extra: {HF_INSTALL}"
+        ) from None
+
+
+# ------------------------------------------------------------------ folders
+def check_out(out: Path, force: bool) -> None:
+    """Refuse an output that is a file, or a non-empty folder without ``force``."""
+    if out.exists() and not out.is_dir():
+        raise TrainfreeError(f"--out {out} is a file; choose a folder")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise TrainfreeError(f"--out {out} exists and is not empty; choose another folder or pass --force")
+
+
+def _staging(out: Path) -> Path:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+
+
+def _publish(tmp: Path, out: Path) -> None:
+    """Rename the finished ``tmp`` to ``out`` (an old ``out`` is moved aside first and
+    deleted after, so that at every moment one complete folder is in place)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in (tmp, *tmp.rglob("*")):  # mkdtemp/mkstemp made them private
+        path.chmod((0o777 if path.is_dir() else 0o666) & ~umask)
+    old = None
+    if out.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+        old.rmdir()
+        out.rename(old)
+    tmp.rename(out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+# ------------------------------------------------------------------ exports
+def export_config(
+    space: Any,
+    config: Any,
+    out: str | Path,
+    *,
+    fmt: str = "hf",
+    as_: str = "trainfree",
+    force: bool = False,
+    seed: int = 0,
+    source: dict[str, Any] | None = None,
+) -> ExportResult:
+    """Export one typed ``config`` of ``space`` (a space object) to the folder ``out``.
+
+    The weights are ``space.build(config, seed)``: the initialisation a proxy scored when
+    the search used the same seed. ``source`` (run directory, frontier row) is recorded in
+    ``trainfree.json``."""
+    out = Path(out)
+    _check_options(space, fmt, as_)
+    check_out(out, force)
+    tmp = _staging(out)
+    try:
+        result = _write(space, config, tmp, fmt, as_, seed, source or {})
+        _publish(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    result.out = out
+    return result
+
+
+def _check_options(space: Any, fmt: str, as_: str) -> None:
+    if fmt not in FORMATS:
+        raise TrainfreeError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    if as_ not in AS_CHOICES:
+        raise TrainfreeError(f"--as {as_!r}: expected one of {', '.join(AS_CHOICES)}")
+    if as_ == "gpt2" and (space.name != "gpt2" or fmt != "hf"):
+        raise TrainfreeError("--as gpt2 applies to --space gpt2 with --format hf only")
+    if fmt == "hf":
+        if space.name not in MODEL_TYPES:
+            raise TrainfreeError(
+                f"space '{space.name}' has no Hugging Face export (known: {', '.join(MODEL_TYPES)})"
+            )
+        _require_hf()
+
+
+def _write(
+    space: Any, config: Any, folder: Path, fmt: str, as_: str, seed: int, source: dict
+) -> ExportResult:
+    start = time.perf_counter()
+    model = space.build(config, seed=seed).eval()
+    record: dict[str, Any] = {
+        "space": space.name,
+        "config": space.config_to_dict(config),
+        "seed": seed,
+        "param_counts": space.param_counts(config).as_dict(),
+        **source,
+    }
+    if fmt == "onnx":
+        from trainfree.export.onnx_export import export_onnx
+
+        record["onnx"] = export_onnx(space, config, model, folder / "model.onnx")
+        diff, model_type, params = record["onnx"]["max_abs_diff"], "onnx", space.param_counts(config).total
+    elif as_ == "gpt2":
+        diff, params = _write_stock_gpt2(space, config, model, folder)
+        model_type = "gpt2"
+    else:
+        diff, params, model_type = _write_hf(space, config, model, folder, seed)
+    record["check_max_abs_diff"] = diff
+    record["trainfree_version"] = _version()
+    atomic_write_json(folder / "trainfree.json", record)
+    if fmt == "hf":
+        atomic_write_text(folder / "README.md", model_card(space, config, model_type, as_, record))
+    return ExportResult(
+        out=folder,
+        space=space.name,
+        format=fmt if as_ == "trainfree" else f"{fmt}:{as_}",
+        model_type=model_type,
+        params=params,
+        seconds=time.perf_counter() - start,
+        max_abs_diff=diff,
+        files=sorted(p.name for p in folder.iterdir()),
+    )
+
+
+def _reference(space: Any, config: Any, model: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    from trainfree.export.onnx_export import example_ids
+
+    ids = example_ids(space, config, 2, min(16, space.max_seq_len(config)), seed=0)
+    with torch.no_grad():
+        return ids, space.inference(model, ids)
+
+
+def _write_hf(
+    space: Any, config: Any, model: torch.nn.Module, folder: Path, seed: int
+) -> tuple[float, int, str]:
+    import transformers
+    from transformers.utils import logging as hf_logging
+
+    from trainfree.export.hf_model import FAMILIES, auto_map
+
+    model_type = MODEL_TYPES[space.name]
+    config_class, classes = FAMILIES[model_type]
+    main = next(iter(classes.values()))
+    build = space.effective_config(config) if hasattr(space, "effective_config") else config
+    hf_config = config_class(
+        trainfree_space=space.name,
+        trainfree_config=space.config_to_dict(config),
+        trainfree_build_config=space.config_to_dict(build),
+        architectures=[main.__name__],
+    )
+    hf_config.auto_map = auto_map(model_type)
+    hf_logging.disable_progress_bar()
+    try:
+        with seeded(seed + 1):  # the heads (FlexiBERT) are new: seeded too
+            wrapper = main(hf_config)
+        getattr(wrapper, wrapper.base_model_prefix).load_state_dict(model.state_dict())
+        if hasattr(hf_config, "max_position_embeddings") and main.can_generate():
+            wrapper.generation_config.max_length = hf_config.max_position_embeddings
+            wrapper.generation_config.use_cache = False
+        wrapper.save_pretrained(folder)
+        auto = getattr(transformers, next(iter(classes)))  # the registered Auto class
+        loaded = auto.from_pretrained(folder).eval()
+    finally:
+        hf_logging.enable_progress_bar()
+    ids, ref = _reference(space, config, model)
+    with torch.no_grad():
+        got = loaded(ids).logits if main.can_generate() else loaded.encode(ids)[0]
+    diff = float((got - ref).abs().max())
+    if not diff <= HF_ATOL:
+        raise TrainfreeError(f"export check failed: the saved model differs from trainfree's by {diff:.2e}")
+    params = loaded.num_parameters()
+    encoder = getattr(loaded, loaded.base_model_prefix)
+    core = sum(p.numel() for p in encoder.parameters())
+    if core != space.param_counts(config).total:
+        raise TrainfreeError(
+            f"export check failed: {core} parameters, param_counts says {space.param_counts(config).total}"
+        )
+    return diff, params, model_type
+
+
+def _write_stock_gpt2(space: Any, config: Any, model: torch.nn.Module, folder: Path) -> tuple[float, int]:
+    from transformers import GPT2LMHeadModel
+    from transformers.utils import logging as hf_logging
+
+    from trainfree.export.stock_gpt2 import to_stock_gpt2
+
+    stock = to_stock_gpt2(config, model)
+    hf_logging.disable_progress_bar()
+    try:
+        stock.save_pretrained(folder)
+        loaded = GPT2LMHeadModel.from_pretrained(folder).eval()
+    finally:
+        hf_logging.enable_progress_bar()
+    ids, ref = _reference(space, config, model)
+    with torch.no_grad():
+        got = torch.log_softmax(loaded(ids).logits, dim=-1)
+    diff = float((got - ref).abs().max())
+    if not diff <= HF_ATOL:
+        raise TrainfreeError(f"export check failed: the stock GPT-2 differs from trainfree's by {diff:.2e}")
+    return diff, loaded.num_parameters()
+
+
+def export_run(
+    run_dir: str | Path,
+    pick: str | int,
+    out: str | Path,
+    *,
+    fmt: str = "hf",
+    as_: str = "trainfree",
+    force: bool = False,
+    seed: int | None = None,
+) -> list[ExportResult]:
+    """Export frontier row ``pick`` (an index, or ``"all"``) of a search run directory.
+
+    One row goes to ``out`` itself; ``all`` writes one sub-folder per row, named after its
+    config file (``frontier_000_arch00042``), all published together. The space (with the
+    run's value sets) and, unless given, the seed come from the run's ``settings.json``."""
+    run = Path(run_dir)
+    out = Path(out)
+    settings_path, frontier_path = run / "settings.json", run / "frontier.json"
+    if not run.is_dir():
+        raise TrainfreeError(f"--run {run}: no such run directory")
+    if not settings_path.exists():
+        raise TrainfreeError(f"--run {run}: not a search run (no settings.json)")
+    if not frontier_path.exists():
+        raise TrainfreeError(
+            f"--run {run} has no frontier yet (no frontier.json); let `trainfree search` finish"
+        )
+    try:
+        settings = json.loads(settings_path.read_text())
+        models = json.loads(frontier_path.read_text())["models"]
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise TrainfreeError(f"--run {run}: unreadable settings.json/frontier.json ({exc})") from None
+    if not models:
+        raise TrainfreeError(f"--run {run}: the frontier is empty (no architecture met the constraints)")
+    space_name = settings.get("space")
+    if space_name not in list_spaces():
+        raise TrainfreeError(f"--run {run}: settings.json names an unknown space {space_name!r}")
+    space = get_space(space_name, **(settings.get("space_values") or {}))
+    rows = _pick(pick, len(models), run)
+    seed = int(settings.get("seed", 0)) if seed is None else seed
+    _check_options(space, fmt, as_)
+    check_out(out, force)
+    items = []
+    for i in rows:
+        row = models[i]
+        name = Path(row.get("config_file") or f"frontier_{i:03d}.json")
+        path = run / name
+        file_space, data = read_config_file(path) if path.exists() else (None, row.get("config"))
+        if file_space is not None and file_space != space.name:
+            raise TrainfreeError(
+                f"{path}: a config of space '{file_space}', but the run searched '{space.name}'"
+            )
+        cfg = resolve_config(space, data, str(path))
+        source = {
+            "run": str(run.resolve()),
+            "frontier_rank": i,
+            "frontier_row": {k: v for k, v in row.items() if k != "config"},
+        }
+        items.append((name.stem, cfg, source))
+    tmp = _staging(out)
+    results = []
+    try:
+        for stem, cfg, source in items:
+            target = tmp if pick != "all" else tmp / stem
+            target.mkdir(exist_ok=True)
+            result = _write(space, cfg, target, fmt, as_, seed, source)
+            result.out = out if pick != "all" else out / stem
+            results.append(result)
+        _publish(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return results
+
+
+def _pick(pick: str | int, n: int, run: Path) -> list[int]:
+    if isinstance(pick, str) and pick.strip().lower() == "all":
+        return list(range(n))
+    try:
+        i = int(pick)
+    except (TypeError, ValueError):
+        raise TrainfreeError(f"--pick {pick!r}: expected a frontier row number or 'all'") from None
+    if not 0 <= i < n:
+        raise TrainfreeError(f"--pick {i} is out of range: the frontier of {run} has {n} models (0-{n - 1})")
+    return [i]
+
+
+def _version() -> str:
+    from trainfree import __version__
+
+    return __version__
