@@ -419,11 +419,11 @@ def _measure_onnx(
 
 
 # ----------------------------------------------------------------- isolation
-def _child(conn: Any, space: Any, config: Any, settings: HardwareSettings, seed: int) -> None:
+def _child(conn: Any, space: Any, config: Any, settings: HardwareSettings, seed: int, owner: int) -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and kills this child
-    die_with_parent()
+    die_with_parent(owner)
     try:
         result = measure_here(space, config, settings, seed).as_dict()
     except Exception as exc:  # reported to the parent as an infeasible architecture
@@ -436,11 +436,30 @@ def _child(conn: Any, space: Any, config: Any, settings: HardwareSettings, seed:
         conn.close()
 
 
-def die_with_parent() -> None:
-    """Linux: the kernel kills this process when its parent dies (no orphan holds memory)."""
+def die_with_parent(owner: int | None = None) -> None:
+    """End this worker when the process that owns it dies, so no orphan holds memory.
+
+    Linux kills a process whose *parent* dies (``PR_SET_PDEATHSIG``), but a forkserver child's
+    parent is the fork server, which itself lives as long as any of its children: so a
+    daemon thread also watches ``owner`` (the pid of the process that asked for the worker)
+    and exits when it is gone."""
     if sys.platform.startswith("linux"):
         with contextlib.suppress(Exception):
             ctypes.CDLL(None).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
+    if owner is not None and owner != os.getpid():
+        import threading
+
+        def watch() -> None:
+            while True:
+                time.sleep(0.5)
+                try:
+                    os.kill(owner, 0)
+                except ProcessLookupError:
+                    os._exit(1)
+                except PermissionError:  # pragma: no cover - alive, another user's
+                    pass
+
+        threading.Thread(target=watch, name="trainfree-owner-watch", daemon=True).start()
 
 
 _CONTEXT: Any = None
@@ -503,7 +522,7 @@ def measure(
             return Measurement(ok=False, error=f"{type(exc).__name__}: {exc}"[:500])
     ctx = worker_context()
     parent, child = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(child, space, config, settings, seed), daemon=True)
+    proc = ctx.Process(target=_child, args=(child, space, config, settings, seed, os.getpid()), daemon=True)
     with main_hidden():
         proc.start()
     child.close()

@@ -101,15 +101,17 @@ def _copy_model(model: Any, space: Any, config: Any, seed: int) -> Any:
 _WORKER: dict[str, Any] = {}
 
 
-def worker_init(space: Any = None, settings: dict[str, Any] | None = None, threads: int = 1) -> None:
+def worker_init(
+    space: Any = None, settings: dict[str, Any] | None = None, threads: int = 1, owner: int | None = None
+) -> None:
     """Initialise a worker process: one torch thread pool of ``threads``, Ctrl-C ignored (the
-    parent handles it), death with the parent."""
+    parent handles it), death with its owner (the process that started the pool)."""
     import torch
 
     from trainfree.hardware.profiler import die_with_parent
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    die_with_parent()
+    die_with_parent(owner)
     torch.set_num_threads(threads)
     _WORKER.update(space=space, settings=settings or {})
 
@@ -143,7 +145,7 @@ class ProxyPool:
                 self.workers,
                 mp_context=worker_context(),
                 initializer=worker_init,
-                initargs=(self.space, self.settings, self.threads),
+                initargs=(self.space, self.settings, self.threads, os.getpid()),
             )
         return self._pool
 
