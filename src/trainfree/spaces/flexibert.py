@@ -35,7 +35,7 @@ import torch
 
 from trainfree.errors import ConfigError
 from trainfree.spaces import register_space
-from trainfree.spaces.base import Gene, ParamCounts, SearchSpace, check_int, seeded
+from trainfree.spaces.base import BenchmarkSource, Gene, ParamCounts, SearchSpace, check_int, seeded
 from trainfree.spaces.flexibert_config import (
     CONV_HEAD_RATIO,
     FlexiBertConfig,
@@ -150,6 +150,13 @@ class FlexiBertSpace(SearchSpace[FlexiBertConfig]):
         "ffn_dim": (512, 1024),
         "num_ff": (1, 3),
     }
+    benchmark = BenchmarkSource(
+        title="NAS-Bench-BERT",
+        path="nas-bench-bert/BERT_benchmark.json",
+        reader="nas-bench-bert",
+        targets=("glue", "cola", "mnli", "mrpc", "qnli", "qqp", "rte", "sst", "sts"),
+        higher_is_better=True,
+    )
 
     # ------------------------------------------------------------------ dims
     def effective_config(self, config: FlexiBertConfig) -> FlexiBertConfig:

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 from trainfree.errors import ConfigError
 from trainfree.spaces import register_space
-from trainfree.spaces.base import ParamCounts
+from trainfree.spaces.base import BenchmarkSource, ParamCounts
 from trainfree.spaces.gpt2_model import GPT2LM
 from trainfree.spaces.lts import (
     ARCH_VALUES,
@@ -48,6 +48,13 @@ class GPT2Space(LTSSpace):
         "tgt_len": (192,),
         "tie_projs": ("untie_head",),
     }
+    benchmark = BenchmarkSource(
+        title="LiteTransformerSearch GPT-2 (WikiText-103)",
+        path="lts/random_GPT2_wt103",
+        reader="archai",
+        targets=("valid_ppl", "test_ppl"),
+        higher_is_better=False,
+    )
 
     def check_config(self, config: LTSConfig, where: str | None = None) -> None:
         """GPT-2 heads always split ``d_model``: ``d_head[i] = d_model / n_head[i]``; the

@@ -141,9 +141,6 @@ class LTSSpace(SearchSpace[LTSConfig]):
         self.check_config(config, where)
         return config
 
-    def check_config(self, config: LTSConfig, where: str | None = None) -> None:
-        """Space-specific rules beyond :func:`config_from_dict` (none here)."""
-
     # ---------------------------------------------------------------- genome
     @property
     def n_slots(self) -> int:

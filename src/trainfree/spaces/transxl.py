@@ -26,7 +26,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from trainfree.spaces import register_space
-from trainfree.spaces.base import ParamCounts
+from trainfree.spaces.base import BenchmarkSource, ParamCounts
 from trainfree.spaces.lts import (
     ARCH_VALUES,
     LTSSpace,
@@ -58,6 +58,13 @@ class TransXLSpace(LTSSpace):
         "tie_projs": ("untie_head",),
         "mem_len": (192,),
     }
+    benchmark = BenchmarkSource(
+        title="LiteTransformerSearch Transformer-XL (WikiText-103)",
+        path="lts/random_TransXL_wt103",
+        reader="archai",
+        targets=("valid_ppl", "test_ppl"),
+        higher_is_better=False,
+    )
 
     def param_counts(self, config: LTSConfig) -> ParamCounts:
         """Analytic counts (see the module docstring for the bucket definitions)."""
