@@ -35,6 +35,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainfree.spaces.flexibert_config import CONV_HEAD_RATIO, FlexiBertConfig, FlexiBertLayer
+from trainfree.spaces.protocol import record_forward
+
+MLM_MASK_RATE = 0.15
+MLM_MASK_ID = 103  # ELECTRA / BERT uncased [MASK]
 
 
 def dct(x: torch.Tensor) -> torch.Tensor:
@@ -282,7 +286,15 @@ class FlexiBertModel(nn.Module):
     is accepted, so that a tokenizer's output can be passed with ``**``, and ignored exactly
     as the original ignores it. A freshly built model is in training mode (dropout active),
     as the notebook's models were; call ``.eval()`` for deterministic outputs.
+
+    For proxies (:class:`~trainfree.spaces.protocol.ProxyModel`) the encoder has a masked-LM
+    objective through a *tied, parameter-free* decoder (see :meth:`output_logits`): the
+    benchmark's encoders have no head of their own, so the decoder adds no parameter and no
+    randomness.
     """
+
+    causal = False
+    time_major = False
 
     def __init__(self, config: FlexiBertConfig) -> None:
         super().__init__()
@@ -328,3 +340,57 @@ class FlexiBertModel(nn.Module):
             x = block(x)
             states.append(x)
         return (x, states) if output_hidden_states else x
+
+    # ------------------------------------------------- what proxies ask (ProxyModel)
+    def output_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The tied decoder: ``hidden [.., H]`` mapped back to the embedding width with the
+        transpose of ``embedding.project`` and scored against the word table -> ``[N, vocab]``."""
+        hidden = hidden.reshape(-1, hidden.shape[-1])
+        if self.embedding.project is not None:
+            hidden = hidden @ self.embedding.project.weight  # [N, H] @ [H, E] -> [N, E]
+        return hidden @ self.embedding.word_embeddings.weight.t()
+
+    def mean_lm_loss(self, ids: torch.Tensor, seed: int) -> torch.Tensor:
+        """Masked-LM cross-entropy of ``ids[:, :-1]``: a seeded 15% of the positions (at
+        least one) replaced by ``[MASK]`` and predicted through :meth:`output_logits`."""
+        ids = ids[:, :-1]  # [B, T]
+        gen = torch.Generator().manual_seed(seed + 1)
+        masked = torch.rand(ids.shape, generator=gen) < MLM_MASK_RATE
+        masked.view(-1)[0] = True
+        mask_id = min(MLM_MASK_ID, self.config.vocab_size - 1)
+        hidden = self(ids.masked_fill(masked, mask_id))  # [B, T, H]
+        return F.cross_entropy(self.output_logits(hidden[masked]), ids[masked])
+
+    def token_embedding(self) -> nn.Module:
+        return self.embedding.word_embeddings
+
+    def position_table(self) -> nn.Embedding:
+        return self.embedding.position_embeddings
+
+    def attention_probabilities(
+        self, input_ids: torch.Tensor, include_transforms: bool = False
+    ) -> list[torch.Tensor]:
+        """The output of each mixer's ``softmax`` ``[B, h, T, T]``; with ``include_transforms``
+        also the LT layers' softmax of the transform output, which the original computes and
+        throws away (the notebook's softmax confidence includes it)."""
+        modules = [
+            b.attn.softmax
+            for b in self.blocks
+            if include_transforms or not isinstance(b.attn, LinearTransform)
+        ]
+        return record_forward(modules, lambda: self(input_ids))
+
+    def head_projections(self) -> list[nn.Linear]:
+        """``query``/``key``/``value``, ``weight`` (WMA), ``input`` (LT), ``conv_out_layer``
+        (DSC): every Linear of a mixer but the output dense and ConvBERT's kernel predictor
+        (the notebook's ``out_features >= 128`` rule excluded exactly it)."""
+        return [
+            m
+            for b in self.blocks
+            for name, m in b.attn.named_children()
+            if isinstance(m, nn.Linear) and name not in ("output", "conv_kernel_layer")
+        ]
+
+    def ffn_activations(self) -> list[nn.Module]:
+        """``ffn.act`` of each layer (the GELU, called once per stacked layer)."""
+        return [b.ffn.act for b in self.blocks]

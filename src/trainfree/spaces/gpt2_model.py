@@ -18,7 +18,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainfree.spaces.lts_config import LTSConfig
-from trainfree.spaces.lts_model import AdaptiveEmbedding, ProjectedAdaptiveLogSoftmax
+from trainfree.spaces.lts_model import AdaptiveEmbedding, AdaptiveSoftmaxLM, ProjectedAdaptiveLogSoftmax
+from trainfree.spaces.protocol import record_forward
 
 
 class GPT2Embedding(nn.Module):
@@ -98,7 +99,7 @@ class Block(nn.Module):
         return x + self.ffn(self.ln_2(x))
 
 
-class GPT2LM(nn.Module):
+class GPT2LM(AdaptiveSoftmaxLM):
     """The LTS GPT-2 language model: ``embedding``, ``blocks``, ``ln_f``, ``head``."""
 
     def __init__(self, config: LTSConfig) -> None:
@@ -161,3 +162,25 @@ class GPT2LM(nn.Module):
         """Log-probabilities of every next token, ``[B, T, n_token]``."""
         hidden = self(input_ids)
         return self.head.log_prob(hidden.reshape(-1, hidden.size(-1))).view(*input_ids.shape, -1)
+
+    # ------------------------------------------------- what proxies ask (ProxyModel)
+    def token_embedding(self) -> nn.Module:
+        return self.embedding.wte
+
+    def position_table(self) -> nn.Embedding:
+        return self.embedding.wpe
+
+    def attention_probabilities(
+        self, input_ids: torch.Tensor, include_transforms: bool = False
+    ) -> list[torch.Tensor]:
+        """The input of each layer's ``attn.attn_dropout``, ``[B, h, T, T]``."""
+        modules = [b.attn.attn_dropout for b in self.blocks]
+        return record_forward(modules, lambda: self(input_ids), what="input")
+
+    def head_projections(self) -> list[nn.Linear]:
+        """``c_attn`` of each layer (queries, keys and values of every head)."""
+        return [b.attn.c_attn for b in self.blocks]
+
+    def ffn_activations(self) -> list[nn.Module]:
+        """``ffn.c_fc`` of each layer: the GELU is functional, and gelu(x) > 0 iff x > 0."""
+        return [b.ffn.c_fc for b in self.blocks]

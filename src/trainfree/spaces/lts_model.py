@@ -200,3 +200,27 @@ class ProjectedAdaptiveLogSoftmax(nn.Module):
         for i, proj in self.out_projs.items():
             if not self.config.tie_projs[int(i)]:
                 nn.init.normal_(proj, 0.0, self.config.proj_init_std)
+
+
+class AdaptiveSoftmaxLM(nn.Module):
+    """What the two LTS language models share for proxies
+    (:class:`~trainfree.spaces.protocol.ProxyModel`): a causal LM objective and output logits
+    through the tied adaptive softmax ``self.head``. Subclasses define ``lm_loss``."""
+
+    causal = True
+    time_major = False
+    head: ProjectedAdaptiveLogSoftmax
+
+    def lm_loss(self, input_ids: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Per-token negative log-likelihood ``[B, T]``; ``labels`` are the next tokens."""
+        raise NotImplementedError
+
+    def mean_lm_loss(self, ids: torch.Tensor, seed: int = 0) -> torch.Tensor:
+        """Mean next-token negative log-likelihood of ``ids [B, T + 1]`` (``seed`` is unused:
+        the causal objective draws nothing)."""
+        return self.lm_loss(ids[:, :-1], ids[:, 1:]).mean()
+
+    def output_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The softmax's un-normalised head-cluster logits ``[N, r_0 + K - 1]`` (what archai's
+        synflow scores)."""
+        return self.head.head_logits(hidden.reshape(-1, hidden.shape[-1]))

@@ -15,7 +15,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainfree.spaces.lts_config import LTSConfig
-from trainfree.spaces.lts_model import AdaptiveEmbedding, ProjectedAdaptiveLogSoftmax, init_weight_
+from trainfree.spaces.lts_model import (
+    AdaptiveEmbedding,
+    AdaptiveSoftmaxLM,
+    ProjectedAdaptiveLogSoftmax,
+    init_weight_,
+)
+from trainfree.spaces.protocol import record_forward
 
 
 class SinusoidalPositions(nn.Module):
@@ -122,7 +128,7 @@ class TransXLBlock(nn.Module):
         return self.ffn_norm(x + self.ffn(x))
 
 
-class TransXLLM(nn.Module):
+class TransXLLM(AdaptiveSoftmaxLM):
     """The LTS Transformer-XL: ``embedding``, ``blocks``, ``r_w_bias``/``r_r_bias``
     (per-layer ``[h_i, e_i]``, kept on the model as in archai), ``head``.
 
@@ -130,6 +136,8 @@ class TransXLLM(nn.Module):
     original. Memories are lists with one ``[m, B, d]`` tensor per layer (that layer's past
     inputs, detached).
     """
+
+    time_major = True
 
     def __init__(self, config: LTSConfig) -> None:
         super().__init__()
@@ -220,3 +228,28 @@ class TransXLLM(nn.Module):
         """Log-probabilities of every next token, ``[B, T, n_token]``."""
         hidden = self.forward_with_mems(input_ids, mems)[0]
         return self.head.log_prob(hidden.reshape(-1, hidden.size(-1))).view(*input_ids.shape, -1)
+
+    # ------------------------------------------------- what proxies ask (ProxyModel)
+    def token_embedding(self) -> nn.Module:
+        """The adaptive embedding: positions enter each layer's attention, not the input."""
+        return self.embedding
+
+    def position_table(self) -> None:
+        """None: the sinusoidal positions (``pos_emb``) have no parameters."""
+        return None
+
+    def attention_probabilities(
+        self, input_ids: torch.Tensor, include_transforms: bool = False
+    ) -> list[torch.Tensor]:
+        """The input of each layer's ``attn.dropatt``, ``[T, K, B, h]`` turned into ``[B, h, T, K]``."""
+        modules = [b.attn.dropatt for b in self.blocks]
+        probs = record_forward(modules, lambda: self(input_ids), what="input")
+        return [p.permute(2, 3, 0, 1) for p in probs]
+
+    def head_projections(self) -> list[nn.Linear]:
+        """``qkv_net`` and ``r_net`` of each layer (not ``o_net``, the output projection)."""
+        return [m for b in self.blocks for m in (b.attn.qkv_net, b.attn.r_net)]
+
+    def ffn_activations(self) -> list[nn.Module]:
+        """The ``nn.ReLU`` of each layer's feed-forward net."""
+        return [m for b in self.blocks for m in b.ffn.modules() if isinstance(m, nn.ReLU)]
