@@ -233,8 +233,8 @@ class SearchSpace(ABC, Generic[C]):
 
         ``seed`` makes the weights reproducible without touching the global RNG state;
         ``None`` uses (and advances) the global state. ``device="meta"`` builds the module
-        structure without allocating or initialising weights (counting parameters of a
-        267k-token Transformer-XL then takes milliseconds).
+        structure without allocating or initialising weights, so that counting the parameters
+        of any model costs no memory.
         """
 
     @abstractmethod

@@ -218,8 +218,9 @@ class LTSSpace(SearchSpace[LTSConfig]):
         """Build on the meta device, then (unless ``device`` is meta) allocate and initialise.
 
         Building on meta first skips PyTorch's default initialisation, which the authors'
-        init would overwrite anyway (half the time of a 140M-parameter build). ``to_empty``
-        gives every tensor its own storage, so the weight tying is redone before the init.
+        init would overwrite anyway (docs/benchmarks.md, "Model build time", says what that
+        saves). ``to_empty`` gives every tensor its own storage, so the weight tying is redone
+        before the init.
         """
         if not isinstance(config, LTSConfig):
             raise TypeError(f"expected an LTSConfig, got {type(config).__name__}")
