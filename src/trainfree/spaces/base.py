@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import inspect
 import json
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -273,6 +275,13 @@ class SearchSpace(ABC, Generic[C]):
     def describe(self) -> dict[str, list[Any]]:
         """The value sets, for ``trainfree spaces``."""
         return {k: list(v) for k, v in self.values.items()}
+
+    @classmethod
+    def summary(cls) -> str:
+        """The first paragraph of the class docstring as plain text (no reStructuredText
+        markup): the whole description ``trainfree spaces`` shows, never cut mid-sentence."""
+        paragraph = inspect.cleandoc(cls.__doc__ or "").split("\n\n")[0]
+        return re.sub(r"(:\w+:)?``?([^`]+)``?", r"\2", " ".join(paragraph.split()))
 
 
 @contextlib.contextmanager

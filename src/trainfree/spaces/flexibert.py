@@ -306,10 +306,11 @@ class FlexiBertSpace(SearchSpace[FlexiBertConfig]):
 
 @register_space("flexibert-published")
 class FlexiBertPublishedSpace(FlexiBertSpace):
-    """The same configs, built as the published training-free numbers were: hidden size 256
-    and intermediate size 1024 for every layer, whatever the config says (the authors'
-    notebook left ``ElectraConfig`` at its defaults). ``param_counts(c).total`` equals the
-    ``Number of Parameters`` column for all 500 benchmark entries."""
+    """FlexiBERT configs built as the published training-free numbers were: hidden size 256
+    and intermediate size 1024 for every layer, whatever the config says.
+
+    The authors' notebook left ``ElectraConfig`` at its defaults; ``param_counts(c).total``
+    equals the ``Number of Parameters`` column for all 500 benchmark entries."""
 
     PUBLISHED_HIDDEN: ClassVar[int] = 256
     PUBLISHED_FFN: ClassVar[int] = 1024
