@@ -8,6 +8,7 @@ edit to this file.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -53,14 +54,42 @@ def _config_file(sp, path: Path):
         raise _fail(f"{path}: {exc}") from None
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        from trainfree import __version__
+
+        console.print(f"trainfree {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _app_options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_show_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """Training-free Transformer architecture search: proxies, benchmarks, search."""
+
+
+def _plain(text: str) -> str:
+    """Docstring text without reStructuredText markup (``x``, :role:`x`), for tables."""
+    return re.sub(r"(:\w+:)?``?([^`]+)``?", r"\2", text)
+
+
 @app.command()
 def spaces() -> None:
-    """List the registered search spaces and their value sets."""
+    """List the registered search spaces, their benchmark and their value sets."""
     for name in list_spaces():
         sp = get_space(name)
-        table = Table(
-            title=f"{name}: {(type(sp).__doc__ or '').strip().splitlines()[0]}", title_justify="left"
-        )
+        console.print(f"[bold]{name}[/]: {type(sp).summary()}", highlight=False)
+        if sp.benchmark is not None:
+            b = sp.benchmark
+            console.print(
+                f"benchmark: {b.title}, $TRAINFREE_DATA/{b.path} (targets: {', '.join(b.targets)})",
+                highlight=False,
+            )
+        table = Table(box=box.SIMPLE_HEAD)
         table.add_column("value set")
         table.add_column("values")
         for key, values in sp.describe().items():
@@ -77,9 +106,8 @@ def proxies() -> None:
         table.add_column(col)
     for name in list_proxies():
         p = get_proxy(name)
-        table.add_row(
-            name, *("yes" if x else "-" for x in (p.needs_model, p.needs_data, p.needs_grad)), p.description
-        )
+        needs = ("yes" if x else "-" for x in (p.needs_model, p.needs_data, p.needs_grad))
+        table.add_row(name, *needs, _plain(p.description))
     console.print(table)
 
 
