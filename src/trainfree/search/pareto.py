@@ -20,6 +20,7 @@ from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
 from trainfree.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from trainfree.search.objectives import OBJECTIVES
+from trainfree.spaces.configfile import config_file_payload
 
 COST_FIELDS = {name: o.field for name, o in OBJECTIVES.items()}
 #: record fields shown per architecture (evaluated.csv) and per frontier model
@@ -140,9 +141,8 @@ def write_outputs(
     for rank, i in enumerate(front):
         rec = records[i]
         name = f"frontier_{rank:03d}_arch{rec['index']:05d}.json"
-        atomic_write_text(
-            configs_dir / name, space.config_to_json(space.config_from_dict(rec["config"])) + "\n"
-        )
+        payload = config_file_payload(space, space.config_from_dict(rec["config"]))
+        atomic_write_json(configs_dir / name, payload)
         models.append(
             {
                 "rank": rank,

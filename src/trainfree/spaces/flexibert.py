@@ -297,6 +297,32 @@ class FlexiBertSpace(SearchSpace[FlexiBertConfig]):
             total += _mixer_flops(h, layer, t) + 2 * t * (h * f + (layer.num_ff - 1) * f * f + f * h)
         return total
 
+    def cost_features(self, config: FlexiBertConfig, batch_size: int, seq_len: int) -> dict[str, float]:
+        """The generic features, with the token mixers' FLOPs by kind (self-attention, the LT
+        transforms - which run as FFTs, not as the dense products the FLOPs count - and the
+        dynamic convolutions, each with its own speed per FLOP), the feed-forward FLOPs, the
+        number of feed-forward matrices (a fixed overhead each) and the element-wise work."""
+        c = self.effective_config(config)
+        B, t, h = batch_size, seq_len, c.hidden_size
+        mixer = {"SA": 0, "LT": 0, "DSC": 0}
+        ffn = ff_layers = elementwise = 0
+        for layer in c.layers:
+            f = layer.ffn_dim
+            mixer[layer.operation_type] += _mixer_flops(h, layer, t)
+            ffn += 2 * t * (h * f + (layer.num_ff - 1) * f * f + f * h)
+            ff_layers += layer.num_ff + 1
+            elementwise += t * (4 * h + layer.num_ff * f)
+        out = super().cost_features(config, batch_size, seq_len)
+        out.update(
+            sa_flops=float(B * mixer["SA"]),
+            lt_flops=float(B * mixer["LT"]),
+            dsc_flops=float(B * mixer["DSC"]),
+            ffn_flops=float(B * ffn),
+            ff_layers=float(ff_layers),
+            elementwise=float(B * elementwise),
+        )
+        return out
+
     def vocab_size(self, config: FlexiBertConfig) -> int:
         return config.vocab_size
 

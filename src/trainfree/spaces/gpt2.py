@@ -105,3 +105,19 @@ class GPT2Space(LTSSpace):
         T, d = seq_len, config.d_model
         macs = sum(4 * T * d * d + 2 * T * T * d + 2 * T * d * f for f in config.d_inner)
         return 2 * macs + adaptive_embedding_flops(config, T) + adaptive_softmax_flops(config, T)
+
+    def cost_features(self, config: LTSConfig, batch_size: int, seq_len: int) -> dict[str, float]:
+        """The generic features, with the FLOPs split by kind of work (large matrix products,
+        attention's ``T x T`` products, the adaptive softmax) and the element-wise work that
+        FLOPs leave out: LayerNorms and residuals (``T d`` per layer), GELU (``T f_i``) and
+        the attention softmax (``T^2`` per head)."""
+        B, T, d = batch_size, seq_len, config.d_model
+        out = super().cost_features(config, batch_size, seq_len)
+        out.update(
+            linear_flops=float(B * 2 * sum(4 * T * d * d + 2 * T * d * f for f in config.d_inner)),
+            attention_flops=float(B * 2 * 2 * T * T * d * config.n_layer),
+            head_flops=float(B * (adaptive_embedding_flops(config, T) + adaptive_softmax_flops(config, T))),
+            elementwise=float(B * T * (4 * d * config.n_layer + sum(config.d_inner))),
+            softmax=float(B * T * T * sum(config.n_head)),
+        )
+        return out

@@ -105,3 +105,25 @@ class TransXLSpace(LTSSpace):
             H = h * e
             macs += 3 * T * d * H + K * d * H + 3 * T * K * H + T * H * d + 2 * T * d * f
         return 2 * macs + adaptive_embedding_flops(config, T) + adaptive_softmax_flops(config, T)
+
+    def cost_features(self, config: LTSConfig, batch_size: int, seq_len: int) -> dict[str, float]:
+        """The generic features, with the FLOPs split by kind of work (large matrix products,
+        the ``T x K`` attention products, the adaptive softmax) and the element-wise work that
+        FLOPs leave out: LayerNorms and residuals (``T d`` per layer), ReLU (``T f_i``), and
+        the attention softmax and relative shift (``T K`` per head)."""
+        B, T, d = batch_size, seq_len, config.d_model
+        K = T
+        linear = attention = 0
+        for h, e, f in zip(config.n_head, config.d_head, config.d_inner, strict=True):
+            H = h * e
+            linear += 3 * T * d * H + K * d * H + T * H * d + 2 * T * d * f
+            attention += 3 * T * K * H
+        out = super().cost_features(config, batch_size, seq_len)
+        out.update(
+            linear_flops=float(B * 2 * linear),
+            attention_flops=float(B * 2 * attention),
+            head_flops=float(B * (adaptive_embedding_flops(config, T) + adaptive_softmax_flops(config, T))),
+            elementwise=float(B * T * (4 * d * config.n_layer + sum(config.d_inner))),
+            softmax=float(B * 2 * T * K * sum(config.n_head)),
+        )
+        return out
