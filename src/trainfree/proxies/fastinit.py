@@ -326,31 +326,35 @@ def same_laws(a: list[MatrixLaw], b: list[MatrixLaw], rtol: float = 1e-9) -> boo
     return True
 
 
+def declared_laws(space: Any, config: Any, seed: int | None = 0) -> list[MatrixLaw] | None:
+    """The space's declared table for ``config``, or None (no table, or switched off because
+    it did not match the recorded build on this process's first architecture of the space)."""
+    name = _class_name(space)
+    declared = _DECLARED.get(name)
+    if declared is None or not _VERIFIED.get(name, True):
+        return None
+    laws = declared(space, config)
+    if name not in _VERIFIED:
+        try:
+            _VERIFIED[name] = same_laws(laws, recorded_laws(space, config, seed))
+        except LawUnknown:
+            _VERIFIED[name] = False
+        if not _VERIFIED[name]:
+            warnings.warn(
+                f"zerolm: the declared init laws of space {space.name!r} do not match its build; "
+                "recording them from each build instead (slower)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return None
+    return laws
+
+
 def fresh_init_laws(space: Any, config: Any, seed: int | None = 0) -> list[MatrixLaw]:
     """The laws of a fresh ``space.build(config, seed)``: declared when the space has a table
     that matched the recorded one in this process, else recorded. LawUnknown if neither."""
-    name = _class_name(space)
-    declared = _DECLARED.get(name)
-    if declared is not None and _VERIFIED.get(name, True):
-        laws = declared(space, config)
-        if name not in _VERIFIED:
-            try:
-                recorded = recorded_laws(space, config, seed)
-            except LawUnknown:
-                recorded = None
-            _VERIFIED[name] = recorded is not None and same_laws(laws, recorded)
-            if not _VERIFIED[name]:
-                warnings.warn(
-                    f"zerolm: the declared init laws of space {space.name!r} do not match its build; "
-                    "recording them from each build instead (slower)",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
-                if recorded is None:
-                    raise LawUnknown(f"space {space.name}: no law recorded")
-                return recorded
-        return laws
-    return recorded_laws(space, config, seed)
+    laws = declared_laws(space, config, seed)
+    return laws if laws is not None else recorded_laws(space, config, seed)
 
 
 # ---------------------------------------------------------------------------- capacities

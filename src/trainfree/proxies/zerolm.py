@@ -27,7 +27,7 @@ from torch import nn
 
 from trainfree.proxies import ProxyContext, measure
 from trainfree.proxies.balance import Balance, combine
-from trainfree.proxies.fastinit import fresh_init_capacities
+from trainfree.proxies.fastinit import declared_laws, fresh_init_capacities
 from trainfree.proxies.spectral import (
     EMBEDDING,
     GROUPS,
@@ -83,9 +83,13 @@ def zerolm(space: Any, config: Any, ctx: ProxyContext) -> dict[str, float]:
     return zerolm_components(model, statistic, fresh_init=ctx.fresh_init)
 
 
-@measure("param_mix", needs_model=False, balanced=True)
+@measure("param_mix", needs_model=False, balanced=True, version=2)
 def param_mix(space: Any, config: Any, ctx: ProxyContext) -> dict[str, float]:
     """Control for zerolm: attention/FFN(/embedding) parameter counts balanced, no spectra."""
+    if ctx.given_model is None:
+        laws = declared_laws(space, config, ctx.seed)  # shapes without a meta build
+        if laws is not None:
+            return log_capacities(sum_by_layer(laws, (law.rows * law.cols for law in laws)))
     model = ctx.given_model or space.build(config, device="meta")
     mats = transformer_matrices(model)
     return log_capacities(sum_by_layer(mats, (m.weight.numel() for m in mats)))
