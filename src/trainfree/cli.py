@@ -166,7 +166,8 @@ def bench(
     alpha: Annotated[
         str,
         typer.Option(
-            help="balance of balanced proxies (zerolm, param_mix): a number in [0,1], heuristic, fit:K"
+            help="balance of balanced proxies (zerolm, param_mix): heuristic (label-free default), "
+            "a number in [0,1], agreement, fit:K"
         ),
     ] = "heuristic",
     repeats: Annotated[int, typer.Option(min=1, help="random fit/evaluate splits for --alpha fit:K")] = 20,
