@@ -301,3 +301,18 @@ def test_cli_proxy_all(tiny_dir, tmp_path):
         "ground_truth",
         *list_proxies(),
     }
+
+
+def test_tau_iso_counts_only_size_matched_pairs():
+    from trainfree.benchmarks.evaluate import tau_iso
+
+    sizes = np.array([100, 105, 200, 210, 400])
+    truth = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    # the size itself orders every pair right, but among size-matched pairs it knows nothing
+    assert tau_iso(sizes.astype(float), truth, sizes) == 1.0
+    flat = np.array([5.0, 5.0, 7.0, 7.0, 9.0])  # ranks the groups, ties within them
+    assert np.isnan(tau_iso(flat, truth, sizes))
+    within = np.array([0.0, 1.0, 0.0, 1.0, 0.0])  # right within each matched pair, blind across
+    assert tau_iso(within, truth, sizes) == 1.0
+    assert tau_iso(-within, truth, sizes) == -1.0
+    assert tau_iso(within, -truth, sizes, higher_is_better=False) == 1.0

@@ -131,3 +131,25 @@ def _interval(values: np.ndarray) -> tuple[float, float]:
         return (float("nan"), float("nan"))
     lo, hi = np.percentile(v, [2.5, 97.5])
     return (float(lo), float(hi))
+
+
+def tau_iso(
+    scores: np.ndarray | list[float],
+    truth: np.ndarray | list[float],
+    sizes: np.ndarray | list[float],
+    higher_is_better: bool = True,
+    tolerance: float = 0.10,
+) -> float:
+    """Kendall tau-b over the pairs of architectures whose sizes (parameter counts) lie within
+    ``tolerance`` of each other (``|p_i - p_j| <= tolerance * max(p_i, p_j)``): the
+    "size-matched" tau of Neural Spectral Capacity (arXiv 2609.23087). It shows what a proxy
+    knows beyond size. NaN with no such pair, or when the proxy ties every one of them."""
+    s, t, p = (np.asarray(x, dtype=np.float64) for x in (scores, truth, sizes))
+    ok = np.isfinite(s) & np.isfinite(t) & np.isfinite(p)
+    s, t, p = s[ok], t[ok] * (1.0 if higher_is_better else -1.0), p[ok]
+    i, j = np.triu_indices(len(s), 1)
+    near = np.abs(p[i] - p[j]) <= tolerance * np.maximum(p[i], p[j])
+    i, j = i[near], j[near]
+    ds, dt = np.sign(s[j] - s[i]), np.sign(t[j] - t[i])
+    den = np.sqrt(float(np.count_nonzero(ds)) * float(np.count_nonzero(dt)))
+    return float((ds * dt).sum() / den) if den > 0 else float("nan")

@@ -33,7 +33,7 @@ import numpy as np
 
 from trainfree.benchmarks.balanced import evaluate_balanced
 from trainfree.benchmarks.cache import ScoreCache
-from trainfree.benchmarks.evaluate import rank_correlation
+from trainfree.benchmarks.evaluate import rank_correlation, tau_iso
 from trainfree.benchmarks.loaders import Benchmark
 from trainfree.proxies import Proxy, ProxyContext, get_proxy
 from trainfree.proxies.balance import AlphaStrategy
@@ -173,6 +173,7 @@ def run_benchmark(
         runner.close()
 
     truth = np.array([e.ground_truth for e in bench.entries])
+    sizes = _sizes(bench)
     runs = {}
     for p in proxies:
         if p.balanced:
@@ -196,6 +197,8 @@ def run_benchmark(
             scores = np.array(raw[p.name], dtype=np.float64)
             result = rank_correlation(scores, truth, bench.higher_is_better, seed=seed).as_dict()
             runs[p.name] = ProxyRun(p.name, scores, seconds[p.name], result, errors[p.name])
+    for run in runs.values():
+        run.result["tau_iso"] = tau_iso(run.scores, truth, sizes, bench.higher_is_better)
     return BenchmarkScores(
         runs=runs,
         wall_seconds=time.perf_counter() - t_start,
@@ -211,3 +214,12 @@ def run_benchmark(
 def _stack_components(rows: list[Any]) -> dict[str, np.ndarray]:
     keys = next((list(r) for r in rows if isinstance(r, dict)), [])
     return {k: np.array([r[k] if isinstance(r, dict) else math.nan for r in rows]) for k in keys}
+
+
+def _sizes(bench: Benchmark) -> np.ndarray:
+    """Total parameter count of each architecture (NaN where the space cannot count it)."""
+    out = np.full(len(bench.entries), np.nan)
+    for i, e in enumerate(bench.entries):
+        with contextlib.suppress(Exception):
+            out[i] = float(bench.space.param_counts(e.config).total)
+    return out

@@ -3,7 +3,8 @@
 ``DIR`` receives, each file written atomically:
 
 - ``report.md``: the run's settings and a Markdown table, one row per proxy sorted by Spearman
-  (Spearman and Kendall with bootstrap 95% intervals, top-10% precision, ms per architecture,
+  (Spearman and Kendall with bootstrap 95% intervals, top-10% precision, ``tau_iso`` (Kendall
+  over size-matched pairs, ``evaluate.tau_iso``), ms per architecture,
   whether the proxy needs data / gradients, errors), with links to the plots;
 - ``summary.csv``: the same table, one column per figure (intervals as ``*_lo`` / ``*_hi``);
 - ``scores.csv``: one row per architecture: ``id``, ``ground_truth``, then one column per proxy
@@ -46,6 +47,7 @@ SUMMARY_COLUMNS = (
     "kendall_hi",
     "pearson",
     "top10_precision",
+    "tau_iso",
     "ms_per_arch",
     "needs_data",
     "needs_grad",
@@ -89,6 +91,7 @@ def summary_rows(runs: dict[str, ProxyRun]) -> list[dict[str, Any]]:
                 "kendall_hi": r["kendall_ci"][1],
                 "pearson": r.get("pearson"),
                 "top10_precision": r.get("top10_precision"),
+                "tau_iso": r.get("tau_iso"),
                 "ms_per_arch": run.seconds_per_arch * 1000.0,
                 "needs_data": proxy.needs_data,
                 "needs_grad": proxy.needs_grad,
@@ -188,8 +191,9 @@ def markdown(
         f"{scores.computed} scores computed, {scores.cached} read from the cache"
         + (f", {scores.invalid} invalid cache entries recomputed" if scores.invalid else ""),
         "",
-        "| proxy | n | Spearman [95% CI] | Kendall [95% CI] | top-10% | ms/arch | data | grad | errors |",
-        "|---|---:|---|---|---:|---:|:-:|:-:|---:|",
+        "| proxy | n | Spearman [95% CI] | Kendall [95% CI] | top-10% | tau_iso | ms/arch | data | grad "
+        "| errors |",
+        "|---|---:|---|---|---:|---:|---:|:-:|:-:|---:|",
     ]
     for r in rows:
         name = f"[`{r['proxy']}`](plots/{r['proxy']}.png)" if r["proxy"] in plot_files else f"`{r['proxy']}`"
@@ -200,7 +204,7 @@ def markdown(
         lines.append(
             f"| {name} | {r['n']} | {rho} "
             f"| {_f(r['kendall'])} [{_f(r['kendall_lo'], 2)}, {_f(r['kendall_hi'], 2)}] "
-            f"| {_f(r['top10_precision'], 2)} | {_f(r['ms_per_arch'], 2)} "
+            f"| {_f(r['top10_precision'], 2)} | {_f(r.get('tau_iso'))} | {_f(r['ms_per_arch'], 2)} "
             f"| {'yes' if r['needs_data'] else '-'} | {'yes' if r['needs_grad'] else '-'} | {r['n_errors']} |"
         )
     lines.append("")
