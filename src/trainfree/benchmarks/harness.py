@@ -22,6 +22,7 @@ random splits; the figures are the mean and standard deviation over the splits.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
