@@ -30,6 +30,9 @@ from trainfree.search import state
 TARGET_GENERATIONS, POP_MIN, POP_MAX = 30, 12, 100
 #: seconds between rewrites of the output files during a run
 WRITE_EVERY_S = 15.0
+#: measuring frontier entrants during the search: at most this share of the search's time,
+#: this many models between refits
+REFINE_SHARE, REFINE_BATCH = 0.3, 4
 
 if TYPE_CHECKING:
     from trainfree.search.run import SearchProgress, SearchRun
@@ -42,6 +45,8 @@ class _Loop:
         self.evals_at_start = len(run.store)
         self.phase = "search"
         self.last_write = time.monotonic()
+        self.search_start = time.monotonic()
+        self.refine_seconds = 0.0
 
     # ------------------------------------------------------------------ clocks
     def spent(self) -> float:
@@ -96,10 +101,11 @@ class _Loop:
         replayed = state.replay(r.algorithm, r.problem, r.space, r.log)
         r.generation = replayed
         self.phase = "search"
+        self.search_start = time.monotonic()
         while not self.budget_spent(self.reserve()):
             self.generation()
         self.phase = "frontier"
-        self.measure_frontier(limit=None)
+        self.measure_frontier(seconds=None)
         r.elapsed = self.spent()
         state.append_log(r.out, {"generation": r.generation, "elapsed": r.elapsed, **self._state()})
 
@@ -188,33 +194,35 @@ class _Loop:
                 **self._state(),
             },
         )
-        if r.cost.predicting:
-            self.measure_frontier(limit=max(2, r.pop_size // 8 if r.pop_size else 2))
+        if r.cost.predicting:  # measure entrants, within a share of the search's time
+            search_time = time.monotonic() - self.search_start
+            self.measure_frontier(seconds=max(0.0, REFINE_SHARE * search_time - self.refine_seconds))
         if time.monotonic() - self.last_write > WRITE_EVERY_S:
             r.write_outputs()
             self.last_write = time.monotonic()
         self.report(f"generation {r.generation} done")
 
-    def measure_frontier(self, limit: int | None) -> None:
-        """Measure unmeasured frontier models (at most ``limit``; None: until the frontier is
-        all measured), refitting the cost model after each batch."""
+    def measure_frontier(self, seconds: float | None) -> None:
+        """Measure unmeasured frontier models, best score first, a few at a time, refitting
+        the cost model after each batch: for about ``seconds`` (None: until the frontier
+        holds measured models only)."""
         r = self.run
         if not r.device:
             return
-        while True:
+        t0 = time.monotonic()
+        while seconds is None or time.monotonic() - t0 < seconds:
             front, records, scores = r.frontier()
             todo = [i for i in front if records[i].get("costs") == "predicted"]
             if not todo:
                 return
             todo.sort(key=lambda i: -scores[i])
-            batch = todo if limit is None else todo[:limit]
-            stored = [r.store.records[records[i]["key"]] for i in batch]
+            stored = [r.store.records[records[i]["key"]] for i in todo[:REFINE_BATCH]]
+            t1 = time.monotonic()
             after = r.evaluator.measure_records(stored)
+            self.refine_seconds += time.monotonic() - t1
             r.cost.note_measured(stored, after)
             r.cost.fit(r.records(), r.cost.cached_rows())
-            self.report(f"measured {len(batch)} frontier models")
-            if limit is not None:
-                return
+            self.report(f"measured {len(stored)} frontier models")
 
     def _state(self) -> dict[str, Any]:
         r = self.run
