@@ -327,12 +327,14 @@ MeasureOnOpt = Annotated[
 
 def make_executor(spec: str | None, address: str | None, measure_on: str | None = None):
     """The executor the options ask for (:mod:`trainfree.executors`), or one line, exit 2."""
+    from rich.markup import escape
+
     from trainfree.executors import make_executor as make
 
     try:
-        return make(spec, address, measure_on, notify=lambda m: err_console.print(f"[yellow]{m}[/]"))
+        return make(spec, address, measure_on, notify=lambda m: err_console.print(f"[yellow]{escape(m)}[/]"))
     except TrainfreeError as exc:
-        raise _fail(str(exc)) from None
+        raise _fail(escape(str(exc))) from None
 
 
 BackendOpt = Annotated[str, typer.Option(help="torch (PyTorch eager) or onnx (ONNX Runtime, CPU)")]

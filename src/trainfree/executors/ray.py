@@ -93,11 +93,12 @@ def _measure_task(space: Any, config: Any, settings: HardwareSettings, seed: int
     return m.as_dict(), node
 
 
-def _describe_task(device: str) -> dict[str, Any]:
-    """The device node's description and the trainfree version installed there."""
+def _describe_task() -> dict[str, Any]:
+    """The device node's description (per measuring device) and its trainfree version."""
     import trainfree
+    from trainfree.hardware.profiler import DEVICES
 
-    return {"machine": machine_info(device), "trainfree": trainfree.__version__}
+    return {"machines": {d: machine_info(d) for d in DEVICES}, "trainfree": trainfree.__version__}
 
 
 # ------------------------------------------------------------------ connecting
@@ -164,6 +165,7 @@ class RayExecutor(Executor):
             self._measure_fn = None
             if measure_on:
                 self._check_label()
+                self._describe_devices()
                 self._measure_fn = self.ray.remote(
                     num_cpus=0, resources={measure_on: 1}, max_calls=1, max_retries=0
                 )(_measure_task)
@@ -186,6 +188,8 @@ class RayExecutor(Executor):
             try:
                 ray.init(address=target, **quiet)
             except Exception as exc:  # version mismatch, a port that is not Ray's
+                with contextlib.suppress(Exception):
+                    ray.shutdown()
                 raise ExecutorError(_one_line(exc, target)) from None
             self.where = target
         else:
@@ -222,8 +226,13 @@ class RayExecutor(Executor):
         carrying = [n for n in nodes if n.get("Resources", {}).get(label, 0) > 0]
         if not carrying:
             custom = sorted(
-                {r for n in nodes for r in n.get("Resources", {}) if r not in ("CPU", "GPU", "memory")
-                 and not r.startswith(("node:", "object_store_memory", "accelerator_type"))}
+                {
+                    r
+                    for n in nodes
+                    for r in n.get("Resources", {})
+                    if r not in ("CPU", "GPU", "memory")
+                    and not r.startswith(("node:", "object_store_memory", "accelerator_type"))
+                }
             )
             raise ExecutorError(
                 f"--measure-on '{label}': no node of {self.where} carries that resource"
@@ -240,51 +249,58 @@ class RayExecutor(Executor):
 
     # -------------------------------------------------------------- machine
     def machine(self, device: str) -> dict[str, Any]:
-        """This machine's description, or with ``measure_on`` the device nodes' (they must
-        agree: one label, one kind of device), gathered on them."""
+        """This machine's description, or with ``measure_on`` the device nodes' (gathered on
+        them when the executor was made; they must agree: one label, one kind of device)."""
         if not self.measure_on:
             return machine_info(device)
-        if device not in self._machines:
-            self._machines[device] = self._describe_devices(device)
         return self._machines[device]
 
-    def _describe_devices(self, device: str) -> dict[str, Any]:
+    def _describe_devices(self) -> None:
+        """Ask every node carrying the label for its description (per measuring device: cpu,
+        cuda) and trainfree version; nodes that leave meanwhile are passed over."""
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         import trainfree
 
         ray, label = self.ray, self.measure_on
-        fn = ray.remote(num_cpus=0, max_retries=1)(_describe_task)
+        fn = ray.remote(num_cpus=0, max_retries=0)(_describe_task)
         nodes = self.device_nodes()
         refs = [
-            fn.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False)).remote(device)
+            fn.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False)).remote()
             for node in nodes
         ]
         ready, _ = ray.wait(refs, num_returns=len(refs), timeout=120)
-        if len(ready) < len(refs):
-            for ref in refs:
+        found, errors = [], []
+        for node, ref in zip(nodes, refs, strict=True):
+            if ref not in ready:
                 ray.cancel(ref, force=True)
-            raise ExecutorError(f"the nodes carrying '{label}' did not describe themselves within 120 s")
-        try:
-            found = ray.get(refs)
-        except ray.exceptions.RayError as exc:
-            cause = " ".join(str(getattr(exc, "cause", None) or exc).split())[:300]
+                errors.append("no answer within 120 s")
+                continue
+            try:
+                found.append(ray.get(ref))
+            except ray.exceptions.RayTaskError as exc:  # e.g. trainfree not installed there
+                errors.append(" ".join(str(getattr(exc, "cause", None) or exc).split())[:300])
+            except ray.exceptions.RayError as exc:  # the node left meanwhile, or it failed
+                if node in self.device_nodes():
+                    errors.append(f"{type(exc).__name__}: " + " ".join(str(exc).split())[:300])
+        if errors or not found:
             raise ExecutorError(
-                f"a node carrying '{label}' cannot run trainfree ({cause}); install trainfree there"
-            ) from None
+                f"a node carrying '{label}' cannot run trainfree ({errors[0] if errors else 'it left'}); "
+                "install the same trainfree there"
+            )
         versions = {f["trainfree"] for f in found}
         if versions != {trainfree.__version__}:
             raise ExecutorError(
                 f"the nodes carrying '{label}' run trainfree {', '.join(sorted(versions))}, this machine "
                 f"{trainfree.__version__}; install the same version"
             )
-        machines = {json.dumps(f["machine"], sort_keys=True) for f in found}
+        machines = {json.dumps(f["machines"], sort_keys=True) for f in found}
         if len(machines) > 1:
             raise ExecutorError(
                 f"the nodes carrying '{label}' are different machines ({' | '.join(sorted(machines))}); "
                 "give each kind of device its own resource name"
             )
-        return found[0]["machine"]
+        self._machines = found[0]["machines"]
 
     # -------------------------------------------------------------- scoring
     def scorer(self, space: Any, settings: dict[str, Any], workers: int) -> RayScorer:
@@ -341,8 +357,7 @@ class RayExecutor(Executor):
                         data, node = ray.get(ref)
                         m = Measurement.from_dict(data)
                     except ray.exceptions.RayError as exc:
-                        lost = nodes_then - set(self.device_nodes())
-                        if lost and not isinstance(exc, ray.exceptions.RayTaskError):
+                        if self._node_lost(exc, nodes_then):
                             self.notify(
                                 f"a node carrying '{self.measure_on}' left the cluster during a measurement; "
                                 "measuring that architecture again"
@@ -366,11 +381,23 @@ class RayExecutor(Executor):
         if since is None or now - since > 300:
             self.notify(
                 f"waiting for a node carrying '{self.measure_on}' (none is alive in {self.where}); start "
-                f"one with `ray start --address=HEAD:6379 --num-cpus=0 --resources='{{\"{self.measure_on}\": "
+                f'one with `ray start --address=HEAD:6379 --num-cpus=0 --resources=\'{{"{self.measure_on}": '
                 "1}'`, or press Ctrl-C and continue later with --resume"
             )
             return now
         return since
+
+    def _node_lost(self, exc: Exception, nodes_then: frozenset[str]) -> bool:
+        """Whether a failed measurement failed because its device node left (not the model)."""
+        errors = self.ray.exceptions
+        if isinstance(exc, errors.RayTaskError):
+            return False
+        if isinstance(exc, (errors.NodeDiedError, errors.LocalRayletDiedError)):
+            return True
+        text = str(exc)
+        if "node it was running on is dead" in text or "node was preempted" in text:
+            return True
+        return bool(nodes_then - set(self.device_nodes()))
 
     def _failure(self, exc: Exception) -> Measurement:
         ray = self.ray
