@@ -296,7 +296,7 @@ def test_export_whole_frontier(run_dir, tmp_path):
         assert result.params == row["params"]
         record = json.loads((result.out / "trainfree.json").read_text())
         assert record["seed"] == 3 and record["frontier_rank"] == row["rank"]
-        cfg = space.config_from_dict(json.loads((run_dir / row["config_file"]).read_text()))
+        cfg = space.config_from_dict(json.loads((run_dir / row["config_file"]).read_text())["config"])
         assert record["config"] == space.config_to_dict(cfg)
 
 

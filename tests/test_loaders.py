@@ -11,7 +11,10 @@ import pytest
 import yaml
 
 from trainfree.benchmarks import load_benchmark, rank_correlation
+from trainfree.benchmarks.loaders import BenchmarkEntry
 from trainfree.errors import BenchmarkDataError
+from trainfree.spaces.base import BenchmarkSource
+from trainfree.spaces.gpt2 import GPT2Space
 
 
 def test_nas_bench_bert_loads_all_500(data_dir):
@@ -156,3 +159,44 @@ def test_parameter_counts_reproduce_published_correlations(data_dir, space, path
     r = rank_correlation(scores, [e.ground_truth for e in bench.entries], bench.higher_is_better, n_boot=10)
     assert r.spearman == pytest.approx(rho, abs=5e-4)
     assert r.kendall == pytest.approx(tau, abs=5e-4)
+
+
+def _read_json_lines(space, path: Path, target: str):
+    """A toy benchmark format: one JSON object per line, ``{"config": ..., target: value}``."""
+    entries = []
+    for i, line in enumerate(path.read_text().splitlines()):
+        row = json.loads(line)
+        entries.append(BenchmarkEntry(str(i), space.config_from_benchmark(row["config"]), row[target]))
+    return path, entries, []
+
+
+class _ToyBenchmarkSpace(GPT2Space):
+    """A space whose benchmark has its own format: declared here, with no edit to loaders.py."""
+
+    name = "gpt2-toy"
+    benchmark = BenchmarkSource("the toy benchmark", "toy/bench.jsonl", _read_json_lines, ("acc",), True)
+
+    def config_from_benchmark(self, entry, where=None):
+        return self.config_from_dict(entry, where)
+
+
+def test_a_space_declares_its_own_benchmark(tmp_path, monkeypatch):
+    space = _ToyBenchmarkSpace(n_layer=[2])
+    rng = np.random.default_rng(0)
+    configs = [space.sample(rng) for _ in range(3)]
+    (tmp_path / "toy").mkdir()
+    lines = [json.dumps({"config": space.config_to_dict(c), "acc": 0.5 + i}) for i, c in enumerate(configs)]
+    (tmp_path / "toy" / "bench.jsonl").write_text("\n".join(lines))
+    monkeypatch.setenv("TRAINFREE_DATA", str(tmp_path))  # the declared path, under the data root
+    bench = load_benchmark(space)
+    assert bench.higher_is_better and bench.target == "acc"
+    assert [e.config for e in bench.entries] == configs and bench.entries[2].ground_truth == 2.5
+    with pytest.raises(BenchmarkDataError, match=r"target 'ppl' unknown for the toy benchmark"):
+        load_benchmark(space, target="ppl")
+
+    class NoBenchmark(_ToyBenchmarkSpace):
+        name = "gpt2-none"
+        benchmark = None
+
+    with pytest.raises(BenchmarkDataError, match=r"declares no benchmark \(spaces with one: .*gpt2"):
+        load_benchmark(NoBenchmark())

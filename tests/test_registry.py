@@ -1,9 +1,13 @@
 import numpy as np
 import pytest
+import torch
+from torch import nn
 
 from trainfree import get_proxy, get_space, list_proxies, list_spaces
 from trainfree.errors import ConfigError
+from trainfree.proxies._lm import output_logits
 from trainfree.registry import Registry
+from trainfree.spaces.protocol import ProxyModel
 
 
 def test_all_spaces_and_proxies_discovered():
@@ -58,3 +62,17 @@ def test_encode_rejects_values_outside_the_value_sets():
     wide = next(c for c in (full.sample(rng) for _ in range(100)) if c.n_layer > 3)
     with pytest.raises(ConfigError, match="n_layer"):
         narrow.encode(wide)
+
+
+@pytest.mark.parametrize("name", ["flexibert", "flexibert-published", "gpt2", "transxl"])
+def test_models_implement_the_proxy_protocol(name):
+    """Proxies ask models, not attribute names: every space's model answers ProxyModel."""
+    space = get_space(name)
+    model = space.build(space.sample(np.random.default_rng(0)), device="meta")
+    assert isinstance(model, ProxyModel)
+    assert len(model.head_projections()) >= len(model.blocks) and len(model.ffn_activations()) >= 1
+
+
+def test_proxy_helpers_refuse_a_foreign_module_clearly():
+    with pytest.raises(TypeError, match=r"does not implement trainfree\.spaces\.protocol\.ProxyModel"):
+        output_logits(nn.Linear(2, 2), torch.zeros(1, 2))

@@ -192,3 +192,48 @@ def test_ctrl_c_and_sigterm_stop_cleanly(tmp_path, sig, code):
     assert "--resume" in stderr
     keys = [json.loads(x)["key"] for x in jsonl.read_text().splitlines()]
     assert len(keys) == len(set(keys))
+
+
+def _marked_processes(mark: str) -> list[int]:
+    pids = []
+    for env in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if mark.encode() in env.read_bytes():
+                pids.append(int(env.parent.name))
+        except OSError:
+            pass
+    return pids
+
+
+def test_kill_9_leaves_no_worker_behind(tmp_path):
+    mark = f"TRAINFREE_TEST_MARK=orphans-{os.getpid()}-{time.time_ns()}"
+    out = tmp_path / "run"
+    args = [
+        "search",
+        "--out",
+        str(out),
+        "--objectives",
+        "params",
+        "--budget",
+        "400",
+        "--pop-size",
+        "8",
+        "--workers",
+        "2",
+        "--no-cache",
+    ]
+    for key, values in TINY.items():
+        args += ["--set", f"{key}={json.dumps(values)}"]
+    env = {**os.environ, mark.split("=")[0]: mark.split("=")[1]}
+    proc = subprocess.Popen(_cli(*args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    jsonl = out / "evaluations.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (jsonl.exists() and len(jsonl.read_text().splitlines()) >= 8):
+        time.sleep(0.05)
+    assert len(_marked_processes(mark)) >= 3  # the search, the fork server and its workers
+    proc.kill()
+    proc.wait()
+    deadline = time.time() + 10
+    while time.time() < deadline and _marked_processes(mark):
+        time.sleep(0.2)
+    assert _marked_processes(mark) == []

@@ -126,10 +126,14 @@ def test_search_writes_a_true_frontier_and_buildable_configs(tmp_path):
 
     space = get_space("gpt2", **TINY)
     for m in frontier["models"]:
-        cfg = space.config_from_json((out / m["config_file"]).read_text())
+        payload = json.loads((out / m["config_file"]).read_text())
+        assert payload["space"] == "gpt2" and payload["space_values"] == TINY  # the file says what it is
+        cfg = space.config_from_dict(payload["config"])
         model = space.build(cfg)
         assert sum(p.numel() for p in model.parameters()) == m["params"]
     assert len(list((out / "configs").glob("*.json"))) == len(frontier["models"])
+    shown = CliRunner().invoke(cli.app, ["info", "--config", str(out / frontier["models"][0]["config_file"])])
+    assert shown.exit_code == 0 and "total" in shown.output, shown.output  # no --space needed
     csv = pd.read_csv(out / "frontier.csv")
     assert list(csv["index"]) == [m["index"] for m in frontier["models"]]
 

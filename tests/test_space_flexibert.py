@@ -18,13 +18,8 @@ from torch import nn
 from trainfree.data import data_root
 from trainfree.errors import ConfigError
 from trainfree.spaces import get_space, module_groups
-from trainfree.spaces.flexibert import (
-    ConvSelfAttention,
-    FlexiBertConfig,
-    FlexiBertLayer,
-    FlexiBertModel,
-    dct_2d,
-)
+from trainfree.spaces.flexibert_config import FlexiBertConfig, FlexiBertLayer
+from trainfree.spaces.flexibert_model import ConvSelfAttention, FlexiBertModel, dct_2d
 
 
 @cache

@@ -20,7 +20,7 @@ from trainfree.data import data_root
 from trainfree.errors import ConfigError
 from trainfree.spaces import module_groups
 from trainfree.spaces.base import seeded
-from trainfree.spaces.lts import LTSConfig, clean_cutoffs, config_from_archai
+from trainfree.spaces.lts_config import LTSConfig, clean_cutoffs, config_from_archai
 
 LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 BUCKETS = {

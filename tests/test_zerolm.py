@@ -16,6 +16,7 @@ from trainfree.proxies import ProxyContext
 from trainfree.proxies.balance import (
     AlphaStrategy,
     Balance,
+    choose,
     combine,
     fit_balance,
     heuristic_balance,
@@ -218,14 +219,14 @@ def test_vectorised_kendall_tau_is_scipys_tau_b():
     assert np.isnan(kendall_taus(np.ones((1, 40)), y)[0])
 
 
-def test_heuristic_picks_the_aggregation_where_submodules_agree():
+def test_agreement_picks_the_aggregation_where_submodules_agree():
     rng = np.random.default_rng(0)
     size = rng.normal(size=200)
     comps = {
         "attention_sum": size + rng.normal(scale=1.0, size=200), "ffn_sum": rng.normal(size=200),
         "attention_layer": size, "ffn_layer": 3 * size + rng.normal(scale=0.3, size=200),
     }  # fmt: skip
-    chosen = heuristic_balance(comps)
+    chosen = choose("agreement", comps)
     assert chosen.aggregate == "layer"
     # equal spread: the larger-spread FFN term gets the smaller weight
     assert chosen.alpha == pytest.approx(
@@ -294,3 +295,29 @@ def test_svdvals_of_elongated_matrices_match_lapack_and_threads_are_restored():
     before = transformer_matrices(space.build(cfg))
     singular_values(before)
     assert torch.get_num_threads() == threads
+
+
+def test_label_free_default_is_the_space_prior_and_needs_no_population():
+    flex, gpt2 = get_space("flexibert"), get_space("gpt2")
+    assert choose("heuristic", space=gpt2) == Balance(0.5, "sum")
+    assert choose("heuristic", space=flex) == Balance(0.5, "layer")
+    assert "NAS-Bench-BERT" in choose("heuristic", space=flex).reason
+    assert choose("0.3", space=flex) == Balance(0.3, "layer")
+    assert choose("heuristic") == Balance(0.5, "sum")  # no prior: the safe default
+    assert heuristic_balance({"x": np.zeros(3)}, space=flex) == Balance(0.5, "layer")  # former API
+
+
+def test_agreement_on_a_small_or_uniform_population_warns_and_uses_the_safe_default():
+    comps, _ = _synthetic(n=10)
+    with pytest.warns(RuntimeWarning, match="fewer than 20"):
+        assert choose("agreement", comps) == Balance(0.5, "sum")
+    comps, _ = _synthetic(n=40)
+    comps["ffn_layer"] = np.ones(40)
+    with pytest.warns(RuntimeWarning, match="constant component"):
+        assert choose("agreement", comps) == Balance(0.5, "sum")
+    comps, _ = _synthetic(n=40)
+    comps["ffn_sum"][[3, 7]] = np.nan
+    with pytest.warns(RuntimeWarning, match="2 architecture.*arch3, arch7"):
+        choose("agreement", comps, ids=[f"arch{i}" for i in range(40)])
+    with pytest.raises(ValueError, match="needs labels"):
+        choose("fit:10", comps)

@@ -8,6 +8,7 @@ edit to this file.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -45,22 +46,53 @@ def _space(name: str):
         raise _fail(str(exc.args[0])) from None
 
 
-def _config_file(sp, path: Path):
-    """The typed config in a JSON file, or a clear error naming the file and the field."""
+def _config_file(space: str | None, path: Path):
+    """``(space, typed config)`` of a config file (bare, or naming its space), or a clear
+    error naming the file and the field."""
+    from trainfree.spaces.configfile import load_config
+
     try:
-        return sp.config_from_json(path.read_text())
+        return load_config(path, space)
     except TrainfreeError as exc:
-        raise _fail(f"{path}: {exc}") from None
+        raise _fail(str(exc) if str(path) in str(exc) else f"{path}: {exc}") from None
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from trainfree import __version__
+
+        console.print(f"trainfree {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _app_options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_show_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """Training-free Transformer architecture search: proxies, benchmarks, search."""
+
+
+def _plain(text: str) -> str:
+    """Docstring text without reStructuredText markup (``x``, :role:`x`), for tables."""
+    return re.sub(r"(:\w+:)?``?([^`]+)``?", r"\2", text)
 
 
 @app.command()
 def spaces() -> None:
-    """List the registered search spaces and their value sets."""
+    """List the registered search spaces, their benchmark and their value sets."""
     for name in list_spaces():
         sp = get_space(name)
-        table = Table(
-            title=f"{name}: {(type(sp).__doc__ or '').strip().splitlines()[0]}", title_justify="left"
-        )
+        console.print(f"[bold]{name}[/]: {type(sp).summary()}", highlight=False)
+        if sp.benchmark is not None:
+            b = sp.benchmark
+            console.print(
+                f"benchmark: {b.title}, $TRAINFREE_DATA/{b.path} (targets: {', '.join(b.targets)})",
+                highlight=False,
+            )
+        table = Table(box=box.SIMPLE_HEAD)
         table.add_column("value set")
         table.add_column("values")
         for key, values in sp.describe().items():
@@ -77,9 +109,8 @@ def proxies() -> None:
         table.add_column(col)
     for name in list_proxies():
         p = get_proxy(name)
-        table.add_row(
-            name, *("yes" if x else "-" for x in (p.needs_model, p.needs_data, p.needs_grad)), p.description
-        )
+        needs = ("yes" if x else "-" for x in (p.needs_model, p.needs_data, p.needs_grad))
+        table.add_row(name, *needs, _plain(p.description))
     console.print(table)
 
 
@@ -98,13 +129,14 @@ def sample(
 
 @app.command()
 def info(
-    space: Annotated[str, typer.Option(help="search space name")],
-    config: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="config JSON file")],
+    space: Annotated[str | None, typer.Option(help="search space (default: the config file's)")] = None,
+    config: Annotated[Path | None, typer.Option(exists=True, dir_okay=False, help="config JSON file")] = None,
     seq_len: Annotated[int | None, typer.Option(min=1, help="sequence length for FLOPs")] = None,
 ) -> None:
     """Parameter counts by sub-module and FLOPs of one config."""
-    sp = _space(space)
-    cfg = _config_file(sp, config)
+    if config is None:
+        raise _fail("--config FILE is required")
+    sp, cfg = _config_file(space, config)
     counts = sp.param_counts(cfg).as_dict()
     length = seq_len or sp.max_seq_len(cfg)
     table = Table(title=f"{space}: {config.name}")
@@ -134,7 +166,8 @@ def bench(
     alpha: Annotated[
         str,
         typer.Option(
-            help="balance of balanced proxies (zerolm, param_mix): a number in [0,1], heuristic, fit:K"
+            help="balance of balanced proxies (zerolm, param_mix): heuristic (label-free default), "
+            "a number in [0,1], agreement, fit:K"
         ),
     ] = "heuristic",
     repeats: Annotated[int, typer.Option(min=1, help="random fit/evaluate splits for --alpha fit:K")] = 20,
@@ -348,8 +381,8 @@ RepeatsOpt = Annotated[int, typer.Option(min=1, help="timed runs (the median is 
 
 @app.command()
 def profile(
-    space: Annotated[str, typer.Option(help="search space name")],
-    config: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="config JSON file")],
+    space: Annotated[str | None, typer.Option(help="search space (default: the config file's)")] = None,
+    config: Annotated[Path | None, typer.Option(exists=True, dir_okay=False, help="config JSON file")] = None,
     backend: BackendOpt = "torch",
     device: DeviceOpt = "cpu",
     batch_size: BatchOpt = 1,
@@ -368,8 +401,9 @@ def profile(
     """Measure latency and peak memory of one architecture on this machine (or a device)."""
     from trainfree.hardware import MeasurementCache
 
-    sp = _space(space)
-    cfg = _config_file(sp, config)
+    if config is None:
+        raise _fail("--config FILE is required")
+    sp, cfg = _config_file(space, config)
     settings = _hardware_settings(backend, device, batch_size, seq_len, threads, warmup, repeats)
     ex = make_executor(executor, ray_address, measure_on)
     try:
@@ -385,7 +419,7 @@ def profile(
     if not m.ok:
         raise _fail(f"{config.name} cannot be measured on {settings.name}: {m.error}")
     table = Table(
-        title=f"{space}: {config.name} on {settings.name} (batch {batch_size}, {seq_len} tokens, "
+        title=f"{sp.name}: {config.name} on {settings.name} (batch {batch_size}, {seq_len} tokens, "
         f"{threads} thread{'s' if threads > 1 else ''})",
         caption=f"{machine['cpu']}, {machine['cores']} cores"
         + (f", {machine['gpu']}" if "gpu" in machine else "")
@@ -397,15 +431,17 @@ def profile(
     table.add_row(f"latency, median of {repeats}", f"{m.latency_ms:.2f} ms")
     table.add_row("latency, quartiles", f"{m.latency_p25_ms:.2f} - {m.latency_p75_ms:.2f} ms")
     table.add_row("latency, fastest", f"{m.latency_min_ms:.2f} ms")
-    table.add_row(f"peak memory of the forward pass ({m.memory_method})", f"{m.memory_mb:.1f} MB")
-    table.add_row("weights", f"{m.weights_mb:.1f} MB")
+    how = "GPU allocator peak" if m.memory_method.startswith("cuda") else "process peak resident memory"
+    table.add_row("peak memory: weights + activations", f"{m.memory_mb:.1f} MB")
+    table.add_row("  weights (float32 parameters)", f"{m.weights_mb:.1f} MB")
+    table.add_row(f"  activations ({how})", f"{m.activation_mb:.1f} MB")
     table.add_row("parameters", f"{sp.param_counts(cfg).total:,}")
     console.print(table)
     if json_out:
         atomic_write_json(
             json_out,
             {
-                "space": space,
+                "space": sp.name,
                 "config": sp.config_to_dict(cfg),
                 "settings": settings.as_dict(),
                 "machine": machine,

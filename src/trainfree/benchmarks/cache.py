@@ -145,6 +145,7 @@ class ScoreCache:
             "config": space.config_to_dict(config),
             "proxy": proxy.name,
             "proxy_source": proxy_fingerprint(proxy),
+            "proxy_version": int(getattr(proxy, "version", 1)),
             "balanced": bool(proxy.balanced),
             "seed": int(seed),
             "seq_len": seq_len,

@@ -31,11 +31,12 @@ from typing import Any
 
 import numpy as np
 
+from trainfree.benchmarks.balanced import evaluate_balanced
 from trainfree.benchmarks.cache import ScoreCache
 from trainfree.benchmarks.evaluate import rank_correlation
 from trainfree.benchmarks.loaders import Benchmark
 from trainfree.proxies import Proxy, ProxyContext, get_proxy
-from trainfree.proxies.balance import AlphaStrategy, Balance, combine, fit_balance, heuristic_balance
+from trainfree.proxies.balance import AlphaStrategy
 from trainfree.proxies.runner import ProxyRunner
 
 
@@ -179,7 +180,14 @@ def run_benchmark(
             comps = _stack_components(raw[p.name])
             if comps:
                 scores, result = evaluate_balanced(
-                    comps, truth, bench.higher_is_better, alpha or AlphaStrategy("heuristic"), repeats, seed
+                    comps,
+                    truth,
+                    bench.higher_is_better,
+                    alpha or AlphaStrategy("heuristic"),
+                    repeats,
+                    seed,
+                    space=bench.space,
+                    ids=[e.id for e in bench.entries],
                 )
             else:  # failed on every architecture
                 scores = np.full(n, math.nan)
@@ -204,79 +212,3 @@ def run_benchmark(
 def _stack_components(rows: list[Any]) -> dict[str, np.ndarray]:
     keys = next((list(r) for r in rows if isinstance(r, dict)), [])
     return {k: np.array([r[k] if isinstance(r, dict) else math.nan for r in rows]) for k in keys}
-
-
-def evaluate_balanced(
-    components: dict[str, np.ndarray],
-    truth: np.ndarray,
-    higher_is_better: bool,
-    strategy: AlphaStrategy,
-    repeats: int = 20,
-    seed: int = 0,
-) -> tuple[np.ndarray, dict[str, Any]]:
-    """Scores and rank correlations of a balanced proxy under an alpha strategy.
-
-    ``fixed`` and ``heuristic`` use no labels, so they are evaluated on every architecture
-    (the aggregation of a fixed alpha is the heuristic's label-free choice). ``fit:K`` is
-    fitted on K architectures and evaluated on the rest, ``repeats`` times; the returned
-    scores are those of the first split's balance, for inspection only.
-    """
-    n = len(truth)
-    if strategy.kind in ("fixed", "heuristic"):
-        chosen = heuristic_balance(components)
-        if strategy.kind == "fixed":
-            chosen = Balance(float(strategy.alpha), chosen.aggregate)
-        scores = combine(components, chosen)
-        result = rank_correlation(scores, truth, higher_is_better, seed=seed).as_dict()
-        result.update(
-            alpha=chosen.alpha, aggregate=chosen.aggregate, beta=chosen.beta, alpha_strategy=str(strategy)
-        )
-        return scores, result
-    k = int(strategy.k or 50)
-    if k >= n - 2:
-        raise ValueError(f"--alpha fit:{k} leaves {n - k} architectures to evaluate on; use K < {n - 2}")
-    rng = np.random.default_rng(seed)
-    per_split: dict[str, list[float]] = {"spearman": [], "kendall": [], "pearson": [], "top10_precision": []}
-    alphas, betas, aggregates, first_scores = [], [], [], None
-    for _ in range(repeats):
-        order = rng.permutation(n)
-        fit_idx, eval_idx = order[:k], order[k:]
-        chosen = fit_balance({c: v[fit_idx] for c, v in components.items()}, truth[fit_idx], higher_is_better)
-        scores = combine(components, chosen)
-        r = rank_correlation(scores[eval_idx], truth[eval_idx], higher_is_better, n_boot=0)
-        for key in per_split:
-            per_split[key].append(getattr(r, key))
-        alphas.append(chosen.alpha)
-        betas.append(chosen.beta)
-        aggregates.append(chosen.aggregate)
-        if first_scores is None:
-            first_scores = scores
-    result: dict[str, Any] = {"n": n - k}
-    for key, values in per_split.items():
-        v = np.array(values)
-        result[key] = float(np.nanmean(v))
-        result[f"{key}_std"] = float(np.nanstd(v))
-    for key in ("spearman", "kendall"):
-        lo, hi = np.nanpercentile(per_split[key], [2.5, 97.5])
-        result[f"{key}_ci"] = [float(lo), float(hi)]
-    result.update(
-        alpha=float(np.mean(alphas)),
-        alpha_std=float(np.std(alphas)),
-        alphas=[round(a, 4) for a in alphas],
-        beta=float(np.mean(betas)),
-        beta_std=float(np.std(betas)),
-        betas=[round(b, 4) for b in betas],
-        aggregates=aggregates,
-        aggregate=max(set(aggregates), key=aggregates.count),
-        alpha_strategy=str(strategy),
-        protocol={
-            "fit_on": k,
-            "evaluate_on": n - k,
-            "repeats": repeats,
-            "seed": seed,
-            "description": f"alpha, beta and aggregation fitted (max Kendall tau) on {k} random labelled "
-            f"architectures, correlations computed on the other {n - k} only; mean/std over {repeats} splits",
-        },
-    )
-    assert first_scores is not None
-    return first_scores, result

@@ -1,9 +1,13 @@
 """Readers for the published benchmarks (NAS-Bench-BERT JSON, LiteTransformerSearch folders).
 
-Each loader turns a benchmark into a :class:`Benchmark`: a list of (id, config, ground truth)
-plus the entries it had to skip and why. Malformed files raise :class:`BenchmarkDataError`
-naming the file and the entry; an architecture without ground truth is skipped *and
-reported*, never silently dropped.
+Each space declares its benchmark (``SearchSpace.benchmark``, a :class:`BenchmarkSource`):
+where it lives under ``$TRAINFREE_DATA``, which reader of :data:`READERS` reads it, its
+ground-truth fields and their direction. :func:`load_benchmark` turns it into a
+:class:`Benchmark`: a list of (id, config, ground truth) plus the entries it had to skip and
+why. A reader parses the files and asks the space for each entry's config
+(``space.config_from_benchmark``). Malformed files raise :class:`BenchmarkDataError` naming
+the file and the entry; an architecture without ground truth is skipped *and reported*,
+never silently dropped.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,11 +24,8 @@ import yaml
 
 from trainfree.data import data_root
 from trainfree.errors import BenchmarkDataError, ConfigError
-from trainfree.spaces import SearchSpace, get_space
-
-#: Default ground-truth field per benchmark family, and whether higher is better.
-FLEXIBERT_TARGETS = ("glue", "cola", "mnli", "mrpc", "qnli", "qqp", "rte", "sst", "sts")
-LTS_TARGETS = ("valid_ppl", "test_ppl")
+from trainfree.spaces import SearchSpace, get_space, list_spaces
+from trainfree.spaces.base import BenchmarkSource
 
 
 @dataclass(frozen=True)
@@ -51,43 +53,47 @@ class Benchmark:
         return len(self.entries)
 
 
+#: What a reader returns: the file or folder it read, the entries, the skipped (id, why).
+ReaderResult = tuple[Path, list[BenchmarkEntry], list[tuple[str, str]]]
+Reader = Callable[[SearchSpace, Path, str], ReaderResult]
+
+
+def benchmark_source(space: SearchSpace) -> BenchmarkSource:
+    """The space's declared benchmark, or a clear error naming the spaces that have one."""
+    if space.benchmark is None:
+        known = ", ".join(n for n in list_spaces() if get_space(n).benchmark is not None)
+        raise BenchmarkDataError(f"space '{space.name}' declares no benchmark (spaces with one: {known})")
+    return space.benchmark
+
+
 def default_data_path(space_name: str) -> Path:
     """Where the shipped-in-shared copy of a space's benchmark lives under ``data_root()``."""
-    family = _family(space_name)
-    if family == "flexibert":
-        return data_root() / "nas-bench-bert" / "BERT_benchmark.json"
-    return data_root() / "lts" / ("random_GPT2_wt103" if family == "gpt2" else "random_TransXL_wt103")
+    return data_root() / benchmark_source(get_space(space_name)).path
 
 
 def load_benchmark(
     space: str | SearchSpace, path: str | Path | None = None, target: str | None = None
 ) -> Benchmark:
-    """Load the benchmark at ``path`` (default: :func:`default_data_path`) for ``space``."""
+    """Load the benchmark at ``path`` (default: :func:`default_data_path`) for ``space``;
+    ``target`` is a ground-truth field the space's benchmark declares (default: its first)."""
     sp = get_space(space) if isinstance(space, str) else space
-    p = Path(path) if path is not None else default_data_path(sp.name)
+    source = benchmark_source(sp)
+    target = target or source.default_target
+    if target not in source.targets:
+        raise BenchmarkDataError(
+            f"target '{target}' unknown for {source.title}; expected one of {source.targets}"
+        )
+    p = Path(path) if path is not None else data_root() / source.path
     if not p.exists():
         raise BenchmarkDataError(f"{p}: no such file or folder (pass --data, or set $TRAINFREE_DATA)")
-    if _family(sp.name) == "flexibert":
-        return _load_flexibert(sp, p, target or "glue")
-    return _load_lts(sp, p, target or "valid_ppl")
-
-
-def _family(space_name: str) -> str:
-    if space_name.startswith("flexibert"):
-        return "flexibert"
-    if space_name in ("gpt2", "transxl"):
-        return space_name
-    raise BenchmarkDataError(
-        f"no benchmark loader for space '{space_name}' (known: flexibert*, gpt2, transxl)"
-    )
+    reader = READERS[source.reader] if isinstance(source.reader, str) else source.reader
+    file, entries, skipped = reader(sp, p, target)
+    return Benchmark(sp, file, target, source.higher_is_better, entries, skipped)
 
 
 # ------------------------------------------------------------------ NAS-Bench-BERT
-def _load_flexibert(space: SearchSpace, path: Path, target: str) -> Benchmark:
-    if target not in FLEXIBERT_TARGETS:
-        raise BenchmarkDataError(
-            f"target '{target}' unknown for NAS-Bench-BERT; expected one of {FLEXIBERT_TARGETS}"
-        )
+def read_nas_bench_bert(space: SearchSpace, path: Path, target: str) -> ReaderResult:
+    """``BERT_benchmark.json`` (or its folder): a list of entries with ``hparams`` and ``scores``."""
     file = path / "BERT_benchmark.json" if path.is_dir() else path
     try:
         data = json.loads(file.read_text())
@@ -115,7 +121,7 @@ def _load_flexibert(space: SearchSpace, path: Path, target: str) -> Benchmark:
             continue
         extra = {k: v for k, v in scores.items() if _is_number(v)}
         entries.append(BenchmarkEntry(eid, config, float(value), extra))
-    return Benchmark(space, file, target, True, entries, skipped)
+    return file, entries, skipped
 
 
 # ------------------------------------------------------------------ LiteTransformerSearch
@@ -144,9 +150,9 @@ def _lts_config_files(folder: Path) -> list[tuple[str, Path]]:
     return sorted(found, key=key)
 
 
-def _load_lts(space: SearchSpace, folder: Path, target: str) -> Benchmark:
-    if target not in LTS_TARGETS:
-        raise BenchmarkDataError(f"target '{target}' unknown for LTS; expected one of {LTS_TARGETS}")
+def read_archai_folder(space: SearchSpace, folder: Path, target: str) -> ReaderResult:
+    """A LiteTransformerSearch folder: ``model_config.yaml`` per architecture, in either layout
+    archai writes, with ``ppl_summary.yaml`` (and optional params/latency/memory summaries)."""
     if not folder.is_dir():
         raise BenchmarkDataError(
             f"{folder}: expected an LTS folder (config_*/j*/model_config.yaml or M*/...)"
@@ -180,7 +186,7 @@ def _load_lts(space: SearchSpace, folder: Path, target: str) -> Benchmark:
             continue
         extra = {name.removesuffix("_summary"): table[eid] for name, table in extras.items() if eid in table}
         entries.append(BenchmarkEntry(eid, config, value, extra))
-    return Benchmark(space, folder, target, False, entries, skipped)
+    return folder, entries, skipped
 
 
 def _lts_ground_truth(value: Any, target: str) -> float | None:
@@ -200,3 +206,7 @@ def _config(space: SearchSpace, raw: dict[str, Any], where: str) -> Any:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+#: Benchmark formats by the name a space's ``BenchmarkSource.reader`` gives.
+READERS: dict[str, Reader] = {"nas-bench-bert": read_nas_bench_bert, "archai": read_archai_folder}

@@ -83,14 +83,12 @@ def _measure_task(space: Any, config: Any, settings: HardwareSettings, seed: int
     """A measurement task (a fresh worker): the figures as a dict and the node's id."""
     import ray
 
-    from trainfree.hardware.profiler import failed_measurement, measure_here
+    from trainfree.hardware.profiler import measure
 
     node = ray.get_runtime_context().get_node_id()
-    try:
-        m = measure_here(space, config, settings, seed)
-    except Exception as exc:  # out of memory, an export failure: an infeasible architecture
-        m = failed_measurement(exc)
-    return m.as_dict(), node
+    # in this fresh worker, as the local child does: the memory guard, then the measurement;
+    # an exception (out of memory, an export failure) is an infeasible architecture
+    return measure(space, config, settings, seed, isolate=False).as_dict(), node
 
 
 def _describe_task() -> dict[str, Any]:

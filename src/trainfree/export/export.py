@@ -19,18 +19,18 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from trainfree.errors import ConfigError, TrainfreeError
+from trainfree.errors import TrainfreeError
 from trainfree.export.card import model_card
 from trainfree.io import atomic_write_json, atomic_write_text
 from trainfree.spaces import get_space, list_spaces
 from trainfree.spaces.base import seeded
+from trainfree.spaces.configfile import read_config_file, resolve_config
 
 FORMATS = ("hf", "onnx")
 AS_CHOICES = ("trainfree", "gpt2")
@@ -64,44 +64,6 @@ class ExportResult:
 
 
 # ------------------------------------------------------------------ inputs
-def read_config_file(path: str | Path) -> tuple[str | None, dict[str, Any]]:
-    """``(space or None, config dict)`` of a config file: a bare config dict, or
-    ``{"space": NAME, "config": {...}}``."""
-    p = Path(path)
-    try:
-        data = json.loads(p.read_text())
-    except FileNotFoundError:
-        raise TrainfreeError(f"{p}: no such config file") from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise TrainfreeError(f"{p}: not a JSON config file ({exc})") from None
-    if not isinstance(data, dict):
-        raise TrainfreeError(f"{p}: expected a JSON object (a config), found {type(data).__name__}")
-    if "config" in data and isinstance(data["config"], dict):
-        space = data.get("space")
-        if space is not None and not isinstance(space, str):
-            raise ConfigError("space", space, "a space name", str(p))
-        return space, data["config"]
-    return None, data
-
-
-def resolve_config(space: Any, data: Mapping[str, Any], where: str) -> Any:
-    """The typed config, or a one-line error; a config that another space accepts says so."""
-    try:
-        return space.config_from_dict(data, where)
-    except ConfigError as exc:
-        for other in list_spaces():
-            if other == space.name:
-                continue
-            try:
-                get_space(other).config_from_dict(data)
-            except (TrainfreeError, TypeError, ValueError, KeyError):
-                continue
-            raise TrainfreeError(
-                f"{where}: this is a config of space '{other}', not '{space.name}' (use --space {other})"
-            ) from None
-        raise exc from None
-
-
 def _require_hf() -> None:
     try:
         import safetensors  # noqa: F401

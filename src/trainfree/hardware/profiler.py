@@ -166,6 +166,37 @@ def machine_info(device: str = "cpu") -> dict[str, Any]:
     return info
 
 
+# ----------------------------------------------------------------- memory guard
+#: building a model holds its weights and the initialisers' temporaries: about twice the weights
+BUILD_FACTOR = 2.5
+
+
+def available_mb() -> float:
+    """Memory the system can still give (``MemAvailable``), in MB; infinite if unknown."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) / 1024.0
+    with contextlib.suppress(ValueError, OSError, AttributeError):
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / MB
+    return math.inf
+
+
+def too_big(space: Any, config: Any) -> str | None:
+    """Why ``config`` cannot be built here (None if it can): its float32 weights, counted
+    analytically, times :data:`BUILD_FACTOR` against the memory available now. Activations
+    are not estimated; a model that fits but whose forward pass runs out of memory kills
+    only the worker process it runs in."""
+    need = space.param_counts(config).total * 4 / MB * BUILD_FACTOR
+    have = available_mb()
+    if need > have:
+        return (
+            f"out of memory by estimate: building it needs about {need:,.0f} MB "
+            f"({BUILD_FACTOR} x its float32 weights), {have:,.0f} MB are available"
+        )
+    return None
+
+
 # ----------------------------------------------------------------- CPU memory probes
 def _status_kb(field_name: str) -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -396,13 +427,44 @@ def failed_measurement(exc: Exception) -> Measurement:
     return Measurement(ok=False, error=msg[:500])
 
 
-def _child(conn: Any, space: Any, config: Any, settings: HardwareSettings, seed: int) -> None:
+def _child(conn: Any, space: Any, config: Any, settings: HardwareSettings, seed: int, owner: int) -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and kills this child
+    die_with_parent(owner)
     try:
         result = measure_here(space, config, settings, seed).as_dict()
     except Exception as exc:  # reported to the parent as an infeasible architecture
         result = failed_measurement(exc).as_dict()
-    conn.send(result)
-    conn.close()
+    with contextlib.suppress(OSError):  # the parent is gone: nobody to tell
+        conn.send(result)
+        conn.close()
+
+
+def die_with_parent(owner: int | None = None) -> None:
+    """End this worker when the process that owns it dies, so no orphan holds memory.
+
+    Linux kills a process whose *parent* dies (``PR_SET_PDEATHSIG``), but a forkserver child's
+    parent is the fork server, which itself lives as long as any of its children: so a
+    daemon thread also watches ``owner`` (the pid of the process that asked for the worker)
+    and exits when it is gone."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(Exception):
+            ctypes.CDLL(None).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
+    if owner is not None and owner != os.getpid():
+        import threading
+
+        def watch() -> None:
+            while True:
+                time.sleep(0.5)
+                try:
+                    os.kill(owner, 0)
+                except ProcessLookupError:
+                    os._exit(1)
+                except PermissionError:  # pragma: no cover - alive, another user's
+                    pass
+
+        threading.Thread(target=watch, name="trainfree-owner-watch", daemon=True).start()
 
 
 _CONTEXT: Any = None
@@ -455,6 +517,9 @@ def measure(
     the worker for memory) or a timeout all return ``Measurement(ok=False, error=...)``.
     """
     settings = settings or HardwareSettings()
+    reason = too_big(space, config)
+    if reason:
+        return Measurement(ok=False, error=reason)
     if not isolate:
         try:
             return measure_here(space, config, settings, seed)
@@ -462,7 +527,7 @@ def measure(
             return failed_measurement(exc)
     ctx = worker_context()
     parent, child = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(child, space, config, settings, seed), daemon=True)
+    proc = ctx.Process(target=_child, args=(child, space, config, settings, seed, os.getpid()), daemon=True)
     with main_hidden():
         proc.start()
     child.close()

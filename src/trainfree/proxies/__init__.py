@@ -66,16 +66,20 @@ class Proxy:
     needs_grad: bool
     description: str
     balanced: bool = False
+    #: bumped when the proxy's values change for a reason its source file does not show
+    #: (part of the score cache key)
+    version: int = 1
 
     def __call__(self, space: Any, config: Any, ctx: ProxyContext | None = None) -> float:
         """The score of one architecture. A balanced proxy uses ``ctx.options["balance"]``
-        (a :class:`~trainfree.proxies.balance.Balance`), by default alpha 0.5 summed over layers."""
+        (a :class:`~trainfree.proxies.balance.Balance`), by default the space's label-free
+        default (``balance.choose("heuristic", space=space)``)."""
         ctx = ctx or ProxyContext()
         if not self.balanced:
             return float(self.fn(space, config, ctx))
-        from trainfree.proxies.balance import Balance, combine
+        from trainfree.proxies.balance import choose, combine
 
-        balance = ctx.options.get("balance") or Balance(0.5, "sum")
+        balance = ctx.options.get("balance") or choose("heuristic", space=space)
         return float(combine(self.components(space, config, ctx), balance))
 
     def components(self, space: Any, config: Any, ctx: ProxyContext | None = None) -> dict[str, float]:
@@ -95,13 +99,16 @@ def measure(
     needs_data: bool = False,
     needs_grad: bool = False,
     balanced: bool = False,
+    version: int = 1,
 ) -> Callable[[ProxyFn], ProxyFn]:
     """Register ``fn`` as proxy ``name``; the first docstring line becomes its description."""
 
     def wrap(fn: ProxyFn) -> ProxyFn:
         doc = (fn.__doc__ or "").strip().splitlines()
         description = doc[0] if doc else ""
-        PROXIES.register(name, Proxy(name, fn, needs_model, needs_data, needs_grad, description, balanced))
+        PROXIES.register(
+            name, Proxy(name, fn, needs_model, needs_data, needs_grad, description, balanced, version)
+        )
         return fn
 
     return wrap

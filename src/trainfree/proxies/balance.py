@@ -12,28 +12,43 @@ and the log-capacity ``E`` of its input embedding (component ``embedding``), wei
 quality follows its embedding's size is a property of the training set-up that labels can show
 and shapes cannot (on LTS GPT-2 it does, on Transformer-XL it does not; docs/zerolm.md).
 
-Which aggregation and which ``alpha`` rank a population best is a property of the population,
-so both are chosen over a set of architectures, by one of three strategies:
+Everything that decides a balance lives here, in :func:`choose`; the harness and the search
+call it (``combine`` applies the result). Strategies (``--alpha``):
 
-- ``fixed``: a given alpha (``--alpha 0.6``);
-- ``heuristic``: no labels at all (``--alpha heuristic``). The aggregation is the one under
-  which the attention and FFN capacities order the population most consistently (Kendall tau
-  between ``A`` and ``F``): both sub-modules measure the same architecture, and an aggregation
-  that makes them disagree is mostly measuring parameters that do not add capacity (for example
-  FlexiBERT's stacked FFNs). ``alpha = sd(F) / (sd(A) + sd(F))`` then gives both sub-modules
-  the same spread over the population, so neither dominates the ranking by scale alone;
+- ``heuristic`` (the label-free default): the space's **aggregation prior**, alpha 0.5,
+  beta 0; the score is then the log of the geometric mean of the attention and FFN
+  capacities. No population is involved, so the choice cannot depend on a benchmark's sample
+  or on a search's first generation. The priors are stated in :data:`AGGREGATION_PRIORS`
+  with their reasons: ``sum`` for the causal language-model spaces (a language model's loss
+  follows its total non-embedding capacity, and its shape matters little: Kaplan et al. 2020,
+  the reason LiteTransformerSearch ranks by decoder parameters); ``layer`` for FlexiBERT,
+  transferred from its published benchmark (NAS-Bench-BERT) and stated as such. A space
+  without a prior gets ``sum``, which reduces to a mix of sub-module parameter counts and so
+  cannot do much worse than counting parameters; a space may declare its own prior as a
+  class attribute ``zerolm_aggregation``;
+- ``fixed`` (``--alpha 0.6``): that alpha with the space's prior aggregation;
+- ``agreement``: the former label-free rule, kept for comparison: the aggregation under which
+  ``A`` and ``F`` order the population most consistently (Kendall tau), and
+  ``alpha = sd(F) / (sd(A) + sd(F))``. docs/zerolm.md shows why it is not the default: on a
+  sample of the GPT-2 or Transformer-XL space it picks ``layer``, the wrong aggregation;
 - ``fit:K`` ("benchmark sampling"): the aggregation, alpha and beta that maximise Kendall tau
   on K labelled architectures (a grid: 101 alphas in [0, 1] times 21 betas in [0, 1]; beta
   stays 0 where the sample's embeddings are all equal, within 1%); (alpha, beta) is the
   centre of the near-optimal plateau (within 0.01 tau of the best), which is far less noisy
   than the arg-max on 50 points. Evaluated only on the architectures it was not fitted on (see
   ``benchmarks.harness``).
+
+A population too small (fewer than :data:`MIN_POPULATION` finite architectures) or too
+uniform (a constant component) for ``agreement`` gets a warning that says so and the safe
+default; non-finite components are reported with the architectures' ids.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from scipy import stats
@@ -56,6 +71,7 @@ class Balance:
     alpha: float
     aggregate: str = "sum"
     beta: float = 0.0
+    reason: str = field(default="", compare=False)  # why this balance, for reports
 
     def __post_init__(self) -> None:
         if self.aggregate not in AGGREGATIONS:
@@ -65,9 +81,23 @@ class Balance:
                 raise ValueError(f"{name} is {getattr(self, name)!r}; expected a finite number")
 
 
+#: label-free aggregation priors per space: (aggregation, the reason, stated)
+AGGREGATION_PRIORS: dict[str, tuple[str, str]] = {
+    "gpt2": ("sum", "causal LM: loss follows total non-embedding capacity (Kaplan et al. 2020)"),
+    "transxl": ("sum", "causal LM: loss follows total non-embedding capacity (Kaplan et al. 2020)"),
+    "flexibert": ("layer", "transferred from the space's published benchmark (NAS-Bench-BERT)"),
+    "flexibert-published": ("layer", "transferred from the space's published benchmark (NAS-Bench-BERT)"),
+}
+#: what a label-free choice falls back to: equal weights, capacities summed over layers
+SAFE_DEFAULT = Balance(0.5, "sum", reason="safe default: alpha 0.5, sum (no prior for this space)")
+#: the fewest finite architectures a population rule (``agreement``) decides on
+MIN_POPULATION = 20
+
+
 @dataclass(frozen=True)
 class AlphaStrategy:
-    """How to choose the balance: ``fixed`` alpha, ``heuristic``, or ``fit`` on ``k`` labels."""
+    """How to choose the balance: ``fixed`` alpha, ``heuristic`` (the label-free default),
+    ``agreement`` (the former population rule) or ``fit`` on ``k`` labels."""
 
     kind: str
     alpha: float | None = None
@@ -76,14 +106,38 @@ class AlphaStrategy:
     def __str__(self) -> str:
         if self.kind == "fixed":
             return f"{self.alpha:g}"
-        return f"fit:{self.k}" if self.kind == "fit" else "heuristic"
+        return f"fit:{self.k}" if self.kind == "fit" else self.kind
+
+
+@dataclass(frozen=True)
+class ProxyValue:
+    """One proxy evaluation of one architecture: a score, or a balanced proxy's components
+    (sub-module log-capacities) that a :class:`Balance` turns into a score."""
+
+    score: float | None = None
+    components: Mapping[str, float] | None = None
+
+    @classmethod
+    def of(cls, raw: float | Mapping[str, float]) -> ProxyValue:
+        return cls(components=dict(raw)) if isinstance(raw, Mapping) else cls(score=float(raw))
+
+    @property
+    def balanced(self) -> bool:
+        return self.components is not None
+
+    def value(self, balance: Balance | None = None) -> float:
+        """The score; a balanced value needs the population's ``balance`` (default: the
+        safe default)."""
+        if self.components is None:
+            return float(self.score)  # type: ignore[arg-type]
+        return float(combine(self.components, balance or SAFE_DEFAULT))
 
 
 def parse_alpha(text: str) -> AlphaStrategy:
-    """Parse ``--alpha``: a number in [0, 1], ``heuristic``, or ``fit:K`` (K >= 5)."""
+    """Parse ``--alpha``: a number in [0, 1], ``heuristic``, ``agreement`` or ``fit:K`` (K >= 5)."""
     t = text.strip().lower()
-    if t == "heuristic":
-        return AlphaStrategy("heuristic")
+    if t in ("heuristic", "agreement"):
+        return AlphaStrategy(t)
     if t.startswith("fit"):
         k_text = t[4:] if t.startswith("fit:") else ("50" if t == "fit" else "")
         if not k_text.isdigit() or int(k_text) < 5:
@@ -92,10 +146,68 @@ def parse_alpha(text: str) -> AlphaStrategy:
     try:
         value = float(t)
     except ValueError:
-        raise ValueError(f"--alpha {text!r}: expected a number in [0, 1], 'heuristic' or 'fit:K'") from None
+        raise ValueError(
+            f"--alpha {text!r}: expected a number in [0, 1], 'heuristic', 'agreement' or 'fit:K'"
+        ) from None
     if not 0.0 <= value <= 1.0:
         raise ValueError(f"--alpha {text!r}: a fixed alpha must lie in [0, 1]")
     return AlphaStrategy("fixed", alpha=value)
+
+
+def prior_balance(space: Any = None, alpha: float = 0.5) -> Balance:
+    """The label-free default of ``space`` (see the module docstring): its aggregation prior
+    (a class attribute ``zerolm_aggregation``, else :data:`AGGREGATION_PRIORS`, else ``sum``)."""
+    declared = getattr(space, "zerolm_aggregation", None)
+    if declared in AGGREGATIONS:
+        return Balance(alpha, declared, reason=f"prior declared by space {space.name}")
+    name = getattr(space, "name", None)
+    if name in AGGREGATION_PRIORS:
+        agg, why = AGGREGATION_PRIORS[name]
+        return Balance(alpha, agg, reason=f"prior for {name}: {agg} ({why})")
+    return Balance(alpha, SAFE_DEFAULT.aggregate, reason=SAFE_DEFAULT.reason)
+
+
+def choose(
+    strategy: AlphaStrategy | str,
+    components: Mapping[str, np.ndarray] | None = None,
+    labels: np.ndarray | None = None,
+    *,
+    space: Any = None,
+    higher_is_better: bool = True,
+    ids: Sequence[str] | None = None,
+) -> Balance:
+    """The one place a balance is chosen (harness and search alike).
+
+    ``components``: the population's components (arrays, one entry per architecture; needed
+    by ``agreement`` and ``fit``). ``labels``: ground truth of the same architectures (``fit``
+    only). ``space``: whose aggregation prior ``heuristic`` and ``fixed`` use. ``ids``: the
+    architectures' ids, to name those with non-finite components.
+    """
+    if isinstance(strategy, str):
+        strategy = parse_alpha(strategy)
+    if strategy.kind == "heuristic":
+        return prior_balance(space)
+    if strategy.kind == "fixed":
+        return prior_balance(space, float(strategy.alpha))  # type: ignore[arg-type]
+    if components is None:
+        raise ValueError(f"--alpha {strategy}: needs the population's components")
+    if strategy.kind == "fit":
+        if labels is None:
+            raise ValueError(f"--alpha {strategy}: needs labels (ground truth) for the fitting sample")
+        return fit_balance(components, labels, higher_is_better)
+    if strategy.kind == "agreement":
+        return _agreement_balance(_drop_non_finite(components, ids))
+    raise ValueError(f"unknown alpha strategy {strategy.kind!r}")
+
+
+def heuristic_balance(
+    components: Mapping[str, np.ndarray] | None = None,
+    aggregates: Sequence[str] = AGGREGATIONS,
+    space: Any = None,
+) -> Balance:
+    """The label-free default, ``choose("heuristic", space=space)`` (kept for callers of the
+    former API; ``components`` are not needed any more)."""
+    return choose(AlphaStrategy("heuristic"), components, space=space)
 
 
 def component_names(aggregate: str) -> tuple[str, str]:
@@ -115,29 +227,54 @@ def combine(components: Mapping[str, np.ndarray], balance: Balance) -> np.ndarra
     return score
 
 
-def _finite(components: Mapping[str, np.ndarray], aggregate: str) -> tuple[np.ndarray, np.ndarray]:
-    a_key, f_key = component_names(aggregate)
-    a, f = np.asarray(components[a_key], float), np.asarray(components[f_key], float)
-    ok = np.isfinite(a) & np.isfinite(f)
-    return a[ok], f[ok]
+def _drop_non_finite(
+    components: Mapping[str, np.ndarray], ids: Sequence[str] | None
+) -> dict[str, np.ndarray]:
+    arrays = {k: np.asarray(v, dtype=np.float64) for k, v in components.items()}
+    ok = np.logical_and.reduce([np.isfinite(v) for v in arrays.values()]) if arrays else np.array([])
+    if arrays and not ok.all():
+        bad = np.flatnonzero(~ok)
+        named = [str(ids[i]) for i in bad[:10]] if ids is not None else [f"#{i}" for i in bad[:10]]
+        more = f" and {len(bad) - 10} more" if len(bad) > 10 else ""
+        warnings.warn(
+            f"non-finite components for {len(bad)} architecture(s), left out of the balance: "
+            + ", ".join(named)
+            + more,
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return {k: v[ok] for k, v in arrays.items()}
 
 
-def heuristic_balance(
-    components: Mapping[str, np.ndarray], aggregates: Sequence[str] = AGGREGATIONS
-) -> Balance:
-    """Label-free choice of aggregation and alpha over a population (see module docstring)."""
+def _agreement_balance(components: Mapping[str, np.ndarray]) -> Balance:
+    """The former label-free rule over a population (see the module docstring); the safe
+    default, with a warning, when the population is too small or too uniform to decide."""
+    n = min((len(v) for v in components.values()), default=0)
+    if n < MIN_POPULATION:
+        why = f"{n} architectures with finite components, fewer than {MIN_POPULATION}"
+        return _unsure(why)
     best: tuple[float, Balance] | None = None
-    for agg in aggregates:
-        a, f = _finite(components, agg)
-        if len(a) < 3:
-            raise ValueError("the heuristic needs at least 3 architectures with finite capacities")
-        agreement = stats.kendalltau(a, f).statistic if np.ptp(a) > 0 and np.ptp(f) > 0 else -1.0
+    for agg in AGGREGATIONS:
+        a_key, f_key = component_names(agg)
+        a, f = components[a_key], components[f_key]
+        if np.ptp(a) == 0 or np.ptp(f) == 0:
+            return _unsure(f"a constant component ({a_key if np.ptp(a) == 0 else f_key}) over the population")
+        agreement = float(stats.kendalltau(a, f).statistic)
         sa, sf = float(np.std(a)), float(np.std(f))
-        alpha = sf / (sa + sf) if sa + sf > 0 else 0.5
+        reason = f"agreement: {agg} orders A and F most consistently (tau {agreement:.3f})"
         if best is None or agreement > best[0]:
-            best = (float(agreement), Balance(alpha, agg))
+            best = (agreement, Balance(sf / (sa + sf), agg, reason=reason))
     assert best is not None
     return best[1]
+
+
+def _unsure(why: str) -> Balance:
+    warnings.warn(
+        f"cannot choose a balance from this population ({why}); using the safe default (alpha 0.5, sum)",
+        RuntimeWarning,
+        stacklevel=4,
+    )
+    return Balance(SAFE_DEFAULT.alpha, SAFE_DEFAULT.aggregate, reason=f"safe default: {why}")
 
 
 def fit_balance(

@@ -24,7 +24,6 @@ import contextlib
 import copy
 import os
 import signal
-import sys
 import time
 import warnings
 from collections import deque
@@ -54,9 +53,13 @@ def score_architecture(
     users = [p for p in proxies if p.needs_model]
     pristine, build_s, build_error = None, 0.0, None
     if users:
+        from trainfree.hardware.profiler import too_big
+
         t0 = time.perf_counter()
+        build_error = too_big(space, config)
         try:
-            pristine = space.build(config, seed=seed)
+            if build_error is None:
+                pristine = space.build(config, seed=seed)
         except Exception as exc:  # e.g. out of memory: every proxy needing the model fails
             build_error = f"building the model: {type(exc).__name__}: {exc}"
         build_s = time.perf_counter() - t0
@@ -98,22 +101,17 @@ def _copy_model(model: Any, space: Any, config: Any, seed: int) -> Any:
 _WORKER: dict[str, Any] = {}
 
 
-def _die_with_parent() -> None:
-    """Linux: the kernel sends SIGKILL to this process when its parent dies."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        with contextlib.suppress(Exception):
-            ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
-def worker_init(space: Any = None, settings: dict[str, Any] | None = None, threads: int = 1) -> None:
+def worker_init(
+    space: Any = None, settings: dict[str, Any] | None = None, threads: int = 1, owner: int | None = None
+) -> None:
     """Initialise a worker process: one torch thread pool of ``threads``, Ctrl-C ignored (the
-    parent handles it), death with the parent."""
+    parent handles it), death with its owner (the process that started the pool)."""
     import torch
 
+    from trainfree.hardware.profiler import die_with_parent
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _die_with_parent()
+    die_with_parent(owner)
     torch.set_num_threads(threads)
     _WORKER.update(space=space, settings=settings or {})
 
@@ -147,7 +145,7 @@ class ProxyPool:
                 self.workers,
                 mp_context=worker_context(),
                 initializer=worker_init,
-                initargs=(self.space, self.settings, self.threads),
+                initargs=(self.space, self.settings, self.threads, os.getpid()),
             )
         return self._pool
 

@@ -27,6 +27,7 @@ from torch import nn
 
 from trainfree.proxies import ProxyContext, measure
 from trainfree.proxies.balance import Balance, combine
+from trainfree.proxies.fastinit import declared_laws, fresh_init_capacities
 from trainfree.proxies.spectral import (
     EMBEDDING,
     GROUPS,
@@ -68,17 +69,27 @@ def zerolm_score(
     return float(combine(zerolm_components(model, statistic), Balance(alpha, aggregate, beta)))
 
 
-@measure("zerolm", needs_model=True, balanced=True)
+@measure("zerolm", needs_model=False, balanced=True, version=2)
 def zerolm(space: Any, config: Any, ctx: ProxyContext) -> dict[str, float]:
     """Data-free spectral capacity of attention and FFN, balanced by alpha (ZeroLM)."""
-    model = ctx.model(space, config)
     statistic = ctx.options.get("statistic", DEFAULT_STATISTIC)
+    if ctx.fresh_init and not ctx.options.get("build", False):
+        # the space's own fresh init: shapes and init laws suffice (proxies.fastinit);
+        # the same value whether or not another proxy built the model
+        caps = fresh_init_capacities(space, config, ctx.seed, statistic)
+        if caps is not None:
+            return log_capacities(caps)
+    model = ctx.model(space, config)  # a law could not be derived, or a given module
     return zerolm_components(model, statistic, fresh_init=ctx.fresh_init)
 
 
-@measure("param_mix", needs_model=False, balanced=True)
+@measure("param_mix", needs_model=False, balanced=True, version=2)
 def param_mix(space: Any, config: Any, ctx: ProxyContext) -> dict[str, float]:
     """Control for zerolm: attention/FFN(/embedding) parameter counts balanced, no spectra."""
+    if ctx.given_model is None:
+        laws = declared_laws(space, config, ctx.seed)  # shapes without a meta build
+        if laws is not None:
+            return log_capacities(sum_by_layer(laws, (law.rows * law.cols for law in laws)))
     model = ctx.given_model or space.build(config, device="meta")
     mats = transformer_matrices(model)
     return log_capacities(sum_by_layer(mats, (m.weight.numel() for m in mats)))

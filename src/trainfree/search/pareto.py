@@ -20,6 +20,7 @@ from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
 from trainfree.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from trainfree.search.objectives import OBJECTIVES
+from trainfree.spaces.configfile import config_file_payload
 
 COST_FIELDS = {name: o.field for name, o in OBJECTIVES.items()}
 #: record fields shown per architecture (evaluated.csv) and per frontier model
@@ -140,9 +141,8 @@ def write_outputs(
     for rank, i in enumerate(front):
         rec = records[i]
         name = f"frontier_{rank:03d}_arch{rec['index']:05d}.json"
-        atomic_write_text(
-            configs_dir / name, space.config_to_json(space.config_from_dict(rec["config"])) + "\n"
-        )
+        payload = config_file_payload(space, space.config_from_dict(rec["config"]))
+        atomic_write_json(configs_dir / name, payload)
         models.append(
             {
                 "rank": rank,
@@ -179,28 +179,53 @@ def plot_frontier(
     front: Sequence[int],
     title: str = "",
 ) -> None:
-    """One panel per cost objective: every evaluated architecture (grey), the multi-objective
-    frontier (coloured) and the two-objective frontier of that panel (a step line)."""
+    """One panel per cost objective: every evaluated architecture (grey; hollow where its costs
+    are predicted, not measured), the frontier over *all* objectives (red), and this panel's
+    own two-objective front (the step line; its points ringed). A frontier model below the
+    step line is not dominated overall: it is better on another panel's cost."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     panels = list(costs) or ["params"]
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.4), squeeze=False)
     feasible = np.array([bool(r.get("feasible")) for r in records], dtype=bool)
+    predicted = np.array([r.get("costs") == "predicted" for r in records], dtype=bool)
     s = np.asarray(scores, dtype=float)
     for ax, cost in zip(axes[0], panels, strict=True):
         x = np.array([_num(r.get(COST_FIELDS[cost])) for r in records], dtype=float)
         ok = feasible & np.isfinite(x) & np.isfinite(s)
-        ax.scatter(x[ok], s[ok], s=12, c="0.7", label=f"evaluated ({ok.sum()})")
+        meas = ok & ~predicted
+        ax.scatter(x[meas], s[meas], s=12, c="0.6", label=f"evaluated, measured ({meas.sum()})")
+        if (ok & predicted).any():
+            pred = ok & predicted
+            ax.scatter(
+                x[pred],
+                s[pred],
+                s=12,
+                facecolors="none",
+                edgecolors="0.7",
+                lw=0.6,
+                label=f"evaluated, costs predicted ({pred.sum()})",
+            )
         f = [i for i in front if ok[i]]
-        ax.scatter(x[f], s[f], s=28, c="tab:red", label=f"frontier ({len(f)})", zorder=3)
+        ax.scatter(x[f], s[f], s=28, c="tab:red", label=f"frontier, all objectives ({len(f)})", zorder=3)
         pts = np.flatnonzero(ok)
         if len(pts):
             two = pts[nondominated(np.column_stack([x[pts], -s[pts]]))]
             two = two[np.argsort(x[two])]
             ax.step(x[two], s[two], where="post", c="tab:red", lw=1, alpha=0.6)
+            ax.scatter(
+                x[two],
+                s[two],
+                s=70,
+                facecolors="none",
+                edgecolors="tab:red",
+                lw=1,
+                zorder=4,
+                label=f"front of this panel's 2 objectives ({len(two)})",
+            )
         ax.set_xlabel(OBJECTIVES[cost].title)
         ax.set_ylabel(f"{proxy} (higher is better)")
         if cost in ("params", "flops"):

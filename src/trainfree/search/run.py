@@ -15,7 +15,6 @@ or repeated. A finished run opened again evaluates nothing and rewrites its outp
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 from collections.abc import Callable
@@ -31,7 +30,7 @@ from trainfree.executors.local import LocalExecutor
 from trainfree.hardware import MeasurementCache
 from trainfree.io import atomic_write_json
 from trainfree.proxies import get_proxy
-from trainfree.proxies.balance import Balance, combine, heuristic_balance, parse_alpha
+from trainfree.proxies.balance import Balance, choose, combine
 from trainfree.proxies.runner import ProxyRunner
 from trainfree.search import state
 from trainfree.search.costs import CostSource
@@ -231,16 +230,14 @@ class SearchRun:
         return out
 
     def _pick_balance(self, records: list[dict[str, Any]]) -> Balance:
-        """The ``--alpha`` strategy over ``records``' components (no labels involved)."""
+        """The ``--alpha`` strategy, through the one balance policy (``balance.choose``) that
+        ``bench`` uses too; label-free strategies only (the search has no labels)."""
         comps = [r["components"] for r in records if r.get("feasible") and "components" in r]
-        strategy = parse_alpha(str(self.settings.alpha))
-        chosen = Balance(0.5, "sum")
-        if len(comps) >= 3:
-            with contextlib.suppress(ValueError):
-                chosen = heuristic_balance({k: np.array([c[k] for c in comps]) for k in comps[0]})
-        if strategy.kind == "fixed":
-            chosen = Balance(float(strategy.alpha), chosen.aggregate)
-        return chosen
+        stacked = {k: np.array([c[k] for c in comps]) for k in comps[0]} if comps else None
+        try:
+            return choose(str(self.settings.alpha), stacked, space=self.space)
+        except ValueError:  # a strategy that needs a population, with none yet
+            return choose("heuristic", None, space=self.space)
 
     def _violations(self, rec: dict[str, Any]) -> list[float]:
         """Constraint values (<= 0 satisfied): failure first, then each limit."""

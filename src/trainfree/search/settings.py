@@ -79,7 +79,10 @@ class SearchSettings:
             raise ConfigError("objectives", self.objectives, f"a list of names from {list(OBJECTIVES)}")
         check_objectives(self.objectives)
         self.limits = check_limits(self.limits)
-        strategy = parse_alpha(str(self.alpha))
+        try:
+            strategy = parse_alpha(str(self.alpha))
+        except ValueError:
+            raise ConfigError("alpha", self.alpha, "'heuristic' or a number in [0, 1]") from None
         if strategy.kind == "fit":
             raise ConfigError("alpha", self.alpha, "'heuristic' or a number in [0, 1] (fit:K needs labels)")
         parse_budget(self.budget)

@@ -1,6 +1,8 @@
 """Search spaces: one file per space, registered with ``@register_space``.
 
-``get_space(name, **value_sets)`` returns a fresh space instance.
+``get_space(name, **value_sets)`` returns a fresh space instance. The contract a space
+fulfils is ``base.SearchSpace`` (with ``BenchmarkSource`` for its benchmark); the one its
+models fulfil for proxies is ``protocol.ProxyModel``.
 """
 
 from __future__ import annotations
@@ -8,7 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from trainfree.registry import Registry
-from trainfree.spaces.base import Gene, ParamCounts, SearchSpace, module_groups
+from trainfree.spaces.base import BenchmarkSource, Gene, ParamCounts, SearchSpace, module_groups
+from trainfree.spaces.protocol import ProxyModel
 
 SPACES: Registry[type[SearchSpace]] = Registry("search space", "trainfree.spaces")
 
@@ -32,8 +35,10 @@ def list_spaces() -> list[str]:
 
 
 __all__ = [
+    "BenchmarkSource",
     "Gene",
     "ParamCounts",
+    "ProxyModel",
     "SearchSpace",
     "get_space",
     "list_spaces",

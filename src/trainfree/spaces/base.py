@@ -1,24 +1,32 @@
 """The contract every search space fulfils, and the genome machinery they share.
 
-A search space is one file holding a frozen config dataclass and a :class:`SearchSpace`
-subclass registered with ``@register_space("name")``. The subclass describes its genome (a
-fixed-length list of categorical genes, see :class:`Gene`); sampling, mutation, crossover and
-the integer encoding that an evolutionary optimiser needs are derived from that description
-here, once, so that no space re-implements them.
+A search space is one file holding a :class:`SearchSpace` subclass registered with
+``@register_space("name")`` (its config dataclass and model may live in that file or, when
+they are long, in ``<name>_config.py`` / ``<name>_model.py`` next to it). The subclass
+describes its genome (a fixed-length list of categorical genes, see :class:`Gene`); sampling,
+mutation, crossover and the integer encoding that an evolutionary optimiser needs are derived
+from that description here, once, so that no space re-implements them. A space with a
+published benchmark declares it in its ``benchmark`` attribute (:class:`BenchmarkSource`:
+where the data lives, which reader reads it, its targets) and implements
+``config_from_benchmark``; ``trainfree.benchmarks.load_benchmark`` needs nothing else.
 
 Built models follow one structural convention so that proxies can find sub-modules without
 knowing the space: ``model.embedding`` (input embedding, positions included), ``model.blocks``
 (an ``nn.ModuleList``; each block has ``.attn``, the token mixer, and ``.ffn``, the whole
-feed-forward stack) and optionally ``model.head`` (the output layer).
+feed-forward stack) and optionally ``model.head`` (the output layer). What the data-dependent
+proxies ask of a model beyond that is the :class:`~trainfree.spaces.protocol.ProxyModel`
+protocol.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import inspect
 import json
+import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -62,16 +70,42 @@ class Gene:
     choices: tuple[Any, ...]
 
 
+@dataclass(frozen=True)
+class BenchmarkSource:
+    """Where a space's published benchmark lives and how to read it.
+
+    ``path`` is relative to ``$TRAINFREE_DATA`` (a file or a folder); ``reader`` names a
+    reader of ``trainfree.benchmarks.loaders.READERS`` (``"nas-bench-bert"``: the
+    NAS-Bench-BERT JSON list; ``"archai"``: a LiteTransformerSearch folder of
+    ``model_config.yaml`` files with ``ppl_summary.yaml``) or is a function
+    ``(space, path, target) -> (file, entries, skipped)`` for a new format. ``targets`` are
+    the ground-truth fields, the first being the default; ``higher_is_better`` says how to
+    read them; ``title`` names the benchmark in messages.
+    """
+
+    title: str
+    path: str
+    reader: str | Callable[..., Any]
+    targets: tuple[str, ...]
+    higher_is_better: bool
+
+    @property
+    def default_target(self) -> str:
+        return self.targets[0]
+
+
 class SearchSpace(ABC, Generic[C]):
     """Base class of a search space: config I/O, genome operators and model building.
 
     ``default_values`` holds the value sets of the space (what ``sample`` draws from); pass
     keyword arguments to the constructor to narrow or widen them, e.g.
-    ``get_space("gpt2", n_layer=[2, 4, 6])``.
+    ``get_space("gpt2", n_layer=[2, 4, 6])``. ``benchmark`` declares the space's published
+    benchmark, if it has one (see :class:`BenchmarkSource`).
     """
 
     name: ClassVar[str] = ""
     default_values: ClassVar[dict[str, tuple[Any, ...]]] = {}
+    benchmark: ClassVar[BenchmarkSource | None] = None
 
     def __init__(self, **values: Sequence[Any]) -> None:
         self.values: dict[str, tuple[Any, ...]] = dict(self.default_values)
@@ -86,8 +120,20 @@ class SearchSpace(ABC, Generic[C]):
 
     # ----------------------------------------------------------------- configs
     @abstractmethod
-    def config_from_dict(self, data: Mapping[str, Any]) -> C:
-        """Validate a plain dict (our own JSON form) and return the typed config."""
+    def config_from_dict(self, data: Mapping[str, Any], where: str | None = None) -> C:
+        """Validate a plain dict (our own JSON form) and return the typed config; a bad field
+        raises :class:`ConfigError` naming it (prefixed with ``where``, e.g. the file)."""
+
+    def config_from_benchmark(self, entry: Mapping[str, Any], where: str | None = None) -> C:
+        """The config of one entry of the space's benchmark, in the benchmark's own format
+        (a NAS-Bench-BERT JSON object, an archai ``model_config.yaml``...). Spaces that declare
+        a ``benchmark`` override it; the benchmark readers call it for every entry."""
+        raise ConfigError("<entry>", type(entry).__name__, f"no benchmark format (space {self.name})", where)
+
+    def check_config(self, config: C, where: str | None = None) -> None:
+        """Cross-field rules of this space that a config's own parser cannot see (heads that
+        must divide the width the space builds...). ``config_from_dict``,
+        ``config_from_benchmark`` and ``build`` call it; the default accepts everything."""
 
     def config_to_dict(self, config: C) -> dict[str, Any]:
         """The JSON-ready form of a config; ``config_from_dict`` inverts it exactly."""
@@ -189,8 +235,8 @@ class SearchSpace(ABC, Generic[C]):
 
         ``seed`` makes the weights reproducible without touching the global RNG state;
         ``None`` uses (and advances) the global state. ``device="meta"`` builds the module
-        structure without allocating or initialising weights (counting parameters of a
-        267k-token Transformer-XL then takes milliseconds).
+        structure without allocating or initialising weights, so that counting the parameters
+        of any model costs no memory.
         """
 
     @abstractmethod
@@ -248,6 +294,13 @@ class SearchSpace(ABC, Generic[C]):
             "layers": float(layers),
             "tokens": float(batch_size * seq_len),
         }
+
+    @classmethod
+    def summary(cls) -> str:
+        """The first paragraph of the class docstring as plain text (no reStructuredText
+        markup): the whole description ``trainfree spaces`` shows, never cut mid-sentence."""
+        paragraph = inspect.cleandoc(cls.__doc__ or "").split("\n\n")[0]
+        return re.sub(r"(:\w+:)?``?([^`]+)``?", r"\2", " ".join(paragraph.split()))
 
 
 @contextlib.contextmanager

@@ -1,0 +1,99 @@
+"""Evaluating a balanced proxy (``zerolm``, ``param_mix``) over a benchmark under an alpha
+strategy: the label-free ones on every architecture, ``fit:K`` on held-out splits only."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from trainfree.benchmarks.evaluate import rank_correlation
+from trainfree.proxies.balance import AlphaStrategy, choose, combine
+
+
+def evaluate_balanced(
+    components: dict[str, np.ndarray],
+    truth: np.ndarray,
+    higher_is_better: bool,
+    strategy: AlphaStrategy,
+    repeats: int = 20,
+    seed: int = 0,
+    space: Any = None,
+    ids: Sequence[str] | None = None,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Scores and rank correlations of a balanced proxy under an alpha strategy, chosen by
+    :func:`~trainfree.proxies.balance.choose`.
+
+    The label-free strategies (``heuristic``, ``fixed``, ``agreement``) use no labels, so they
+    are evaluated on every architecture. ``fit:K`` is fitted on K architectures and evaluated
+    on the rest, ``repeats`` times; the returned scores are those of the first split's
+    balance, for inspection only.
+    """
+    n = len(truth)
+    if strategy.kind != "fit":
+        chosen = choose(strategy, components, space=space, ids=ids)
+        scores = combine(components, chosen)
+        result = rank_correlation(scores, truth, higher_is_better, seed=seed).as_dict()
+        result.update(
+            alpha=chosen.alpha,
+            aggregate=chosen.aggregate,
+            beta=chosen.beta,
+            alpha_strategy=str(strategy),
+            balance_reason=chosen.reason,
+        )
+        return scores, result
+    k = int(strategy.k or 50)
+    if k >= n - 2:
+        raise ValueError(f"--alpha fit:{k} leaves {n - k} architectures to evaluate on; use K < {n - 2}")
+    rng = np.random.default_rng(seed)
+    per_split: dict[str, list[float]] = {"spearman": [], "kendall": [], "pearson": [], "top10_precision": []}
+    alphas, betas, aggregates, first_scores = [], [], [], None
+    for _ in range(repeats):
+        order = rng.permutation(n)
+        fit_idx, eval_idx = order[:k], order[k:]
+        chosen = choose(
+            strategy,
+            {c: v[fit_idx] for c, v in components.items()},
+            truth[fit_idx],
+            space=space,
+            higher_is_better=higher_is_better,
+        )
+        scores = combine(components, chosen)
+        r = rank_correlation(scores[eval_idx], truth[eval_idx], higher_is_better, n_boot=0)
+        for key in per_split:
+            per_split[key].append(getattr(r, key))
+        alphas.append(chosen.alpha)
+        betas.append(chosen.beta)
+        aggregates.append(chosen.aggregate)
+        if first_scores is None:
+            first_scores = scores
+    result: dict[str, Any] = {"n": n - k}
+    for key, values in per_split.items():
+        v = np.array(values)
+        result[key] = float(np.nanmean(v))
+        result[f"{key}_std"] = float(np.nanstd(v))
+    for key in ("spearman", "kendall"):
+        lo, hi = np.nanpercentile(per_split[key], [2.5, 97.5])
+        result[f"{key}_ci"] = [float(lo), float(hi)]
+    result.update(
+        alpha=float(np.mean(alphas)),
+        alpha_std=float(np.std(alphas)),
+        alphas=[round(a, 4) for a in alphas],
+        beta=float(np.mean(betas)),
+        beta_std=float(np.std(betas)),
+        betas=[round(b, 4) for b in betas],
+        aggregates=aggregates,
+        aggregate=max(set(aggregates), key=aggregates.count),
+        alpha_strategy=str(strategy),
+        protocol={
+            "fit_on": k,
+            "evaluate_on": n - k,
+            "repeats": repeats,
+            "seed": seed,
+            "description": f"alpha, beta and aggregation fitted (max Kendall tau) on {k} random labelled "
+            f"architectures, correlations computed on the other {n - k} only; mean/std over {repeats} splits",
+        },
+    )
+    assert first_scores is not None
+    return first_scores, result
