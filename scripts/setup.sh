@@ -12,5 +12,5 @@ PIP=(.venv/bin/python -m pip --disable-pip-version-check -q)
 if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   "${PIP[@]}" install "torch==${TRAINFREE_TORCH:-2.13.0}"
 fi
-"${PIP[@]}" install -e '.[dev,hf]'
+"${PIP[@]}" install -e '.[dev,hf,ray]'
 .venv/bin/python -c "import torch, trainfree; print(f'trainfree {trainfree.__version__} ready (torch {torch.__version__})')"

@@ -193,6 +193,8 @@ def bench(
         Path | None,
         typer.Option(help="write report.md, summary.csv, scores.csv and plots/<proxy>.png to this folder"),
     ] = None,
+    executor: ExecutorOpt = None,
+    ray_address: RayAddressOpt = None,
 ) -> None:
     """Rank-correlate proxies with the trained quality of a benchmark's architectures.
 
@@ -242,6 +244,7 @@ def bench(
                 workers=workers,
                 cache=score_cache,
                 batch_size=batch_size,
+                executor=make_executor(executor, ray_address),
             )
         except ValueError as exc:
             raise _fail(str(exc)) from None
@@ -342,6 +345,31 @@ def _hardware_settings(
         raise _fail(str(exc)) from None
 
 
+ExecutorOpt = Annotated[
+    str | None,
+    typer.Option(help="where tasks run: local (default), ray (start or join a local Ray), ray://HOST:PORT"),
+]
+RayAddressOpt = Annotated[
+    str | None, typer.Option(help="join the Ray cluster at HOST:PORT or ray://HOST:PORT (implies Ray)")
+]
+MeasureOnOpt = Annotated[
+    str | None,
+    typer.Option(help="measure on the Ray nodes carrying this resource, e.g. pi4 (implies Ray)"),
+]
+
+
+def make_executor(spec: str | None, address: str | None, measure_on: str | None = None):
+    """The executor the options ask for (:mod:`trainfree.executors`), or one line, exit 2."""
+    from rich.markup import escape
+
+    from trainfree.executors import make_executor as make
+
+    try:
+        return make(spec, address, measure_on, notify=lambda m: err_console.print(f"[yellow]{escape(m)}[/]"))
+    except TrainfreeError as exc:
+        raise _fail(escape(str(exc))) from None
+
+
 BackendOpt = Annotated[str, typer.Option(help="torch (PyTorch eager) or onnx (ONNX Runtime, CPU)")]
 DeviceOpt = Annotated[str, typer.Option(help="cpu or cuda")]
 BatchOpt = Annotated[int, typer.Option(min=1, help="batch size of the measured forward pass")]
@@ -366,17 +394,28 @@ def profile(
     json_out: Annotated[
         Path | None, typer.Option("--json", help="write the measurement as JSON here")
     ] = None,
+    measure_on: MeasureOnOpt = None,
+    executor: ExecutorOpt = None,
+    ray_address: RayAddressOpt = None,
 ) -> None:
-    """Measure latency and peak memory of one architecture on this machine."""
-    from trainfree.hardware import MeasurementCache, machine_info, measure_cached
+    """Measure latency and peak memory of one architecture on this machine (or a device)."""
+    from trainfree.hardware import MeasurementCache
 
     if config is None:
         raise _fail("--config FILE is required")
     sp, cfg = _config_file(space, config)
     settings = _hardware_settings(backend, device, batch_size, seq_len, threads, warmup, repeats)
-    with console.status(f"measuring {config.name} on {settings.name} ..."):
-        m, cached = measure_cached(sp, cfg, settings, MeasurementCache() if cache else None)
-    machine = machine_info(device)
+    ex = make_executor(executor, ray_address, measure_on)
+    try:
+        got, store = [], MeasurementCache() if cache else None
+        with console.status(f"measuring {config.name} on {settings.name} ({ex.describe()}) ..."):
+            ex.measure(sp, [cfg], settings, store, 0, lambda i, r: got.append(r))
+        machine = ex.machine(device)
+    except TrainfreeError as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        ex.close()
+    m, cached, node = got[0].measurement, got[0].cached, got[0].node
     if not m.ok:
         raise _fail(f"{config.name} cannot be measured on {settings.name}: {m.error}")
     table = Table(
@@ -384,7 +423,8 @@ def profile(
         f"{threads} thread{'s' if threads > 1 else ''})",
         caption=f"{machine['cpu']}, {machine['cores']} cores"
         + (f", {machine['gpu']}" if "gpu" in machine else "")
-        + (" (from cache)" if cached else ""),
+        + (" (from cache)" if cached else "")
+        + (f", node {node}" if node not in (None, "local") else ""),
     )
     table.add_column("measure")
     table.add_column("value", justify="right")
@@ -406,6 +446,7 @@ def profile(
                 "settings": settings.as_dict(),
                 "machine": machine,
                 "cached": cached,
+                "measured_on": node,
                 "measurement": m.as_dict(),
             },
         )

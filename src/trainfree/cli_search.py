@@ -20,6 +20,9 @@ from trainfree.cli import (
     BackendOpt,
     BatchOpt,
     DeviceOpt,
+    ExecutorOpt,
+    MeasureOnOpt,
+    RayAddressOpt,
     RepeatsOpt,
     SeqOpt,
     ThreadsOpt,
@@ -30,8 +33,10 @@ from trainfree.cli import (
     app,
     console,
     err_console,
+    make_executor,
 )
 from trainfree.errors import TrainfreeError
+from trainfree.executors.base import measured_elsewhere
 
 
 def default_workers() -> int:
@@ -110,16 +115,18 @@ def search(
     cache: Annotated[
         bool, typer.Option(help="reuse scores, measurements and cost models cached on disk")
     ] = True,
+    measure_on: MeasureOnOpt = None,
+    executor: ExecutorOpt = None,
+    ray_address: RayAddressOpt = None,
 ) -> None:
     """Search a space for the Pareto frontier of proxy score vs latency/memory on this device."""
     from trainfree.search import SearchRun, SearchSettings
     from trainfree.search.objectives import parse_limits
     from trainfree.spaces import list_spaces
 
+    settings = None
     try:
-        if resume:
-            run = SearchRun.open(out, budget=budget, workers=workers)
-        else:
+        if not resume:
             if space not in list_spaces():
                 raise _fail(f"unknown space '{space}'; known: {', '.join(list_spaces())}")
             limits = parse_limits(max_ or [])
@@ -150,12 +157,25 @@ def search(
                 use_cache=cache,
             )
             settings.validate()
-            run = SearchRun.open(out, settings)
-    except TrainfreeError as exc:  # RunDirError and ConfigError included
+    except TrainfreeError as exc:  # ConfigError included
         raise _fail(str(exc)) from None
     except RecursionError:
         raise _fail("a --set value is nested too deeply") from None
-    code = _run_search(run, resumed=bool(run.store))
+    ex = make_executor(executor, ray_address, measure_on)  # connects; nothing is written before
+    try:
+        try:
+            if resume:
+                run = SearchRun.open(out, budget=budget, workers=workers, executor=ex)
+            else:
+                run = SearchRun.open(out, settings, executor=ex)
+        except TrainfreeError as exc:  # RunDirError, ExecutorError included
+            raise _fail(str(exc)) from None
+        note = measured_elsewhere(run.records(), ex)
+        if note:
+            err_console.print(f"[yellow]{note}[/]", highlight=False)
+        code = _run_search(run, resumed=bool(run.store))
+    finally:
+        ex.close()
     if code:
         raise typer.Exit(code=code)
 
@@ -166,7 +186,9 @@ def _run_search(run: Any, resumed: bool) -> int:
     err_console.print(
         f"[bold]search[/] {s.space}: maximise {s.proxy}, minimise {', '.join(s.objectives)}"
         + (f" ({limits})" if limits else "")
-        + f" on {s.hardware.name} (batch {s.hardware.batch_size}, {s.hardware.seq_len} tokens), "
+        + f" on {s.hardware.name} (batch {s.hardware.batch_size}, {s.hardware.seq_len} tokens"
+        + ("" if run.executor.name == "local" else f"; {run.executor.describe()}")
+        + "), "
         f"costs {s.costs if run.device else 'analytic'}, {s.algorithm}, budget {s.budget}, seed {s.seed}"
         + (f" (continuing: {len(run.store)} evaluated)" if resumed else ""),
         highlight=False,
@@ -289,15 +311,16 @@ def calibrate(
         list[str] | None, typer.Option("--set", help="narrow a value set of the space: NAME=JSON-list")
     ] = None,
     cache: Annotated[bool, typer.Option(help="reuse and keep measurements on disk")] = True,
+    measure_on: MeasureOnOpt = None,
+    executor: ExecutorOpt = None,
+    ray_address: RayAddressOpt = None,
 ) -> None:
     """Measure a calibration sample, fit the cost model, print its held-out accuracy.
 
     The measurements are kept for this machine, so a search with the same space, value sets
     and measurement settings then starts searching at once. Use the same --batch-size,
     --seq-len, --threads, --warmup and --repeats as the search (their defaults are equal)."""
-    from trainfree.hardware import MeasurementCache
     from trainfree.hardware.costmodel import RowCache
-    from trainfree.hardware.costmodel import calibrate as run_calibration
     from trainfree.spaces import get_space
 
     hw = _hardware_settings(backend, device, batch_size, seq_len, threads, warmup, repeats)
@@ -307,7 +330,40 @@ def calibrate(
         raise _fail(str(exc.args[0])) from None
     except TrainfreeError as exc:
         raise _fail(str(exc)) from None
-    rows_cache = RowCache(sp, hw) if cache else None
+    ex = make_executor(executor, ray_address, measure_on)
+    try:
+        rows_cache = RowCache(sp, hw, machine=ex.machine(device)) if cache else None
+        model, errors = _calibrate(sp, hw, n, seed, cache, rows_cache, ex)
+    except TrainfreeError as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        ex.close()
+    console.print(
+        accuracy_table(model.accuracy, f"{space} on {hw.name}: held-out accuracy (5-fold, n={model.n})")
+    )
+    ok, why = model.trustworthy()
+    if errors:
+        err_console.print(
+            f"{len(errors)} architectures could not be measured, e.g. {errors[0]}", highlight=False
+        )
+    err_console.print(
+        (
+            "the search will use these predictions"
+            if ok
+            else f"[yellow]below the bar:[/] {why}; a search would measure every architecture"
+        )
+        + (f" (kept in {rows_cache.path})" if rows_cache else ""),
+        highlight=False,
+    )
+
+
+def _calibrate(
+    sp: Any, hw: Any, n: int, seed: int, cache: bool, rows_cache: Any, ex: Any
+) -> tuple[Any, list[str]]:
+    """The calibration with a progress bar: ``(model, errors)``."""
+    from trainfree.hardware import MeasurementCache
+    from trainfree.hardware.costmodel import calibrate as run_calibration
+
     with Progress(
         TextColumn("[bold]calibrate"),
         BarColumn(bar_width=24),
@@ -326,23 +382,8 @@ def calibrate(
                 MeasurementCache() if cache else None,
                 rows_cache,
                 on_step=lambda k, total: progress.update(task, completed=k),
+                executor=ex,
             )
         except ValueError as exc:
             raise _fail(f"no cost model: {exc}") from None
-    console.print(
-        accuracy_table(model.accuracy, f"{space} on {hw.name}: held-out accuracy (5-fold, n={model.n})")
-    )
-    ok, why = model.trustworthy()
-    if errors:
-        err_console.print(
-            f"{len(errors)} architectures could not be measured, e.g. {errors[0]}", highlight=False
-        )
-    err_console.print(
-        (
-            "the search will use these predictions"
-            if ok
-            else f"[yellow]below the bar:[/] {why}; a search would measure every architecture"
-        )
-        + (f" (kept in {rows_cache.path})" if rows_cache else ""),
-        highlight=False,
-    )
+    return model, errors

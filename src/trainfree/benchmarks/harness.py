@@ -132,6 +132,7 @@ def run_benchmark(
     cache: ScoreCache | None = None,
     batch_size: int | None = None,
     options: dict[str, Any] | None = None,
+    executor: Any = None,
 ) -> BenchmarkScores:
     """Score ``bench`` with the named proxies and evaluate them.
 
@@ -167,7 +168,7 @@ def run_benchmark(
     n_workers = default_workers(proxies, n) if workers is None else max(1, int(workers))
     n_workers = min(n_workers, max(1, n))
     settings = {"seed": seed, "seq_len": seq_len, "batch_size": batch_size, "options": options}
-    runner = ProxyRunner(bench.space, settings, workers=n_workers, cache=cache)
+    runner = ProxyRunner(bench.space, settings, workers=n_workers, cache=cache, executor=executor)
     try:
         runner.score([e.config for e in bench.entries], [p.name for p in proxies], record)
     finally:

@@ -49,14 +49,21 @@ class MeasurementCache:
         return self._machine
 
     def key(
-        self, space_name: str, config_json: str, settings: HardwareSettings, seed: int = 0
+        self,
+        space_name: str,
+        config_json: str,
+        settings: HardwareSettings,
+        seed: int = 0,
+        machine: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
+        """The full key; ``machine``: the measuring machine's description when it is not this
+        one (a device measured through Ray, described on the device)."""
         return {
             "space": space_name,
             "config": config_json,
             "settings": {k: v for k, v in settings.as_dict().items() if k != "timeout_s"},
             "seed": seed,
-            "machine": self.machine(settings.device),
+            "machine": machine if machine is not None else self.machine(settings.device),
         }
 
     def _path(self, key: dict[str, Any]) -> Path:

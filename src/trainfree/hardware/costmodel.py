@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import qmc, spearmanr
 
-from trainfree.hardware.cache import MeasurementCache, default_cache_dir, measure_cached
+from trainfree.hardware.cache import MeasurementCache, default_cache_dir
 from trainfree.hardware.profiler import HardwareSettings, machine_info
 from trainfree.io import atomic_write_json
 
@@ -215,11 +215,14 @@ def make_row(key: str, features: dict[str, float], m: Any) -> dict[str, Any] | N
 
 
 class RowCache:
-    """Calibration measurements kept per (machine, space, value sets, hardware settings)."""
+    """Calibration measurements kept per (machine, space, value sets, hardware settings);
+    ``machine``: the measuring machine's description (default: this one's)."""
 
-    def __init__(self, space: Any, hardware: Any, root: Path | None = None) -> None:
+    def __init__(
+        self, space: Any, hardware: Any, root: Path | None = None, machine: dict[str, Any] | None = None
+    ) -> None:
         key = {
-            "machine": machine_info(hardware.device),
+            "machine": machine if machine is not None else machine_info(hardware.device),
             "space": space.name,
             "values": {k: list(v) for k, v in space.values.items()},
             "hardware": {k: v for k, v in hardware.as_dict().items() if k != "timeout_s"},
@@ -254,28 +257,37 @@ def calibrate(
     cache: MeasurementCache | None = None,
     rows_cache: RowCache | None = None,
     on_step: Callable[[int, int], None] | None = None,
+    executor: Any = None,
 ) -> tuple[CostModel, list[dict[str, Any]], list[str]]:
     """Measure ``n`` space-filling architectures (through the measurement cache), fit a cost
     model on them and the rows cached for this machine; returns the model, the rows and the
-    errors of architectures that could not be measured."""
+    errors of architectures that could not be measured. ``executor``: where to measure
+    (:mod:`trainfree.executors`; None: here, one at a time)."""
+    from trainfree.executors.local import LocalExecutor
+
     rows = {r["key"]: r for r in (rows_cache.load() if rows_cache else [])}
     errors = []
     configs = calibration_sample(space, n, seed)
-    for k, cfg in enumerate(configs):
+    todo = [cfg for cfg in configs if space.config_to_json(cfg) not in rows]
+    done = len(configs) - len(todo)
+    if on_step:
+        on_step(done, len(configs))
+
+    def measured(i: int, result: Any) -> None:
+        nonlocal done
+        cfg, m = todo[i], result.measurement
         key = space.config_to_json(cfg)
-        if key not in rows:
-            m, _ = measure_cached(space, cfg, settings, cache, seed=seed)
-            row = (
-                make_row(key, cost_features(space, cfg, settings.batch_size, settings.seq_len), m)
-                if m.ok
-                else None
-            )
-            if row is None:
-                errors.append(f"{key[:60]}...: {m.error}")
-            else:
-                rows[key] = row
+        features = cost_features(space, cfg, settings.batch_size, settings.seq_len)
+        row = make_row(key, features, m) if m.ok else None
+        if row is None:
+            errors.append(f"{key[:60]}...: {m.error}")
+        else:
+            rows[key] = row
+        done += 1
         if on_step:
-            on_step(k + 1, len(configs))
+            on_step(done, len(configs))
+
+    (executor or LocalExecutor()).measure(space, todo, settings, cache, seed, measured)
     model = fit_cost_model(list(rows.values()))
     if rows_cache:
         rows_cache.save(list(rows.values()))

@@ -419,6 +419,14 @@ def _measure_onnx(
 
 
 # ----------------------------------------------------------------- isolation
+def failed_measurement(exc: Exception) -> Measurement:
+    """A measurement that raised, as an infeasible architecture with the reason."""
+    msg = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower():
+        msg = f"out of memory: {msg}"
+    return Measurement(ok=False, error=msg[:500])
+
+
 def _child(conn: Any, space: Any, config: Any, settings: HardwareSettings, seed: int, owner: int) -> None:
     import signal
 
@@ -427,10 +435,7 @@ def _child(conn: Any, space: Any, config: Any, settings: HardwareSettings, seed:
     try:
         result = measure_here(space, config, settings, seed).as_dict()
     except Exception as exc:  # reported to the parent as an infeasible architecture
-        msg = f"{type(exc).__name__}: {exc}"
-        if isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower():
-            msg = f"out of memory: {msg}"
-        result = Measurement(ok=False, error=msg[:500]).as_dict()
+        result = failed_measurement(exc).as_dict()
     with contextlib.suppress(OSError):  # the parent is gone: nobody to tell
         conn.send(result)
         conn.close()
@@ -519,7 +524,7 @@ def measure(
         try:
             return measure_here(space, config, settings, seed)
         except Exception as exc:
-            return Measurement(ok=False, error=f"{type(exc).__name__}: {exc}"[:500])
+            return failed_measurement(exc)
     ctx = worker_context()
     parent, child = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=_child, args=(child, space, config, settings, seed, os.getpid()), daemon=True)

@@ -231,7 +231,9 @@ class ProxyRunner:
     """Scores through the cache, then in this process or the pool (see the module docstring).
 
     ``settings``: ``seed``, ``seq_len``, ``batch_size``, ``options``, as
-    :func:`score_architecture` takes them (and as the cache keys them)."""
+    :func:`score_architecture` takes them (and as the cache keys them). ``executor``: where
+    the tasks run (:mod:`trainfree.executors`; None: the local pool, or this process with
+    ``workers=1``); the cache stays in this process either way."""
 
     def __init__(
         self,
@@ -239,15 +241,17 @@ class ProxyRunner:
         settings: dict[str, Any] | None = None,
         workers: int = 1,
         cache: Any = None,
+        executor: Any = None,
     ) -> None:
         self.space = space
+        self.executor = executor  # None: the local pool (trainfree.executors.local)
         self.settings = {"seed": 0, "seq_len": None, "batch_size": None, "options": {}, **(settings or {})}
         self.workers = max(1, int(workers))
         self.cache = cache
         self.computed = 0
         self.cached = 0
         self.cache_write_errors = 0
-        self._pool: ProxyPool | None = None
+        self._pool: Any = None  # a Scorer: the local ProxyPool, or the executor's
 
     def _spec(self, config: Any, name: str) -> dict[str, Any]:
         s = self.settings
@@ -292,12 +296,17 @@ class ProxyRunner:
                         self._put(specs[(i, name)], value, secs)
             record(i, {**found.pop(i, {}), **scores})
 
-        if self.workers == 1:
+        local = self.executor is None or self.executor.name == "local"
+        if self.workers == 1 and local:
             for i, config, missing in todo:
                 finished(i, score_architecture(self.space, config, missing, **self.settings))
             return
         if self._pool is None:
-            self._pool = ProxyPool(self.space, self.settings, self.workers)
+            self._pool = (
+                ProxyPool(self.space, self.settings, self.workers)
+                if self.executor is None
+                else self.executor.scorer(self.space, self.settings, self.workers)
+            )
         self._pool.run(todo, finished)
 
     def _put(self, spec: dict[str, Any], value: Any, seconds: float) -> None:

@@ -56,9 +56,12 @@ def row_of(record: dict[str, Any]) -> dict[str, Any] | None:
 class CostSource:
     """The device-cost side of one run (see the module docstring)."""
 
-    def __init__(self, out: Path, space: Any, hardware: Any, mode: str, use_cache: bool) -> None:
+    def __init__(
+        self, out: Path, space: Any, hardware: Any, mode: str, use_cache: bool, machine: Any = None
+    ) -> None:
         self.out, self.space, self.mode = Path(out), space, mode
-        self.rows_cache = RowCache(space, hardware) if use_cache else None
+        # machine: the measuring machine's description (a device's, through Ray); None: this one
+        self.rows_cache = RowCache(space, hardware, machine=machine) if use_cache else None
         self.model: CostModel | None = None
         self.trusted = False  # whether the search may use the model's predictions
         self.live: dict[str, list[tuple[float, float]]] = {t: [] for t in MEASURED_FIELDS}

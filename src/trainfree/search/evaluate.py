@@ -13,13 +13,18 @@ is skipped with a warning that names it, and left on disk. Records written under
 settings (another fingerprint) are never mixed in.
 
 Proxies run through the shared :class:`~trainfree.proxies.runner.ProxyRunner` (worker
-processes, the score cache). Device measurements run one at a time, each in a fresh process
-(:mod:`trainfree.hardware.profiler`); transient failures (a worker that died, a timeout) are
-retried before an architecture is called infeasible.
+processes, the score cache). Device measurements go through the run's executor
+(:mod:`trainfree.executors`): locally one at a time, each in a fresh process
+(:mod:`trainfree.hardware.profiler`); with ``--measure-on`` on the device nodes of a Ray
+cluster, one per device at a time, several devices in parallel. Each measured record says
+where it was measured (``measured_on``: ``local``, a Ray node id, or None for a cached
+figure). Transient failures (a worker that died, a timeout) are retried before an
+architecture is called infeasible.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -29,7 +34,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from trainfree.hardware import HardwareSettings, MeasurementCache, measure_cached
+from trainfree.executors import Executor, MeasureResult
+from trainfree.executors.local import LocalExecutor
+from trainfree.hardware import HardwareSettings, MeasurementCache
 from trainfree.hardware.costmodel import cost_features, weights_mb
 from trainfree.hardware.profiler import Measurement
 from trainfree.proxies import get_proxy
@@ -128,11 +135,13 @@ class Evaluator:
         seed: int,
         fingerprint: str,
         device_costs: bool,
+        executor: Executor | None = None,
     ) -> None:
         self.space, self.proxy, self.hardware = space, get_proxy(proxy), hardware
         self.store, self.runner, self.cache = store, runner, cache
         self.seed, self.fingerprint, self.device_costs = seed, fingerprint, device_costs
-        self.measure_seconds: list[float] = []
+        self.executor = executor or LocalExecutor()
+        self.measure_seconds: list[float] = []  # wall seconds per measurement (a batch's share)
 
     def close(self, kill: bool = False) -> None:
         self.runner.close(kill=kill)
@@ -164,36 +173,68 @@ class Evaluator:
         for i, rec in enumerate(finished):
             rec["index"] = len(self.store) + i
         if measure:
-            for rec, cfg in zip(finished, cfgs, strict=True):
-                if rec["feasible"]:
-                    rec.update(self._measure(cfg))
-                    _mark_failure(rec)
+            feasible = [(rec, cfg) for rec, cfg in zip(finished, cfgs, strict=True) if rec["feasible"]]
+
+            def measured(i: int, fields: dict[str, Any]) -> None:
+                feasible[i][0].update(fields)
+                _mark_failure(feasible[i][0])
+
+            self._measure([cfg for _, cfg in feasible], measured)
         self.store.add(finished)
         return [self.store.records.get(self.space.config_to_json(c)) for c in configs]
 
     def measure_records(self, records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         """Measure already-stored records on the device; their updated records are stored."""
-        out = []
-        for rec in records:
-            cfg = self.space.config_from_dict(rec["config"])
-            new = {**rec, **self._measure(cfg)}
-            _mark_failure(new)
-            self.store.add([new])
-            out.append(new)
-        return out
+        out: list[dict[str, Any] | None] = [None] * len(records)
 
-    def _measure(self, config: Any) -> dict[str, Any]:
+        def measured(i: int, fields: dict[str, Any]) -> None:
+            new = {**records[i], **fields}
+            _mark_failure(new)
+            self.store.add([new])  # stored as it arrives: a kill loses no finished measurement
+            out[i] = new
+
+        self._measure([self.space.config_from_dict(rec["config"]) for rec in records], measured)
+        return [r for r in out if r is not None]
+
+    def _measure(self, configs: Sequence[Any], done: Callable[[int, dict[str, Any]], None]) -> None:
+        """Measure ``configs`` through the executor (in parallel where it has several
+        devices), calling ``done(i, fields)`` as each is final. A transient failure (a worker
+        that died, a timeout) is tried again, at most three times in all, after a back-off."""
         t0 = time.perf_counter()
+        todo = list(range(len(configs)))
         for attempt in range(3):
-            m, cached = measure_cached(self.space, config, self.hardware, self.cache, seed=self.seed)
-            if m.ok or not any(t in (m.error or "") for t in TRANSIENT):
+            retry: list[int] = []
+            on_result = functools.partial(self._measured, todo, retry, attempt == 2, done)
+            self.executor.measure(
+                self.space, [configs[i] for i in todo], self.hardware, self.cache, self.seed, on_result
+            )
+            if not retry:
                 break
             time.sleep(0.5 * 2**attempt)  # a busy machine: back off, then try again
-        self.measure_seconds.append(time.perf_counter() - t0)
-        fields = measurement_fields(m, cached)
+            todo = sorted(retry)
+        if configs:
+            share = (time.perf_counter() - t0) / len(configs)
+            self.measure_seconds.extend([share] * len(configs))
+
+    @staticmethod
+    def _measured(
+        batch: list[int],
+        retry: list[int],
+        last: bool,
+        done: Callable[[int, dict[str, Any]], None],
+        j: int,
+        r: MeasureResult,
+    ) -> None:
+        """One result of a measurement batch: final (``done``), or transient (``retry``)."""
+        m = r.measurement
+        if not m.ok and not last and any(t in (m.error or "") for t in TRANSIENT):
+            retry.append(batch[j])
+            return
+        fields = measurement_fields(m, r.cached)
+        fields["measured_on"] = r.node
         if not m.ok:
             fields["measure_error"] = m.error
-        return fields
+        done(batch[j], fields)
 
     def _record(
         self, key: str, config: Any, proxy_out: tuple[Any, float, str | None], generation: int

@@ -26,6 +26,7 @@ import numpy as np
 
 from trainfree.benchmarks.cache import ScoreCache
 from trainfree.errors import ConfigError
+from trainfree.executors.local import LocalExecutor
 from trainfree.hardware import MeasurementCache
 from trainfree.io import atomic_write_json
 from trainfree.proxies import get_proxy
@@ -80,9 +81,10 @@ class SearchRun:
     """One search run bound to its directory; :meth:`open` creates or continues one and
     :meth:`run` goes until the budget is spent."""
 
-    def __init__(self, out: Path, settings: SearchSettings) -> None:
+    def __init__(self, out: Path, settings: SearchSettings, executor: Any = None) -> None:
         self.out = Path(out)
         self.settings = settings
+        self.executor = executor or LocalExecutor()  # where proxies and measurements run
         self.space = settings.make_space()
         self.proxy = get_proxy(settings.proxy)
         self.costs = list(settings.objectives)
@@ -90,12 +92,15 @@ class SearchRun:
         self.budget_evals, self.budget_seconds = parse_budget(settings.budget)
         self.device = needs_device(self.costs, self.limits)
         hw = settings.hardware
-        self.cost = CostSource(self.out, self.space, hw, settings.costs, settings.use_cache)
+        self.cost = CostSource(
+            self.out, self.space, hw, settings.costs, settings.use_cache, self.executor.machine(hw.device)
+        )
         runner = ProxyRunner(
             self.space,
             {"seed": settings.seed, "seq_len": hw.seq_len if self.proxy.needs_data else None},
             workers=settings.workers,
             cache=ScoreCache() if settings.use_cache else None,
+            executor=executor,
         )
         self.fingerprint = settings.fingerprint()
         self.store = EvaluationStore(self.out / "evaluations.jsonl", self.fingerprint)
@@ -109,6 +114,7 @@ class SearchRun:
             settings.seed,
             self.fingerprint,
             device_costs=self.device,
+            executor=self.executor,
         )
         self.n_constr = 1 + len(self.limits)
         self.problem = SpaceProblem(self.space, n_obj=1 + len(self.costs), n_constr=self.n_constr)
@@ -131,10 +137,12 @@ class SearchRun:
         settings: SearchSettings | None = None,
         budget: str | None = None,
         workers: int | None = None,
+        executor: Any = None,
     ) -> SearchRun:
         """Create the run in ``out`` (``settings`` given, no run there), or continue the one
         there (``settings`` None, or equal to the saved ones: the same command again);
-        ``budget``/``workers`` override the saved ones. Everything is checked before
+        ``budget``/``workers`` override the saved ones; ``executor``: where proxies and
+        measurements run (:mod:`trainfree.executors`; None: here). Everything is checked before
         anything is written, and the folder is locked against a second process."""
         out = Path(out)
         if out.exists() and not out.is_dir():
@@ -158,7 +166,7 @@ class SearchRun:
         if workers is not None:
             chosen.workers = workers
         chosen.validate()
-        run = cls(out, chosen)
+        run = cls(out, chosen, executor)
         out.mkdir(parents=True, exist_ok=True)
         run.lock.acquire()
         try:
