@@ -177,14 +177,14 @@ def test_kill_9_then_resume(tmp_path):
     env = {**os.environ, "COLUMNS": "200"}
     straight = tmp_path / "straight"
     subprocess.run(
-        _cli("search", "--out", str(straight), "--budget", "24", *common),
+        _cli("search", "--out", str(straight), "--budget", "96", *common),
         check=True,
         env=env,
         capture_output=True,
     )
     killed = tmp_path / "killed"
     proc = subprocess.Popen(
-        _cli("search", "--out", str(killed), "--budget", "24", *common),
+        _cli("search", "--out", str(killed), "--budget", "96", *common),
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -192,23 +192,23 @@ def test_kill_9_then_resume(tmp_path):
     jsonl = killed / "evaluations.jsonl"
     deadline = time.time() + 120
     while time.time() < deadline:
-        if jsonl.exists() and len(jsonl.read_text().splitlines()) >= 11:  # inside generation 2
+        if jsonl.exists() and len(jsonl.read_text().splitlines()) >= 16:  # two generations done
             break
         time.sleep(0.02)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     n_before = len(jsonl.read_text().splitlines())
-    assert 11 <= n_before < 24
+    assert 16 <= n_before < 96
     res = subprocess.run(
         _cli("search", "--resume", "--out", str(killed)), env=env, capture_output=True, text=True
     )
     assert res.returncode == 0, res.stderr
     assert "continuing" in res.stderr
     a, b = _read(straight)[0], _read(killed)[0]
-    assert len(b) == 24 and b["config"].is_unique
+    assert len(b) == 96 and b["config"].is_unique
     assert set(a["config"]) == set(b["config"])
     keys = [json.loads(x)["key"] for x in jsonl.read_text().splitlines()]
-    assert len(keys) == len(set(keys)) == 24
+    assert len(keys) == len(set(keys)) == 96
 
 
 def test_constraints_keep_violators_off_the_frontier(tmp_path):

@@ -284,6 +284,13 @@ def _print_frontier(run: Any, result: Any) -> None:
             + f" (all reasons in {run.out}/evaluated.csv)",
             highlight=False,
         )
+    if run.unmeasured_entrants:
+        err_console.print(
+            f"[yellow]{run.unmeasured_entrants} architectures predicted to be on the frontier could not "
+            "be measured in time;[/] the frontier above is over measured architectures only (extend the "
+            "run with --resume --budget to measure them)",
+            highlight=False,
+        )
     if result.balance is not None:
         err_console.print(
             f"balance: alpha {result.balance.alpha:.3f}, aggregation {result.balance.aggregate}"

@@ -33,6 +33,8 @@ WRITE_EVERY_S = 15.0
 #: measuring frontier entrants during the search: at most this share of the search's time,
 #: this many models between refits
 REFINE_SHARE, REFINE_BATCH = 0.3, 4
+#: after a wall-time budget, the frontier may still be measured for this share of it
+FINAL_GRACE = 0.1
 
 if TYPE_CHECKING:
     from trainfree.search.run import SearchProgress, SearchRun
@@ -105,7 +107,13 @@ class _Loop:
         while not self.budget_spent(self.reserve()):
             self.generation()
         self.phase = "frontier"
-        self.measure_frontier(seconds=None)
+        grace = None
+        if r.budget_seconds is not None:  # the rest of the budget, and a grace of a tenth of it
+            grace = max(0.0, r.budget_seconds - self.spent()) + FINAL_GRACE * r.budget_seconds
+        self.measure_frontier(seconds=grace)
+        if r.device:
+            front, records, _ = r.frontier()
+            r.unmeasured_entrants = sum(1 for i in front if records[i].get("costs") == "predicted")
         r.elapsed = self.spent()
         state.append_log(r.out, {"generation": r.generation, "elapsed": r.elapsed, **self._state()})
 

@@ -126,6 +126,7 @@ class SearchRun:
         self.norm = tuple(np.array(v) for v in last["norm"]) if last.get("norm") else None
         self.pop_size: int | None = last.get("pop_size") or settings.pop_size
         self.algorithm: Any = None
+        self.unmeasured_entrants = 0  # predicted frontier models left unmeasured when time ran out
         self.lock = RunLock(self.out)
         self._check_input_shape()
 
@@ -247,12 +248,18 @@ class SearchRun:
             g.append(1.0 if value is None else float(value) / limit - 1.0)
         return g
 
-    def frontier(self) -> tuple[list[int], list[dict[str, Any]], np.ndarray]:
-        """Frontier indices into the viewed records, the records, and their scores."""
+    def frontier(self, measured_only: bool = False) -> tuple[list[int], list[dict[str, Any]], np.ndarray]:
+        """Frontier indices into the viewed records, the records, and their scores. With
+        ``measured_only``, over the architectures whose device costs were measured (what the
+        output files show: a predicted figure never stands as a measured one)."""
         records = self.view(self.records())
         scores = self.scores(records)
         masked = [
-            r if all(v <= 0 for v in self._violations(r)) else {**r, "feasible": False} for r in records
+            r
+            if all(v <= 0 for v in self._violations(r))
+            and not (measured_only and r.get("costs") == "predicted")
+            else {**r, "feasible": False}
+            for r in records
         ]
         front, _ = frontier_rows(masked, scores, self.costs)
         return front, masked, scores
@@ -305,8 +312,9 @@ class SearchRun:
         )
 
     def write_outputs(self) -> tuple[list[dict[str, Any]], float]:
-        """Write the run's result files; returns the frontier models and their hypervolume."""
-        front, records, scores = self.frontier()
+        """Write the run's result files; returns the frontier models and their hypervolume.
+        The frontier written is over measured architectures only (with device costs)."""
+        front, records, scores = self.frontier(measured_only=True)
         hv = self.hypervolume(front, records, scores) or 0.0
         if not records:
             return [], hv
@@ -321,6 +329,7 @@ class SearchRun:
             "limits": self.limits,
             "costs": s.costs if self.device else "analytic",
             "cost_model_note": self.cost.note,
+            "unmeasured_entrants": self.unmeasured_entrants,
             "evaluations": len(records),
             "generations": self.generation,
             "hypervolume": hv,
