@@ -8,8 +8,10 @@ edit to this file.
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
+import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,26 +19,55 @@ import numpy as np
 import typer
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from typer.core import TyperGroup
+
+try:  # typer vendors its own copy of click (typer >= 0.22); its errors are not click's
+    from typer._click.exceptions import UsageError
+except ImportError:  # pragma: no cover - older typer
+    from click import UsageError
 
 from trainfree.errors import TrainfreeError
 from trainfree.io import atomic_write_json
 from trainfree.proxies import get_proxy, list_proxies
 from trainfree.spaces import get_space, list_spaces
 
-app = typer.Typer(
-    add_completion=False,
-    no_args_is_help=True,
-    help="Training-free Transformer architecture search: proxies, benchmarks, search.",
-)
 console = Console()
 err_console = Console(stderr=True)
 
 
 def _fail(message: str) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    """Print ``message`` as one line (never wrapped: scripts grep it) and exit with code 2."""
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code=2)
+
+
+class _Commands(TyperGroup):
+    """The one place where an error this package raises on purpose (a bad input, a file that
+    could not be written: :class:`~trainfree.io.WriteError`) or a bad option value becomes
+    one line and exit code 2, whichever command and however deep it was raised; anything
+    else is a bug and keeps its traceback."""
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except UsageError as exc:  # a bad option value: one line too, not a panel
+            where = exc.ctx.command_path if exc.ctx else "trainfree"
+            raise _fail(f"{exc.format_message()} (see `{where} --help`)") from None
+        except TrainfreeError as exc:
+            raise _fail(str(exc)) from None
+        except RecursionError:
+            raise _fail("an input is nested too deeply to be read (a JSON or YAML structure?)") from None
+
+
+app = typer.Typer(
+    cls=_Commands,
+    add_completion=False,
+    no_args_is_help=True,
+    help="Training-free Transformer architecture search: proxies, benchmarks, search.",
+)
 
 
 def _space(name: str):
@@ -49,7 +80,12 @@ def _space(name: str):
 def _config_file(sp, path: Path):
     """The typed config in a JSON file, or a clear error naming the file and the field."""
     try:
-        return sp.config_from_json(path.read_text())
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        why = getattr(exc, "strerror", None) or exc
+        raise _fail(f"{path}: not a readable UTF-8 config file ({why})") from None
+    try:
+        return sp.config_from_json(text)
     except TrainfreeError as exc:
         raise _fail(f"{path}: {exc}") from None
 
@@ -115,10 +151,16 @@ def proxies() -> None:
 def sample(
     space: Annotated[str, typer.Option(help="search space name (see `trainfree spaces`)")],
     n: Annotated[int, typer.Option("-n", min=1, help="number of configs")] = 1,
-    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="random seed")] = 0,
+    set_values: Annotated[
+        list[str] | None, typer.Option("--set", help="narrow a value set of the space: NAME=JSON-list")
+    ] = None,
 ) -> None:
     """Print N sampled configs of a space as JSON lines."""
-    sp = _space(space)
+    try:
+        sp = get_space(space, **_parse_sets(set_values or []))  # a bad value set: one line (_Commands)
+    except KeyError as exc:
+        raise _fail(str(exc.args[0])) from None
     rng = np.random.default_rng(seed)
     for _ in range(n):
         sys.stdout.write(sp.config_to_json(sp.sample(rng)) + "\n")
@@ -134,7 +176,10 @@ def info(
     sp = _space(space)
     cfg = _config_file(sp, config)
     counts = sp.param_counts(cfg).as_dict()
-    length = seq_len or sp.max_seq_len(cfg)
+    longest = sp.max_seq_len(cfg)
+    if seq_len is not None and seq_len > longest:
+        raise _fail(f"--seq-len {seq_len}: the model has {longest} positions; use at most {longest}")
+    length = seq_len or longest
     table = Table(title=f"{space}: {config.name}")
     table.add_column("part")
     table.add_column("parameters", justify="right")
@@ -202,6 +247,7 @@ def bench(
         strategy = parse_alpha(alpha)
     except ValueError as exc:
         raise _fail(str(exc)) from None
+    _check_bench_outputs(json_out, report, cache, None if no_cache or cache else ScoreCache(None).root)
     sp = _space(space)
     names = list(dict.fromkeys(list_proxies() if proxy == ["all"] else proxy))
     for name in names:
@@ -211,6 +257,7 @@ def bench(
         benchmark = load_benchmark(sp, data, target)
     except TrainfreeError as exc:
         raise _fail(str(exc)) from None
+    _check_bench_size(benchmark, strategy)
     if benchmark.skipped:
         err_console.print(f"[yellow]skipped {len(benchmark.skipped)} entries without ground truth:[/]")
         for eid, why in benchmark.skipped[:10]:
@@ -318,11 +365,67 @@ def bench(
         err_console.print(f"wrote {report}/report.md, summary.csv, scores.csv and {len(runs)} plots")
 
 
+def _check_writable(path: Path, option: str, folder: bool) -> None:
+    """Refuse ``path`` (a file, or a folder when ``folder``) if it cannot be written: the
+    wrong kind of thing is there, or the nearest existing folder above it is not writable."""
+    if path.exists() and path.is_dir() != folder:
+        kind, wanted = ("a file", "a folder") if folder else ("a folder", "a file name")
+        raise _fail(f"{option} {path} is {kind}; expected {wanted}")
+    place = path if folder and path.is_dir() else path.parent
+    while not place.exists():
+        place = place.parent
+    if not place.is_dir():
+        raise _fail(f"{option} {path}: {place} is a file, not a folder")
+    try:  # the only sure test: create (and remove) a file where the output will go
+        fd, probe = tempfile.mkstemp(prefix=".trainfree-probe-", dir=place)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise _fail(f"{option} {path}: {place} is not writable ({exc.strerror or exc})") from None
+
+
+def _check_bench_outputs(
+    json_out: Path | None, report: Path | None, cache: Path | None, default_cache: Path | None
+) -> None:
+    """Every place ``bench`` writes, checked before any scoring starts (a run of hours must
+    not end in an error about its output file)."""
+    if json_out is not None:
+        _check_writable(json_out, "--json", folder=False)
+    if report is not None:
+        _check_writable(report, "--report", folder=True)
+    if cache is not None:
+        _check_writable(cache, "--cache", folder=True)
+    if default_cache is not None:
+        _check_writable(default_cache, "the score cache (pass --cache DIR or --no-cache)", folder=True)
+
+
+def _check_bench_size(benchmark: Any, strategy: Any) -> None:
+    """Enough usable entries for a rank correlation, and for ``fit:K`` a K that leaves at
+    least three to evaluate on."""
+    n = len(benchmark)
+    if n < 3:
+        raise _fail(
+            f"{benchmark.path}: only {n} usable entr{'y' if n == 1 else 'ies'} (a rank correlation needs "
+            f"at least 3; {len(benchmark.skipped)} skipped for want of a '{benchmark.target}' value)"
+        )
+    if strategy.kind == "fit" and not 5 <= int(strategy.k or 50) <= n - 3:
+        k = int(strategy.k or 50)
+        if n < 8:
+            raise _fail(
+                f"--alpha fit:{k}: this benchmark has {n} usable entries; fit:K needs at least 8 "
+                "(K >= 5 to fit on, 3 more to evaluate on)"
+            )
+        raise _fail(f"--alpha fit:{k}: K must be between 5 and {n - 3} for {n} usable entries")
+
+
 def _hardware_settings(
     backend: str, device: str, batch_size: int, seq_len: int, threads: int, warmup: int, repeats: int
 ):
     from trainfree.hardware import HardwareSettings
 
+    cpus = os.cpu_count() or 1
+    if threads > cpus:
+        raise _fail(f"--threads {threads}: this machine has {cpus} CPUs; use at most {cpus}")
     try:
         return HardwareSettings(
             backend=backend,

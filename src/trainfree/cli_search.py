@@ -24,6 +24,7 @@ from trainfree.cli import (
     SeqOpt,
     ThreadsOpt,
     WarmupOpt,
+    _check_writable,
     _fail,
     _hardware_settings,
     _parse_sets,
@@ -301,6 +302,8 @@ def calibrate(
     from trainfree.spaces import get_space
 
     hw = _hardware_settings(backend, device, batch_size, seq_len, threads, warmup, repeats)
+    if cache:  # what calibrate is for: measurements kept for this machine; check before measuring
+        _check_writable(MeasurementCache().root, "the hardware cache ($TRAINFREE_CACHE)", folder=True)
     try:
         sp = get_space(space, **_parse_sets(set_values or []))
     except KeyError as exc:

@@ -72,8 +72,10 @@ def read_config_file(path: str | Path) -> tuple[str | None, dict[str, Any]]:
         data = json.loads(p.read_text())
     except FileNotFoundError:
         raise TrainfreeError(f"{p}: no such config file") from None
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise TrainfreeError(f"{p}: not a JSON config file ({exc})") from None
+    except RecursionError:
+        raise TrainfreeError(f"{p}: not a config file (JSON nested too deeply to read)") from None
     if not isinstance(data, dict):
         raise TrainfreeError(f"{p}: expected a JSON object (a config), found {type(data).__name__}")
     if "config" in data and isinstance(data["config"], dict):

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -32,6 +31,7 @@ from typing import Any
 from trainfree.hardware import HardwareSettings, MeasurementCache, measure_cached
 from trainfree.hardware.costmodel import cost_features, weights_mb
 from trainfree.hardware.profiler import Measurement
+from trainfree.io import append_text
 from trainfree.proxies import get_proxy
 from trainfree.proxies.runner import ProxyRunner
 from trainfree.search.objectives import MEASUREMENT_FIELDS, OBJECTIVES
@@ -88,12 +88,8 @@ class EvaluationStore:
         """Append ``records`` (one line each) and fsync once."""
         if not records:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        text = "".join(json.dumps(_json_ready(r), separators=(",", ":")) + "\n" for r in records)
-        with open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
+        lines = "".join(json.dumps(_json_ready(r), separators=(",", ":")) + "\n" for r in records)
+        append_text(self.path, lines)
         for r in records:
             self.records[r["key"]] = r
 

@@ -28,7 +28,7 @@ import numpy as np
 from trainfree.benchmarks.cache import ScoreCache
 from trainfree.errors import ConfigError
 from trainfree.hardware import MeasurementCache
-from trainfree.io import atomic_write_json
+from trainfree.io import atomic_write_json, make_dir
 from trainfree.proxies import get_proxy
 from trainfree.proxies.balance import Balance, combine, heuristic_balance, parse_alpha
 from trainfree.proxies.runner import ProxyRunner
@@ -160,7 +160,7 @@ class SearchRun:
             chosen.workers = workers
         chosen.validate()
         run = cls(out, chosen)
-        out.mkdir(parents=True, exist_ok=True)
+        make_dir(out)
         run.lock.acquire()
         try:
             for _ in state.clean_temporaries(out):
