@@ -12,6 +12,7 @@ import os
 import re
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -44,6 +45,11 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(code=2)
 
 
+def _show_warning(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+    """A warning as one line (``warning: ...``), not Python's two-line file:line form."""
+    err_console.print(f"[yellow]warning:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
+
+
 class _Commands(TyperGroup):
     """The one place where an error this package raises on purpose (a bad input, a file that
     could not be written: :class:`~trainfree.io.WriteError`) or a bad option value becomes
@@ -51,6 +57,7 @@ class _Commands(TyperGroup):
     else is a bug and keeps its traceback."""
 
     def invoke(self, ctx: typer.Context) -> Any:
+        warnings.showwarning = _show_warning
         try:
             return super().invoke(ctx)
         except UsageError as exc:  # a bad option value: one line too, not a panel

@@ -208,9 +208,14 @@ class LTSSpace(SearchSpace[LTSConfig]):
         k = config.n_clusters
         modes = (*self.values["tie_projs"], *TIE_MODES)  # with one cluster several modes agree
         mode = next((m for m in modes if tie_projs_for(m, k) == config.tie_projs), config.tie_projs)
+        # the value set holds cutoffs as given; a config holds them cleaned against its n_token
+        cutoffs = next(
+            (c for c in self.values["cutoffs"] if clean_cutoffs(c, config.n_token) == config.cutoffs),
+            config.cutoffs,
+        )
         settings = {
             "n_token": config.n_token,
-            "cutoffs": config.cutoffs,
+            "cutoffs": cutoffs,
             "tgt_len": config.tgt_len,
             "tie_projs": mode,
             "mem_len": config.mem_len,
