@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from trainfree import io as tfio
 from trainfree.cli import app
 from trainfree.errors import ConfigError
-from trainfree.io import WriteError, append_text, atomic_write_text
 from trainfree.spaces import get_space
 
 runner = CliRunner()
@@ -204,8 +204,8 @@ def test_a_failed_append_is_cut_back_and_names_the_file(tmp_path, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "write", half_then_full)
-    with pytest.raises(WriteError, match=r"log\.jsonl: no space left.*nothing written before was lost"):
-        append_text(path, '{"b":2}\n')
+    with pytest.raises(tfio.WriteError, match=r"log\.jsonl: no space left.*nothing written before was lost"):
+        tfio.append_text(path, '{"b":2}\n')
     monkeypatch.undo()
     assert path.read_text() == '{"a":1}\n'
 
@@ -216,10 +216,10 @@ def test_appends_and_writes_never_follow_a_planted_symlink(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     (run / "evaluations.jsonl").symlink_to(outside)
-    with pytest.raises(WriteError, match="symbolic link"):
-        append_text(run / "evaluations.jsonl", "{}\n")
+    with pytest.raises(tfio.WriteError, match="symbolic link"):
+        tfio.append_text(run / "evaluations.jsonl", "{}\n")
     (run / "frontier.csv").symlink_to(outside)
-    atomic_write_text(run / "frontier.csv", "new\n")  # replaces the link, not what it points to
+    tfio.atomic_write_text(run / "frontier.csv", "new\n")  # replaces the link, not what it points to
     assert outside.read_text() == "precious\n" and not (run / "frontier.csv").is_symlink()
 
 
