@@ -78,6 +78,11 @@ class EvaluationStore:
         for message in self.skipped:
             warnings.warn(f"{self.path.name}: {message}", RuntimeWarning, stacklevel=3)
 
+    def next_index(self) -> int:
+        """One past the highest index: not ``len``, which a skipped unreadable line makes
+        smaller than the indices already given out."""
+        return max((int(r["index"]) for r in self.records.values()), default=-1) + 1
+
     def __contains__(self, key: str) -> bool:
         return key in self.records
 
@@ -157,8 +162,9 @@ class Evaluator:
 
         self.runner.score(cfgs, [self.proxy.name], done)
         finished = [r for r in records if r is not None]
+        first = self.store.next_index()
         for i, rec in enumerate(finished):
-            rec["index"] = len(self.store) + i
+            rec["index"] = first + i
         if measure:
             for rec, cfg in zip(finished, cfgs, strict=True):
                 if rec["feasible"]:
