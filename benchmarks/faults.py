@@ -271,7 +271,7 @@ def _kill_worker(lab: Lab, o: Outcome) -> None:
         time.sleep(0.02)
     code = proc.wait(300)
     if code != 0:
-        o.problems.append(f"the run whose worker was killed exited {code}")
+        o.problems.append(f"the run whose worker was killed exited {code}: {lab.stderr()[-600:]!r}")
     keep = lab.finished()
     lab.resume(o)
     lab.check(o, keep)

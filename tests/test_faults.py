@@ -34,7 +34,7 @@ def test_kill_corrupt_plant_then_a_second_process_and_resume(tmp_path):
     generations.jsonl; a planted state.pkl and planted symlinks (a temporary name, an output
     file, configs/) pointing into a sentinel folder; a second process started on the folder
     while the resume runs. The resume keeps every intact record, writes nothing outside."""
-    lab = faults.Lab(tmp_path, seed=1, profile=list(faults.FAST), budget=16)
+    lab = faults.Lab(tmp_path, seed=1, profile=list(faults.FAST), budget=12)
     o = faults.Outcome("chain")
     faults.kill_partway(lab, o)
     before = lab.finished()
@@ -103,7 +103,7 @@ def test_full_disk_then_resume(tmp_path):
     if res.returncode:
         pytest.skip(f"cannot mount a tmpfs to fill (needs root): {res.stderr.decode().strip()}")
     try:
-        lab = faults.Lab(tmp_path, seed=3, profile=list(faults.FAST), budget=16)
+        lab = faults.Lab(tmp_path, seed=3, profile=list(faults.FAST), budget=12)
         lab.out = disk / "run"
         o = faults.Outcome("full_disk")
         assert lab.run() == 2
@@ -120,9 +120,41 @@ def test_full_disk_then_resume(tmp_path):
 
 
 def test_a_killed_measurement_child_is_retried(tmp_path):
-    lab = faults.Lab(tmp_path, seed=4, profile=list(faults.DEVICE), budget=6)
+    lab = faults.Lab(tmp_path, seed=4, profile=list(faults.DEVICE), budget=4)
     o = faults.Outcome("kill_measure_child")
     faults.fault_kill_measure_child(lab, o)
     assert o.injected == 1
     _assert_clean(o)
     assert "worker died" not in (lab.out / "evaluated.csv").read_text()
+
+
+def test_a_worker_killed_as_it_starts_is_retried_not_fatal(monkeypatch):
+    """kill -9 of a pool worker the moment it forks breaks the parent's write to it: the
+    search used to end with exit 1 and no word (typer swallows a BrokenPipeError); now the
+    task is retried in a fresh pool."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    import numpy as np
+
+    from trainfree.proxies.runner import ProxyPool
+    from trainfree.spaces import get_space
+
+    real_submit, broke = ProcessPoolExecutor.submit, []
+
+    def submit(self, *args, **kwargs):
+        if not broke:
+            broke.append(1)
+            raise BrokenPipeError(32, "Broken pipe")
+        return real_submit(self, *args, **kwargs)
+
+    monkeypatch.setattr(ProcessPoolExecutor, "submit", submit)
+    sp = get_space("gpt2", n_layer=[1], d_model=[64], d_inner=[128])
+    configs = [sp.sample(np.random.default_rng(i)) for i in range(3)]
+    got = {}
+    pool = ProxyPool(sp, {"seed": 0}, workers=2)
+    try:
+        pool.run([(i, c, ["params"]) for i, c in enumerate(configs)], lambda k, s: got.update({k: s}))
+    finally:
+        pool.close()
+    assert broke and sorted(got) == [0, 1, 2]
+    assert all(s["params"][2] is None for s in got.values()), got  # no error recorded
