@@ -8,9 +8,11 @@ from __future__ import annotations
 import importlib.util
 import os
 import pickle
+import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -51,16 +53,20 @@ def test_kill_corrupt_plant_then_a_second_process_and_resume(tmp_path):
         "frontier.csv": lab.sentinel / "file1.txt",
         "configs": lab.sentinel / "dir",
     }.items():
-        (lab.out / name).unlink(missing_ok=True)
-        if (lab.out / name).is_dir():
-            import shutil
-
-            shutil.rmtree(lab.out / name)
+        path = lab.out / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        path.unlink(missing_ok=True)
         (lab.out / name).symlink_to(target)
         o.injected += 1
 
     resume = lab.start()
-    lab.wait_lines(resume, len(keep) + 1)
+    lock = lab.out / ".lock"
+    deadline = time.time() + 60  # until the resume holds the folder (its pid is in .lock)
+    while time.time() < deadline and resume.poll() is None:
+        if lock.exists() and lock.read_text().strip() == str(resume.pid):
+            break
+        time.sleep(0.01)
     second = lab.run()  # the same command while the first holds the folder
     if resume.poll() is None:  # (a second process on a finished folder simply finishes it)
         assert second == 2 and "in use by another trainfree search" in lab.stderr(), lab.stderr()
