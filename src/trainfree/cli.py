@@ -8,6 +8,7 @@ edit to this file.
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -16,27 +17,29 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 from rich import box
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from trainfree.cli_checks import (  # noqa: F401  (re-exported for cli_search)
+    _check_bench_outputs,
+    _check_bench_size,
+    _check_writable,
+    _Commands,
+    _fail,
+    console,
+    err_console,
+)
 from trainfree.errors import TrainfreeError
 from trainfree.io import atomic_write_json
 from trainfree.proxies import get_proxy, list_proxies
 from trainfree.spaces import get_space, list_spaces
 
 app = typer.Typer(
+    cls=_Commands,
     add_completion=False,
     no_args_is_help=True,
     help="Training-free Transformer architecture search: proxies, benchmarks, search.",
 )
-console = Console()
-err_console = Console(stderr=True)
-
-
-def _fail(message: str) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
-    return typer.Exit(code=2)
 
 
 def _space(name: str):
@@ -118,10 +121,16 @@ def proxies() -> None:
 def sample(
     space: Annotated[str, typer.Option(help="search space name (see `trainfree spaces`)")],
     n: Annotated[int, typer.Option("-n", min=1, help="number of configs")] = 1,
-    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="random seed")] = 0,
+    set_values: Annotated[
+        list[str] | None, typer.Option("--set", help="narrow a value set of the space: NAME=JSON-list")
+    ] = None,
 ) -> None:
     """Print N sampled configs of a space as JSON lines."""
-    sp = _space(space)
+    try:
+        sp = get_space(space, **_parse_sets(set_values or []))  # a bad value set: one line (_Commands)
+    except KeyError as exc:
+        raise _fail(str(exc.args[0])) from None
     rng = np.random.default_rng(seed)
     for _ in range(n):
         sys.stdout.write(sp.config_to_json(sp.sample(rng)) + "\n")
@@ -138,7 +147,10 @@ def info(
         raise _fail("--config FILE is required")
     sp, cfg = _config_file(space, config)
     counts = sp.param_counts(cfg).as_dict()
-    length = seq_len or sp.max_seq_len(cfg)
+    longest = sp.max_seq_len(cfg)
+    if seq_len is not None and seq_len > longest:
+        raise _fail(f"--seq-len {seq_len}: the model has {longest} positions; use at most {longest}")
+    length = seq_len or longest
     table = Table(title=f"{space}: {config.name}")
     table.add_column("part")
     table.add_column("parameters", justify="right")
@@ -209,6 +221,7 @@ def bench(
         strategy = parse_alpha(alpha)
     except ValueError as exc:
         raise _fail(str(exc)) from None
+    _check_bench_outputs(json_out, report, cache, None if no_cache or cache else ScoreCache(None).root)
     sp = _space(space)
     names = list(dict.fromkeys(list_proxies() if proxy == ["all"] else proxy))
     for name in names:
@@ -218,6 +231,7 @@ def bench(
         benchmark = load_benchmark(sp, data, target)
     except TrainfreeError as exc:
         raise _fail(str(exc)) from None
+    _check_bench_size(benchmark, strategy)
     if benchmark.skipped:
         err_console.print(f"[yellow]skipped {len(benchmark.skipped)} entries without ground truth:[/]")
         for eid, why in benchmark.skipped[:10]:
@@ -331,6 +345,9 @@ def _hardware_settings(
 ):
     from trainfree.hardware import HardwareSettings
 
+    cpus = os.cpu_count() or 1
+    if threads > cpus:
+        raise _fail(f"--threads {threads}: this machine has {cpus} CPUs; use at most {cpus}")
     try:
         return HardwareSettings(
             backend=backend,

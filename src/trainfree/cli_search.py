@@ -27,6 +27,7 @@ from trainfree.cli import (
     SeqOpt,
     ThreadsOpt,
     WarmupOpt,
+    _check_writable,
     _fail,
     _hardware_settings,
     _parse_sets,
@@ -203,41 +204,51 @@ def _run_search(run: Any, resumed: bool) -> int:
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, on_term)
+    result, stopped = None, False
     try:
-        with Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(bar_width=16),
-            TextColumn("{task.fields[status]}"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=err_console,
-        ) as progress:
-            task = progress.add_task("search", total=evals or seconds, status="starting")
+        try:
+            with Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(bar_width=16),
+                TextColumn("{task.fields[status]}"),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                console=err_console,
+            ) as progress:
+                task = progress.add_task("search", total=evals or seconds, status="starting")
 
-            def on_progress(p: Any) -> None:
-                model = run.cost.model
-                if p.phase == "search" and model is not None and not shown["accuracy"]:
-                    shown["accuracy"] = True
-                    progress.console.print(
-                        accuracy_table(model.accuracy, f"cost model: held-out accuracy ({model.n} measured)")
+                def on_progress(p: Any) -> None:
+                    model = run.cost.model
+                    if p.phase == "search" and model is not None and not shown["accuracy"]:
+                        shown["accuracy"] = True
+                        progress.console.print(
+                            accuracy_table(
+                                model.accuracy, f"cost model: held-out accuracy ({model.n} measured)"
+                            )
+                        )
+                        if run.cost.note:
+                            progress.console.print(f"[yellow]{run.cost.note}[/]", highlight=False)
+                    hv = "-" if p.hypervolume is None else f"{p.hypervolume:.3f}"
+                    progress.update(
+                        task,
+                        completed=p.evaluations if evals else min(p.elapsed, seconds or 0),
+                        description=p.phase if p.phase != "search" else f"gen {p.generation}",
+                        status=f"{p.evaluations} ev {p.evals_per_second:.1f}/s | front "
+                        f"{p.frontier_measured}/{p.frontier_size} meas. | HV {hv}",
                     )
-                    if run.cost.note:
-                        progress.console.print(f"[yellow]{run.cost.note}[/]", highlight=False)
-                hv = "-" if p.hypervolume is None else f"{p.hypervolume:.3f}"
-                progress.update(
-                    task,
-                    completed=p.evaluations if evals else min(p.elapsed, seconds or 0),
-                    description=p.phase if p.phase != "search" else f"gen {p.generation}",
-                    status=f"{p.evaluations} ev {p.evals_per_second:.1f}/s | front "
-                    f"{p.frontier_measured}/{p.frontier_size} meas. | HV {hv}",
-                )
 
-            result = run.run(on_progress=on_progress)
+                result = run.run(on_progress=on_progress)
+        except KeyboardInterrupt:  # a second stop while the outputs were written (they are atomic)
+            stopped = True
+        finally:
+            run.close()
+        if result is not None:
+            _print_frontier(run, result)
+    except KeyboardInterrupt:  # while printing
+        stopped = True
     finally:
         signal.signal(signal.SIGTERM, previous)
-        run.close()
-    _print_frontier(run, result)
-    if result.stopped == "interrupted" or terminated:
+    if stopped or terminated or result is None or result.stopped == "interrupted":
         err_console.print(
             f"stopped; everything finished is kept: continue with "
             f"`trainfree search --resume --out {run.out}`",
@@ -327,10 +338,13 @@ def calibrate(
     The measurements are kept for this machine, so a search with the same space, value sets
     and measurement settings then starts searching at once. Use the same --batch-size,
     --seq-len, --threads, --warmup and --repeats as the search (their defaults are equal)."""
+    from trainfree.hardware import MeasurementCache
     from trainfree.hardware.costmodel import RowCache
     from trainfree.spaces import get_space
 
     hw = _hardware_settings(backend, device, batch_size, seq_len, threads, warmup, repeats)
+    if cache:  # what calibrate is for: measurements kept for this machine; check before measuring
+        _check_writable(MeasurementCache().root, "the hardware cache ($TRAINFREE_CACHE)", folder=True)
     try:
         sp = get_space(space, **_parse_sets(set_values or []))
     except KeyError as exc:

@@ -1,23 +1,55 @@
 """Small file helpers. Results are written atomically: a reader (or a killed run) never sees
-a half-written file, and an earlier result is replaced only by a complete new one."""
+a half-written file, and an earlier result is replaced only by a complete new one.
+
+Every write that fails (a full disk, a read-only folder, a path that is a file) raises
+:class:`WriteError`, which names the file and says that nothing written earlier was lost
+(an atomic write leaves the old file as it was; an append is cut back to where it started).
+It is a :class:`~trainfree.errors.TrainfreeError`, so the command line prints it as one line
+(exit 2), and an ``OSError``, so code that treats a failed cache write as a warning still can.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
+from trainfree.errors import TrainfreeError
+
+
+class WriteError(TrainfreeError, OSError):
+    """A file could not be written; nothing that was on disk before was lost."""
+
+    def __init__(self, path: str | Path, exc: OSError) -> None:
+        why = exc.strerror or type(exc).__name__
+        OSError.__init__(self, exc.errno, why)
+        self.path = Path(path)
+        self.reason = why
+
+    def __str__(self) -> str:
+        if self.errno in (errno.ENOSPC, errno.EDQUOT):
+            return (
+                f"could not write {self.path}: no space left on the device; nothing written before "
+                "was lost: free some space and run the same command again"
+            )
+        return f"could not write {self.path}: {self.reason}; nothing written before was lost"
+
 
 def atomic_write_bytes(path: str | Path, data: bytes, fsync: bool = True) -> Path:
     """Write ``data`` to a temporary file in the same folder, fsync (unless told not to: a
     cache entry that may be lost in a power cut needs no fsync), then rename over ``path``."""
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    # a unique name, created exclusively (O_EXCL) in the target folder: a planted file or
-    # symlink cannot be written through
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        # a unique name, created exclusively (O_EXCL) in the target folder: a planted file or
+        # symlink cannot be written through
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    except OSError as exc:
+        raise WriteError(p, exc) from None
     try:
         os.fchmod(fd, _mode_for(p))
         with os.fdopen(fd, "wb") as fh:
@@ -26,9 +58,62 @@ def atomic_write_bytes(path: str | Path, data: bytes, fsync: bool = True) -> Pat
                 fh.flush()
                 os.fsync(fh.fileno())
         os.replace(tmp, p)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and not isinstance(exc, WriteError):
+            raise WriteError(p, exc) from None
         raise
+    return p
+
+
+def append_text(path: str | Path, text: str) -> None:
+    """Append ``text`` (whole lines) to ``path`` and fsync. A failed append is cut back to
+    the file's previous length, so the file never ends in half a line of ours."""
+    p = Path(path)
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        # never through a planted symlink: it could point anywhere
+        fd = os.open(p, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            exc = OSError(exc.errno, "it is a symbolic link, which is not written through")
+        raise WriteError(p, exc) from None
+    start = os.fstat(fd).st_size
+    try:
+        data = text.encode("utf-8")
+        while data:
+            written = os.write(fd, data)
+            data = data[written:]
+        os.fsync(fd)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, start)
+        raise WriteError(p, exc) from None
+    finally:
+        os.close(fd)
+
+
+def make_dir(path: str | Path) -> Path:
+    """``mkdir -p path``, failing as a :class:`WriteError` that names the folder."""
+    p = Path(path)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise WriteError(p, exc) from None
+    return p
+
+
+def real_dir(path: str | Path) -> Path:
+    """``path`` as a directory of its own: created if missing; a symlink there (planted, or
+    copied along with a run folder) is removed, not followed, so nothing is written into or
+    deleted from the folder it points to."""
+    p = Path(path)
+    try:
+        if p.is_symlink():
+            p.unlink()
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise WriteError(p, exc) from None
     return p
 
 

@@ -88,6 +88,9 @@ def load_benchmark(
         raise BenchmarkDataError(f"{p}: no such file or folder (pass --data, or set $TRAINFREE_DATA)")
     reader = READERS[source.reader] if isinstance(source.reader, str) else source.reader
     file, entries, skipped = reader(sp, p, target)
+    if not entries:
+        why = f"{len(skipped)} entries without a numeric '{target}'" if skipped else "no entries at all"
+        raise BenchmarkDataError(f"{file}: no usable entries ({why})")
     return Benchmark(sp, file, target, source.higher_is_better, entries, skipped)
 
 

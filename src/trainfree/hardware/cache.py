@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ class MeasurementCache:
         self._machine = machine
         self.hits = 0
         self.misses = 0
+        self.write_errors = 0
 
     def machine(self, device: str) -> dict[str, Any]:
         if self._machine is None:
@@ -86,10 +88,23 @@ class MeasurementCache:
         return measurement
 
     def put(self, key: dict[str, Any], measurement: Measurement) -> None:
-        if measurement.ok:
+        """Store a successful measurement. A cache that cannot be written (a full disk, a
+        file where the folder should be) costs a later run time only: one warning, and the
+        measurement is still used."""
+        if not measurement.ok:
+            return
+        try:
             atomic_write_json(
                 self._path(key), {"format": FORMAT, "key": key, "measurement": measurement.as_dict()}
             )
+        except OSError as exc:
+            self.write_errors += 1
+            if self.write_errors == 1:
+                warnings.warn(
+                    f"the hardware cache could not be written ({exc}); measurements are used, not cached",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
 
 
 def measure_cached(

@@ -528,8 +528,13 @@ def measure(
     ctx = worker_context()
     parent, child = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=_child, args=(child, space, config, settings, seed, os.getpid()), daemon=True)
-    with main_hidden():
-        proc.start()
+    try:
+        with main_hidden():
+            proc.start()
+    except OSError as exc:  # killed as it started (the parent's write to it broke): transient
+        child.close()
+        parent.close()
+        return Measurement(ok=False, error=f"measurement worker died as it started ({exc})"[:500])
     child.close()
     try:
         if parent.poll(settings.timeout_s):

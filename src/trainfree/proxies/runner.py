@@ -167,8 +167,13 @@ class ProxyPool:
                         if queue[0][1] > 0 and inflight:
                             break  # a retry runs alone
                         task, attempt = queue.popleft()
-                        with main_hidden():
-                            inflight[pool.submit(self.task_fn, task[1], task[2])] = (task, attempt)
+                        try:
+                            with main_hidden():
+                                inflight[pool.submit(self.task_fn, task[1], task[2])] = (task, attempt)
+                        except (BrokenProcessPool, OSError):  # a worker was killed as it started
+                            broken = True
+                            _retry_or_fail(queue, task, attempt, record)
+                            break
                         if attempt > 0:
                             break
                     finished, _ = wait(list(inflight), return_when=FIRST_COMPLETED)

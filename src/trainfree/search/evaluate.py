@@ -27,7 +27,6 @@ from __future__ import annotations
 import functools
 import json
 import math
-import os
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -39,6 +38,7 @@ from trainfree.executors.local import LocalExecutor
 from trainfree.hardware import HardwareSettings, MeasurementCache
 from trainfree.hardware.costmodel import cost_features, weights_mb
 from trainfree.hardware.profiler import Measurement
+from trainfree.io import append_text
 from trainfree.proxies import get_proxy
 from trainfree.proxies.runner import ProxyRunner
 from trainfree.search.objectives import MEASUREMENT_FIELDS, OBJECTIVES
@@ -85,6 +85,11 @@ class EvaluationStore:
         for message in self.skipped:
             warnings.warn(f"{self.path.name}: {message}", RuntimeWarning, stacklevel=3)
 
+    def next_index(self) -> int:
+        """One past the highest index: not ``len``, which a skipped unreadable line makes
+        smaller than the indices already given out."""
+        return max((int(r["index"]) for r in self.records.values()), default=-1) + 1
+
     def __contains__(self, key: str) -> bool:
         return key in self.records
 
@@ -95,12 +100,8 @@ class EvaluationStore:
         """Append ``records`` (one line each) and fsync once."""
         if not records:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        text = "".join(json.dumps(_json_ready(r), separators=(",", ":")) + "\n" for r in records)
-        with open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
+        lines = "".join(json.dumps(_json_ready(r), separators=(",", ":")) + "\n" for r in records)
+        append_text(self.path, lines)
         for r in records:
             self.records[r["key"]] = r
 
@@ -170,8 +171,9 @@ class Evaluator:
 
         self.runner.score(cfgs, [self.proxy.name], done)
         finished = [r for r in records if r is not None]
+        first = self.store.next_index()
         for i, rec in enumerate(finished):
-            rec["index"] = len(self.store) + i
+            rec["index"] = first + i
         if measure:
             feasible = [(rec, cfg) for rec, cfg in zip(finished, cfgs, strict=True) if rec["feasible"]]
 

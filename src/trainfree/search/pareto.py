@@ -18,7 +18,7 @@ import pandas as pd
 from pymoo.indicators.hv import HV
 from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
-from trainfree.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from trainfree.io import atomic_write_bytes, atomic_write_json, atomic_write_text, real_dir
 from trainfree.search.objectives import OBJECTIVES
 from trainfree.spaces.configfile import config_file_payload
 
@@ -135,8 +135,7 @@ def write_outputs(
     file atomically. Returns the frontier models as written to ``frontier.json``."""
     table = evaluated_table(records, scores, proxy)
     atomic_write_text(out / "evaluated.csv", table.to_csv(index=False))
-    configs_dir = out / "configs"
-    configs_dir.mkdir(parents=True, exist_ok=True)
+    configs_dir = real_dir(out / "configs")
     models = []
     for rank, i in enumerate(front):
         rec = records[i]

@@ -28,7 +28,7 @@ from trainfree.benchmarks.cache import ScoreCache
 from trainfree.errors import ConfigError
 from trainfree.executors.local import LocalExecutor
 from trainfree.hardware import MeasurementCache
-from trainfree.io import atomic_write_json
+from trainfree.io import atomic_write_json, make_dir
 from trainfree.proxies import get_proxy
 from trainfree.proxies.balance import Balance, choose, combine
 from trainfree.proxies.runner import ProxyRunner
@@ -168,7 +168,7 @@ class SearchRun:
             chosen.workers = workers
         chosen.validate()
         run = cls(out, chosen, executor)
-        out.mkdir(parents=True, exist_ok=True)
+        make_dir(out)
         run.lock.acquire()
         try:
             for _ in state.clean_temporaries(out):

@@ -30,6 +30,7 @@ from pymoo.core.evaluator import Evaluator as PymooEvaluator
 from pymoo.problems.static import StaticProblem
 
 from trainfree.errors import TrainfreeError
+from trainfree.io import WriteError, append_text, make_dir
 
 LOG_NAME = "generations.jsonl"
 
@@ -46,8 +47,11 @@ class RunLock:
         self._fd: int | None = None
 
     def acquire(self) -> RunLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        make_dir(self.path.parent)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except OSError as exc:
+            raise WriteError(self.path, exc) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -57,8 +61,9 @@ class RunLock:
             os.close(fd)
             who = f" (pid {holder})" if holder else ""
             raise RunDirError(f"{self.path.parent} is in use by another trainfree search{who}") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        with contextlib.suppress(OSError):  # the pid only informs a second process (full disk)
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd
         return self
 
@@ -100,11 +105,7 @@ def read_log(out: Path) -> list[dict[str, Any]]:
 
 
 def append_log(out: Path, entry: dict[str, Any]) -> None:
-    path = Path(out) / LOG_NAME
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(entry, separators=(",", ":")) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
+    append_text(Path(out) / LOG_NAME, json.dumps(entry, separators=(",", ":")) + "\n")
 
 
 def replay(algorithm: Any, problem: Any, space: Any, entries: list[dict[str, Any]]) -> int:

@@ -38,6 +38,10 @@ from trainfree.errors import ConfigError
 
 C = TypeVar("C")
 
+#: the most layers a value set may offer: the genome holds one slot of genes per layer, so the
+#: largest ``n_layer`` decides its length (``--set n_layer=[1e9]`` must be refused, not allocated)
+MAX_LAYERS = 512
+
 
 @dataclass(frozen=True)
 class ParamCounts:
@@ -116,7 +120,33 @@ class SearchSpace(ABC, Generic[C]):
             if isinstance(seq, (str, bytes)) or not isinstance(seq, Sequence) or len(seq) == 0:
                 raise ConfigError(key, seq, "a non-empty list of values", where=f"space {self.name}")
             self.values[key] = tuple(seq)
+        # genes() checks every value set's values (types, ranges, combinations that must
+        # build), so that a bad --set is one ConfigError here, never a failure mid-search
         self._genes = self.genes()
+
+    def int_values(
+        self, key: str, minimum: int, maximum: int | None = None, also: tuple[int, ...] = ()
+    ) -> tuple[int, ...]:
+        """Check that value set ``key`` holds integers in ``[minimum, maximum]`` (or one of
+        ``also``, e.g. ``-1`` for "same as d_model"), store them as ints and return them."""
+        where = f"space {self.name} value set"
+        expected = f"an integer >= {minimum}" if maximum is None else f"an integer in [{minimum}, {maximum}]"
+        if also:
+            expected += f" (or {', '.join(map(str, also))})"
+        out = []
+        for value in self.values[key]:
+            if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and int(value) in also:
+                out.append(int(value))
+                continue
+            try:
+                number = check_int(value, key, minimum, where)
+            except ConfigError:
+                raise ConfigError(key, value, expected, where) from None
+            if maximum is not None and number > maximum:
+                raise ConfigError(key, value, expected, where)
+            out.append(number)
+        self.values[key] = tuple(out)
+        return self.values[key]
 
     # ----------------------------------------------------------------- configs
     @abstractmethod
@@ -147,6 +177,8 @@ class SearchSpace(ABC, Generic[C]):
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ConfigError("<json>", text[:60], f"valid JSON ({exc})") from None
+        except RecursionError:  # a hostile file nested 100,000 deep
+            raise ConfigError("<json>", text[:20] + "...", "a config, not nested this deeply") from None
         if not isinstance(data, dict):
             raise ConfigError("<root>", data, "a JSON object")
         return self.config_from_dict(data)

@@ -35,7 +35,15 @@ import torch
 
 from trainfree.errors import ConfigError
 from trainfree.spaces import register_space
-from trainfree.spaces.base import BenchmarkSource, Gene, ParamCounts, SearchSpace, check_int, seeded
+from trainfree.spaces.base import (
+    MAX_LAYERS,
+    BenchmarkSource,
+    Gene,
+    ParamCounts,
+    SearchSpace,
+    check_int,
+    seeded,
+)
 from trainfree.spaces.flexibert_config import (
     CONV_HEAD_RATIO,
     FlexiBertConfig,
@@ -192,9 +200,9 @@ class FlexiBertSpace(SearchSpace[FlexiBertConfig]):
     def genes(self) -> list[Gene]:
         where = f"space {self.name}"
         v = self.values
-        for key in ("hidden_size", "n_layer", "num_heads", "ffn_dim", "num_ff"):
-            for x in v[key]:
-                check_int(x, key, 1, where)
+        for key in ("hidden_size", "num_heads", "ffn_dim", "num_ff"):
+            self.int_values(key, 1)
+        self.int_values("n_layer", 1, MAX_LAYERS)
         # every combination must build, so that sample/mutate/crossover never produce a bad config
         for op in v["operation"]:
             op_type, param = parse_operation(op, "operation", where)

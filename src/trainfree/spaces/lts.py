@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from trainfree.errors import ConfigError
-from trainfree.spaces.base import Gene, SearchSpace, check_int, seeded
+from trainfree.spaces.base import MAX_LAYERS, Gene, SearchSpace, seeded
 from trainfree.spaces.lts_config import (
     INIT_TYPES,
     LTSConfig,
@@ -144,27 +144,56 @@ class LTSSpace(SearchSpace[LTSConfig]):
     # ---------------------------------------------------------------- genome
     @property
     def n_slots(self) -> int:
-        return max(check_int(v, "n_layer", 1, f"space {self.name}") for v in self.values["n_layer"])
+        return max(self.values["n_layer"])
 
     def genes(self) -> list[Gene]:
-        values = dict(self.values)
-        values["cutoffs"] = tuple(tuple(int(x) for x in c) for c in values["cutoffs"])
-        self.values["cutoffs"] = values["cutoffs"]
-        for mode in values["tie_projs"]:
-            if mode not in TIE_MODES:
-                raise ConfigError("tie_projs", mode, f"one of {list(TIE_MODES)}", f"space {self.name}")
-        for d in values["d_model"]:
-            for h in values["n_head"]:
-                if d % h:
-                    raise ConfigError(
-                        "n_head", h, f"a divisor of every d_model value ({d} is not)", f"space {self.name}"
-                    )
+        self._check_values()
+        values = self.values
         genes = [Gene(k, values[k]) for k in ("n_layer", "d_model", "d_embed", "div_val")]
         for i in range(self.n_slots):
             genes.append(Gene(f"layers[{i}].d_inner", values["d_inner"]))
             genes.append(Gene(f"layers[{i}].n_head", values["n_head"]))
         genes += [Gene(k, values[k]) for k in self.setting_genes]
         return genes
+
+    def _check_values(self) -> None:
+        """Every value of every value set has the right type and range, and every
+        combination the genome can form builds (heads divide widths, clusters keep a width)."""
+        where = f"space {self.name}"
+        self.int_values("n_layer", 1, MAX_LAYERS)
+        d_models = self.int_values("d_model", 1)
+        d_embeds = self.int_values("d_embed", 1, also=(-1,))
+        div_vals = self.int_values("div_val", 1)
+        self.int_values("d_inner", 1)
+        heads = self.int_values("n_head", 1)
+        tokens = self.int_values("n_token", 2)
+        self.int_values("tgt_len", 1)
+        if "mem_len" in self.values:
+            self.int_values("mem_len", 0)
+        for mode in self.values["tie_projs"]:
+            if not isinstance(mode, str) or mode not in TIE_MODES:
+                raise ConfigError("tie_projs", mode, f"one of {list(TIE_MODES)}", where)
+        for d in d_models:
+            for h in heads:
+                if d % h:
+                    raise ConfigError("n_head", h, f"a divisor of every d_model value ({d} is not)", where)
+        cutoffs = []
+        for raw in self.values["cutoffs"]:
+            for n_token in tokens:
+                k = len(clean_cutoffs(raw, n_token, where))
+                widths = {d for d in d_embeds if d > 0} | ({*d_models} if -1 in d_embeds else set())
+                for div_val in (v for v in div_vals if v > 1):
+                    narrow = min(widths)
+                    if narrow // div_val ** (k - 1) < 1:
+                        raise ConfigError(
+                            "div_val",
+                            div_val,
+                            f"small enough that all {k} clusters of cutoffs {list(raw)} keep a width "
+                            f">= 1 (d_embed {narrow} // div_val**{k - 1})",
+                            where,
+                        )
+            cutoffs.append(tuple(int(x) for x in raw))
+        self.values["cutoffs"] = tuple(cutoffs)
 
     def to_genes(self, config: LTSConfig) -> list[Any]:
         if config.n_layer > self.n_slots:
@@ -179,9 +208,14 @@ class LTSSpace(SearchSpace[LTSConfig]):
         k = config.n_clusters
         modes = (*self.values["tie_projs"], *TIE_MODES)  # with one cluster several modes agree
         mode = next((m for m in modes if tie_projs_for(m, k) == config.tie_projs), config.tie_projs)
+        # the value set holds cutoffs as given; a config holds them cleaned against its n_token
+        cutoffs = next(
+            (c for c in self.values["cutoffs"] if clean_cutoffs(c, config.n_token) == config.cutoffs),
+            config.cutoffs,
+        )
         settings = {
             "n_token": config.n_token,
-            "cutoffs": config.cutoffs,
+            "cutoffs": cutoffs,
             "tgt_len": config.tgt_len,
             "tie_projs": mode,
             "mem_len": config.mem_len,
