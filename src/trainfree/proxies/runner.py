@@ -53,7 +53,7 @@ def score_architecture(
     users = [p for p in proxies if p.needs_model]
     pristine, build_s, build_error = None, 0.0, None
     if users:
-        from trainfree.hardware.profiler import too_big
+        from trainfree.hardware.workers import too_big
 
         t0 = time.perf_counter()
         build_error = too_big(space, config)
@@ -108,7 +108,7 @@ def worker_init(
     parent handles it), death with its owner (the process that started the pool)."""
     import torch
 
-    from trainfree.hardware.profiler import die_with_parent
+    from trainfree.hardware.workers import die_with_parent
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     die_with_parent(owner)
@@ -139,7 +139,7 @@ class ProxyPool:
 
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            from trainfree.hardware.profiler import worker_context
+            from trainfree.hardware.workers import worker_context
 
             self._pool = ProcessPoolExecutor(
                 self.workers,
@@ -154,7 +154,7 @@ class ProxyPool:
 
         At most two tasks per worker are in flight. A dead worker fails only its own task
         (see the module docstring)."""
-        from trainfree.hardware.profiler import main_hidden
+        from trainfree.hardware.workers import main_hidden
 
         queue: deque[tuple[Task, int]] = deque((t, 0) for t in tasks)
         while queue:
