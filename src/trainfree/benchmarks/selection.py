@@ -55,7 +55,7 @@ N_BUDGETS = 10
 def check_cost(name: str) -> str:
     """``name`` if it is a known cost, else a one-line :class:`ConfigError`."""
     if name not in COSTS:
-        raise ConfigError("frontier", name, f"one of {', '.join(COSTS)}")
+        raise ConfigError("frontier", name, f"{', '.join(list(COSTS)[:-1])} or {list(COSTS)[-1]}")
     return name
 
 
