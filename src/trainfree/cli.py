@@ -207,6 +207,14 @@ def bench(
     ] = None,
     executor: ExecutorOpt = None,
     ray_address: RayAddressOpt = None,
+    frontier: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="COST",
+            help="also judge each proxy's picks under budgets of COST and its frontier against COST: "
+            "flops, params, latency, memory (measured once per model, cached; repeatable)",
+        ),
+    ] = None,
 ) -> None:
     """Rank-correlate proxies with the trained quality of a benchmark's architectures.
 
@@ -215,10 +223,12 @@ def bench(
     from trainfree.benchmarks.cache import ScoreCache
     from trainfree.benchmarks.harness import run_benchmark
     from trainfree.benchmarks.loaders import load_benchmark
+    from trainfree.benchmarks.selection import benchmark_costs, check_cost, judge_runs
     from trainfree.proxies.balance import parse_alpha
 
     try:
         strategy = parse_alpha(alpha)
+        cost_names = [check_cost(c) for c in dict.fromkeys(frontier or [])]
     except ValueError as exc:
         raise _fail(str(exc)) from None
     _check_bench_outputs(json_out, report, cache, None if no_cache or cache else ScoreCache(None).root)
@@ -267,7 +277,9 @@ def bench(
             where = f"; the scores computed so far are cached in {score_cache.root}" if score_cache else ""
             err_console.print(f"[yellow]interrupted{where}: run the same command again to resume[/]")
             raise typer.Exit(code=130) from None
+        costs, cost_failures, hardware = _costs(benchmark, cost_names, progress, benchmark_costs)
     runs = result.runs
+    selections = judge_runs(runs, truth_of(benchmark), costs, benchmark.higher_is_better) if costs else {}
 
     sign = "higher" if benchmark.higher_is_better else "lower"
     table = Table(
@@ -305,6 +317,8 @@ def bench(
             f"\nfit:K rows: mean over {repeats} splits, evaluated only on the held-out architectures"
         )
     console.print(table)
+    if selections:
+        _print_selection(benchmark, selections, cost_failures)
     for name, run in runs.items():
         if run.errors:
             eid, msg = next(iter(run.errors.items()))
@@ -331,6 +345,13 @@ def bench(
             },
             "proxies": {name: run.as_dict() for name, run in runs.items()},
         }
+        if costs:
+            payload["selection"] = {
+                "costs": list(costs),
+                "budgets": "deciles of the cost over the judged architectures (10%, 20%, ..., 100%)",
+                "hardware": hardware,
+                "cost_failures": cost_failures,
+            }
         atomic_write_json(json_out, payload)
         err_console.print(f"wrote {json_out}")
     if report:
@@ -338,6 +359,56 @@ def bench(
 
         write_report(report, benchmark, result)
         err_console.print(f"wrote {report}/report.md, summary.csv, scores.csv and {len(runs)} plots")
+
+
+def truth_of(benchmark: Any) -> np.ndarray:
+    return np.array([e.ground_truth for e in benchmark.entries], dtype=np.float64)
+
+
+def _costs(benchmark: Any, names: list[str], progress: Progress, compute: Any) -> tuple[dict, dict, Any]:
+    """The costs ``--frontier`` asked for; latency/memory measured with the default hardware
+    settings through the hardware cache, with a progress bar."""
+    if not names:
+        return {}, {}, None
+    hardware, cache = None, None
+    if {"latency", "memory"} & set(names):
+        from trainfree.hardware import HardwareSettings, MeasurementCache
+
+        hardware, cache = HardwareSettings(), MeasurementCache()
+    task = progress.add_task(f"costs: {', '.join(names)}", total=len(benchmark))
+    costs, failures = compute(
+        benchmark, names, hardware, cache, on_step=lambda i: progress.update(task, completed=i)
+    )
+    return costs, failures, hardware.as_dict() if hardware else None
+
+
+def _print_selection(benchmark: Any, selections: dict, failures: dict[str, str]) -> None:
+    from trainfree.benchmarks.selection import cells
+
+    table = Table(
+        title=f"Picks under 10 decile budgets of a cost: regret in {benchmark.target}",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    for col in ("proxy", "cost", "regret", "frontier", "recovered", "HV"):
+        table.add_column(col, justify="left" if col in ("proxy", "cost") else "right", no_wrap=True)
+    for name, by_cost in selections.items():
+        for cost, sel in by_cost.items():
+            table.add_row(name, cost, *cells(sel))
+    table.caption = (
+        "regret: true quality of the best model within the budget minus the pick's (>= 0). "
+        "frontier: models on the proxy's frontier / judged; recovered: true-frontier models on it "
+        "/ true frontier size; HV: hypervolume of its true points / the true frontier's."
+    )
+    if any(s.splits for by_cost in selections.values() for s in by_cost.values()):
+        table.caption += " With fit:K, every row: held-out models only, mean (± sd) over the same splits."
+
+    console.print(table)
+    if failures:
+        eid, why = next(iter(failures.items()))
+        err_console.print(
+            f"[yellow]{len(failures)} architectures could not be measured[/] (e.g. {eid}: {why})"
+        )
 
 
 def _hardware_settings(

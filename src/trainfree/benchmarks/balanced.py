@@ -21,6 +21,7 @@ def evaluate_balanced(
     seed: int = 0,
     space: Any = None,
     ids: Sequence[str] | None = None,
+    splits: list[tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Scores and rank correlations of a balanced proxy under an alpha strategy, chosen by
     :func:`~trainfree.proxies.balance.choose`.
@@ -28,7 +29,9 @@ def evaluate_balanced(
     The label-free strategies (``heuristic``, ``fixed``, ``agreement``) use no labels, so they
     are evaluated on every architecture. ``fit:K`` is fitted on K architectures and evaluated
     on the rest, ``repeats`` times; the returned scores are those of the first split's
-    balance, for inspection only.
+    balance, for inspection only. ``splits``, when given, receives each split's
+    ``(held-out indices, scores)``, so that other judges (selection regret) can keep to the
+    held-out architectures too.
     """
     n = len(truth)
     if strategy.kind != "fit":
@@ -60,6 +63,8 @@ def evaluate_balanced(
             higher_is_better=higher_is_better,
         )
         scores = combine(components, chosen)
+        if splits is not None:
+            splits.append((eval_idx, scores))
         r = rank_correlation(scores[eval_idx], truth[eval_idx], higher_is_better, n_boot=0)
         for key in per_split:
             per_split[key].append(getattr(r, key))

@@ -55,6 +55,8 @@ class ProxyRun:
     result: dict[str, Any]
     errors: dict[str, str] = field(default_factory=dict)
     components: dict[str, np.ndarray] | None = None  # balanced proxies: sub-module components
+    #: fit:K only: each split's (held-out indices, scores), to judge on held-out models only
+    splits: list[tuple[np.ndarray, np.ndarray]] | None = None
 
     @property
     def seconds_per_arch(self) -> float:
@@ -180,6 +182,7 @@ def run_benchmark(
     for p in proxies:
         if p.balanced:
             comps = _stack_components(raw[p.name])
+            splits: list[tuple[np.ndarray, np.ndarray]] = []
             if comps:
                 scores, result = evaluate_balanced(
                     comps,
@@ -190,11 +193,14 @@ def run_benchmark(
                     seed,
                     space=bench.space,
                     ids=[e.id for e in bench.entries],
+                    splits=splits,
                 )
             else:  # failed on every architecture
                 scores = np.full(n, math.nan)
                 result = rank_correlation(scores, truth, bench.higher_is_better, seed=seed).as_dict()
-            runs[p.name] = ProxyRun(p.name, scores, seconds[p.name], result, errors[p.name], comps)
+            runs[p.name] = ProxyRun(
+                p.name, scores, seconds[p.name], result, errors[p.name], comps, splits or None
+            )
         else:
             scores = np.array(raw[p.name], dtype=np.float64)
             result = rank_correlation(scores, truth, bench.higher_is_better, seed=seed).as_dict()

@@ -6,7 +6,9 @@
   (Spearman and Kendall with bootstrap 95% intervals, top-10% precision, ``tau_iso`` (Kendall
   over size-matched pairs, ``evaluate.tau_iso``), ms per architecture,
   whether the proxy needs data / gradients, errors), with links to the plots;
-- ``summary.csv``: the same table, one column per figure (intervals as ``*_lo`` / ``*_hi``);
+- ``summary.csv``: the same table, one column per figure (intervals as ``*_lo`` / ``*_hi``),
+  then, for each cost judged with ``--frontier COST`` (:mod:`~trainfree.benchmarks.selection`),
+  :data:`SELECTION_FIELDS` suffixed ``_<cost>``; ``report.md`` shows them in one more table;
 - ``scores.csv``: one row per architecture: ``id``, ``ground_truth``, then one column per proxy
   with its raw score under the proxy's registered name (empty where the proxy failed), then,
   for balanced proxies, their components (``zerolm.attention_sum``, ...). Every figure of
@@ -59,6 +61,28 @@ SUMMARY_COLUMNS = (
     "kendall_std",
 )
 
+#: per judged cost, summary.csv's columns ``<field>_<cost>`` and the Selection figure they hold
+SELECTION_FIELDS = {
+    "regret": "regret",
+    "regret_std": "regret_std",
+    "judged": "n",
+    "frontier": "frontier_size",
+    "true_frontier": "true_frontier_size",
+    "recovered": "recovered",
+    "hv": "hv_ratio",
+}
+
+
+def selection_costs(runs: dict[str, ProxyRun]) -> list[str]:
+    """The costs the runs were judged against (``--frontier``), in order."""
+    return list(dict.fromkeys(c for run in runs.values() for c in run.result.get("selection", {})))
+
+
+def summary_columns(runs: dict[str, ProxyRun]) -> list[str]:
+    """:data:`SUMMARY_COLUMNS`, then the selection columns of each judged cost."""
+    extra = [f"{f}_{c}" for c in selection_costs(runs) for f in SELECTION_FIELDS]
+    return [*SUMMARY_COLUMNS, *extra]
+
 
 def _num(x: Any) -> str:
     """Full-precision text of a number (``repr`` round-trips); empty for NaN / missing."""
@@ -101,6 +125,11 @@ def summary_rows(runs: dict[str, ProxyRun]) -> list[dict[str, Any]]:
                 "beta": r.get("beta"),
                 "spearman_std": r.get("spearman_std"),
                 "kendall_std": r.get("kendall_std"),
+                **{
+                    f"{f}_{c}": sel.get(key)
+                    for c, sel in r.get("selection", {}).items()
+                    for f, key in SELECTION_FIELDS.items()
+                },
             }
         )
 
@@ -149,10 +178,9 @@ def write_report(
     written = []
     header, table = scores_table(bench, scores.runs)
     written.append(atomic_write_text(out / "scores.csv", _csv(header, table)))
+    columns = summary_columns(scores.runs)
     written.append(
-        atomic_write_text(
-            out / "summary.csv", _csv(SUMMARY_COLUMNS, [[r[c] for c in SUMMARY_COLUMNS] for r in rows])
-        )
+        atomic_write_text(out / "summary.csv", _csv(columns, [[r.get(c) for c in columns] for r in rows]))
     )
     plot_files = {}
     if plots:
@@ -219,6 +247,7 @@ def markdown(
         "that need the model; for cached scores, the time measured when they were computed.",
         "",
     ]
+    lines += selection_markdown(bench, scores.runs, rows)
     failures = [(name, run) for name, run in scores.runs.items() if run.errors]
     if failures:
         lines += ["## Failures", ""]
@@ -230,6 +259,38 @@ def markdown(
             )
         lines.append("")
     return "\n".join(lines)
+
+
+def selection_markdown(bench: Benchmark, runs: dict[str, ProxyRun], rows: list[dict[str, Any]]) -> list[str]:
+    """The ``--frontier`` table of report.md (no lines when no cost was judged)."""
+    from trainfree.benchmarks.selection import cells
+
+    costs = selection_costs(runs)
+    if not costs:
+        return []
+    judged = [run.result.get("selection", {}) for run in runs.values()]
+    split = any(sel.get(c, {}).get("splits") for sel in judged for c in costs)
+    lines = [
+        "## Choices under a cost budget (`--frontier`)",
+        "",
+        f"Regret: at each of 10 budgets (the cost's deciles: 10%, ..., 100%), the true "
+        f"`{bench.target}` of the best architecture within the budget minus that of the proxy's pick "
+        "(ties in the score averaged), mean over the budgets, >= 0. Frontier: the proxy's Pareto "
+        "frontier against the cost (size / architectures judged); recovered: models of the true "
+        "frontier on it (/ true frontier size); HV: hypervolume of its models' true points over the "
+        "true frontier's (log cost)."
+        + (" With `fit:K`, every row is judged on the held-out architectures of the same splits: "
+           "mean (± sd) over the splits." if split else ""),
+        "",
+        "| proxy | cost | regret | frontier | recovered | HV |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        for c in costs:
+            sel = runs[r["proxy"]].result.get("selection", {}).get(c)
+            if sel:
+                lines.append(f"| `{r['proxy']}` | {c} | " + " | ".join(cells(sel)) + " |")
+    return [*lines, ""]
 
 
 def _f(x: Any, digits: int = 3) -> str:
