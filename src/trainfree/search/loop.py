@@ -25,6 +25,7 @@ from pymoo.core.evaluator import Evaluator as PymooEvaluator
 from pymoo.problems.static import StaticProblem
 
 from trainfree.search import state
+from trainfree.search.costs import CALIBRATION_SHARE
 
 #: population sizing: generations a budget should allow, and the population's bounds
 TARGET_GENERATIONS, POP_MIN, POP_MAX = 30, 12, 100
@@ -35,6 +36,8 @@ WRITE_EVERY_S = 15.0
 REFINE_SHARE, REFINE_BATCH = 0.3, 4
 #: after a wall-time budget, the frontier may still be measured for this share of it
 FINAL_GRACE = 0.1
+#: the fewest calibration measurements a wall-time budget stops at (5-fold CV needs some)
+CALIBRATION_FLOOR = 20
 
 if TYPE_CHECKING:
     from trainfree.search.run import SearchProgress, SearchRun
@@ -128,9 +131,16 @@ class _Loop:
         have = len({row["key"] for row in cached} | {rec["key"] for rec in measured})
         if have < n:
             configs = cost.calibration_configs(n, r.settings.seed)
+            share = None if r.settings.calibration or r.budget_seconds is None else CALIBRATION_SHARE
             for k in range(0, len(configs), 4):  # small batches: progress, and a kill loses little
                 if have >= n:
                     break
+                if (
+                    share is not None
+                    and have >= CALIBRATION_FLOOR
+                    and self.spent() >= share * r.budget_seconds
+                ):
+                    break  # the calibration's share of a wall-time budget is spent
                 batch = configs[k : k + 4]
                 before = len(r.store)
                 r.evaluator.evaluate(batch, generation=-1, measure=True)

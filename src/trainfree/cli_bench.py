@@ -1,0 +1,291 @@
+"""The ``bench`` command (registered on :data:`trainfree.cli.app`): it parses options and prints;
+scoring, balancing and judging belong to :mod:`trainfree.benchmarks`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+from rich import box
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from trainfree.cli import ExecutorOpt, RayAddressOpt, _fail, _space, app, console, err_console, make_executor
+from trainfree.cli_checks import _check_bench_outputs, _check_bench_size
+from trainfree.errors import TrainfreeError
+from trainfree.io import atomic_write_json
+from trainfree.proxies import list_proxies
+
+
+@app.command()
+def bench(
+    space: Annotated[
+        str, typer.Option(help="search space of the benchmark: flexibert, flexibert-published, gpt2, transxl")
+    ],
+    proxy: Annotated[
+        list[str], typer.Option(help="proxy name (repeat for several), or `all` for every registered proxy")
+    ],
+    data: Annotated[
+        Path | None, typer.Option(help="benchmark file or folder (default: under $TRAINFREE_DATA)")
+    ] = None,
+    target: Annotated[
+        str | None,
+        typer.Option(help="ground-truth field (default: the first of the space's targets in `spaces`)"),
+    ] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="write the results as JSON here")] = None,
+    seed: Annotated[int, typer.Option(help="seed for weights and data")] = 0,
+    seq_len: Annotated[int | None, typer.Option(min=1, help="sequence length (default: the space's)")] = None,
+    alpha: Annotated[
+        str,
+        typer.Option(
+            help="balance of balanced proxies (zerolm, param_mix): heuristic (label-free default), "
+            "a number in [0,1], agreement, fit:K"
+        ),
+    ] = "heuristic",
+    repeats: Annotated[int, typer.Option(min=1, help="random fit/evaluate splits for --alpha fit:K")] = 20,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="worker processes (default: one per CPU, max 8, if a proxy builds models; 1: in-process)",
+        ),
+    ] = None,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(min=1, help="batch size of data-dependent proxies (default: each proxy's own)"),
+    ] = None,
+    cache: Annotated[
+        Path | None,
+        typer.Option(help="score cache folder (default: $TRAINFREE_CACHE/scores, ~/.cache/trainfree/scores)"),
+    ] = None,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="neither read nor write the score cache")
+    ] = False,
+    report: Annotated[
+        Path | None,
+        typer.Option(help="write report.md, summary.csv, scores.csv and plots/<proxy>.png to this folder"),
+    ] = None,
+    executor: ExecutorOpt = None,
+    ray_address: RayAddressOpt = None,
+    frontier: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="COST",
+            help="also judge each proxy's picks under budgets of COST and its frontier against COST: "
+            "flops, params, latency, memory (measured once per model, cached; repeatable)",
+        ),
+    ] = None,
+) -> None:
+    """Rank-correlate proxies with the trained quality of a benchmark's architectures.
+
+    Scores are cached on disk per (architecture, proxy, settings), so an interrupted run
+    resumes and a re-run (another --alpha, a --report) recomputes nothing."""
+    from trainfree.benchmarks.cache import ScoreCache
+    from trainfree.benchmarks.harness import run_benchmark
+    from trainfree.benchmarks.loaders import load_benchmark
+    from trainfree.benchmarks.selection import benchmark_costs, check_cost, judge_runs
+    from trainfree.proxies.balance import parse_alpha
+
+    try:
+        strategy = parse_alpha(alpha)
+        cost_names = [check_cost(c) for c in dict.fromkeys(frontier or [])]
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    _check_bench_outputs(json_out, report, cache, None if no_cache or cache else ScoreCache(None).root)
+    sp = _space(space)
+    names = list(dict.fromkeys(list_proxies() if proxy == ["all"] else proxy))
+    for name in names:
+        if name not in list_proxies():
+            raise _fail(f"unknown proxy '{name}'; known: {', '.join(list_proxies())}")
+    try:
+        benchmark = load_benchmark(sp, data, target)
+    except TrainfreeError as exc:
+        raise _fail(str(exc)) from None
+    _check_bench_size(benchmark, strategy)
+    if benchmark.skipped:
+        err_console.print(f"[yellow]skipped {len(benchmark.skipped)} entries without ground truth:[/]")
+        for eid, why in benchmark.skipped[:10]:
+            err_console.print(f"  {eid}: {why}")
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task(f"{space} x {len(names)} proxies", total=len(benchmark))
+        score_cache = None if no_cache else ScoreCache(cache)
+        try:
+            result = run_benchmark(
+                benchmark,
+                names,
+                seed=seed,
+                seq_len=seq_len,
+                alpha=strategy,
+                repeats=repeats,
+                on_step=lambda i: progress.update(task, completed=i),
+                workers=workers,
+                cache=score_cache,
+                batch_size=batch_size,
+                executor=make_executor(executor, ray_address),
+            )
+        except ValueError as exc:
+            raise _fail(str(exc)) from None
+        except KeyboardInterrupt:
+            progress.stop()
+            where = f"; the scores computed so far are cached in {score_cache.root}" if score_cache else ""
+            err_console.print(f"[yellow]interrupted{where}: run the same command again to resume[/]")
+            raise typer.Exit(code=130) from None
+        costs, cost_failures, hardware = _costs(benchmark, cost_names, progress, benchmark_costs)
+    runs = result.runs
+    selections = judge_runs(runs, truth_of(benchmark), costs, benchmark.higher_is_better) if costs else {}
+
+    sign = "higher" if benchmark.higher_is_better else "lower"
+    table = Table(
+        title=f"{space}: {len(benchmark)} architectures, ground truth {benchmark.target} ({sign} is better)",
+        caption=str(benchmark.path),
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    balanced = any("alpha" in run.result for run in runs.values())
+    table.add_column("proxy", no_wrap=True)
+    for col in ("n", "Spearman [95% CI]", "Kendall [95% CI]", "top10%", "ms/arch") + (
+        ("alpha",) if balanced else ()
+    ):
+        table.add_column(col, justify="right", no_wrap="CI" not in col)
+    for name, run in runs.items():
+        r = run.result
+        extra = (_balance_text(r) if "alpha" in r else "",) if balanced else ()
+        table.add_row(
+            name,
+            str(r["n"]),
+            f"{r['spearman']:.3f} {_ci(r['spearman_ci'])}",
+            f"{r['kendall']:.3f} {_ci(r['kendall_ci'])}",
+            f"{r['top10_precision']:.2f}",
+            f"{run.seconds_per_arch * 1000:.2f}",
+            *extra,
+        )
+    table.caption += (
+        f"\n{result.wall_seconds:.1f} s, {result.workers} worker(s); {result.computed} scores computed, "
+        f"{result.cached} from the cache" + (f" ({score_cache.root})" if score_cache else " (--no-cache)")
+    )
+    if result.invalid:
+        table.caption += f"; {result.invalid} invalid cache entries recomputed"
+    if any("protocol" in run.result for run in runs.values()):
+        table.caption += (
+            f"\nfit:K rows: mean over {repeats} splits, evaluated only on the held-out architectures"
+        )
+    console.print(table)
+    if selections:
+        _print_selection(benchmark, selections, cost_failures)
+    for name, run in runs.items():
+        if run.errors:
+            eid, msg = next(iter(run.errors.items()))
+            err_console.print(
+                f"[yellow]{name} failed on {len(run.errors)} architectures[/] (e.g. {eid}: {msg})"
+            )
+    if json_out:
+        payload = {
+            "space": space,
+            "data": str(benchmark.path),
+            "target": benchmark.target,
+            "higher_is_better": benchmark.higher_is_better,
+            "n": len(benchmark),
+            "skipped": [{"id": i, "reason": w} for i, w in benchmark.skipped],
+            "seed": seed,
+            "alpha_strategy": str(strategy),
+            "wall_seconds": result.wall_seconds,
+            "workers": result.workers,
+            "cache": {
+                "dir": str(score_cache.root) if score_cache else None,
+                "computed": result.computed,
+                "cached": result.cached,
+                "invalid": result.invalid,
+            },
+            "proxies": {name: run.as_dict() for name, run in runs.items()},
+        }
+        if costs:
+            payload["selection"] = {
+                "costs": list(costs),
+                "budgets": "deciles of the cost over the judged architectures (10%, 20%, ..., 100%)",
+                "hardware": hardware,
+                "cost_failures": cost_failures,
+            }
+        atomic_write_json(json_out, payload)
+        err_console.print(f"wrote {json_out}")
+    if report:
+        from trainfree.benchmarks.report import write_report
+
+        write_report(report, benchmark, result)
+        err_console.print(f"wrote {report}/report.md, summary.csv, scores.csv and {len(runs)} plots")
+
+
+def truth_of(benchmark: Any) -> np.ndarray:
+    return np.array([e.ground_truth for e in benchmark.entries], dtype=np.float64)
+
+
+def _costs(benchmark: Any, names: list[str], progress: Progress, compute: Any) -> tuple[dict, dict, Any]:
+    """The costs ``--frontier`` asked for; latency/memory measured with the default hardware
+    settings through the hardware cache, with a progress bar."""
+    if not names:
+        return {}, {}, None
+    hardware, cache = None, None
+    if {"latency", "memory"} & set(names):
+        from trainfree.hardware import HardwareSettings, MeasurementCache
+
+        hardware, cache = HardwareSettings(), MeasurementCache()
+    task = progress.add_task(f"costs: {', '.join(names)}", total=len(benchmark))
+    costs, failures = compute(
+        benchmark, names, hardware, cache, on_step=lambda i: progress.update(task, completed=i)
+    )
+    return costs, failures, hardware.as_dict() if hardware else None
+
+
+def _print_selection(benchmark: Any, selections: dict, failures: dict[str, str]) -> None:
+    from trainfree.benchmarks.selection import cells
+
+    table = Table(
+        title=f"Picks under 10 decile budgets of a cost: regret in {benchmark.target}",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    for col in ("proxy", "cost", "regret", "frontier", "recovered", "HV"):
+        table.add_column(col, justify="left" if col in ("proxy", "cost") else "right", no_wrap=True)
+    for name, by_cost in selections.items():
+        for cost, sel in by_cost.items():
+            table.add_row(name, cost, *cells(sel))
+    table.caption = (
+        "regret: true quality of the best model within the budget minus the pick's (>= 0). "
+        "frontier: models on the proxy's frontier / judged; recovered: true-frontier models on it "
+        "/ true frontier size; HV: hypervolume of its true points / the true frontier's."
+    )
+    if any(s.splits for by_cost in selections.values() for s in by_cost.values()):
+        table.caption += " With fit:K, every row: held-out models only, mean (± sd) over the same splits."
+
+    console.print(table)
+    if failures:
+        eid, why = next(iter(failures.items()))
+        err_console.print(
+            f"[yellow]{len(failures)} architectures could not be measured[/] (e.g. {eid}: {why})"
+        )
+
+
+def _balance_text(r: dict[str, Any]) -> str:
+    """``0.43 sum`` or, where the embedding takes part, ``0.43 sum +0.30E``."""
+    text = f"{r['alpha']:.2f} {r['aggregate']}"
+    return text + (f" +{r['beta']:.2f}E" if r.get("beta") else "")
+
+
+def _ci(ci: tuple[float, float]) -> str:
+    return f"[{ci[0]:.2f},{ci[1]:.2f}]"

@@ -1,0 +1,60 @@
+"""The ``export`` command (registered on :data:`trainfree.cli.app`); the work is in
+:mod:`trainfree.export`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from trainfree.cli import _fail, _space, app, err_console
+from trainfree.errors import TrainfreeError
+
+
+@app.command()
+def export(
+    out: Annotated[Path, typer.Option(help="folder to write (refused if not empty, unless --force)")],
+    space: Annotated[str | None, typer.Option(help="space of --config (default: the file's own)")] = None,
+    config: Annotated[
+        Path | None, typer.Option(dir_okay=False, help="config JSON file (bare, or {space, config})")
+    ] = None,
+    run: Annotated[Path | None, typer.Option(help="search run directory (reads its frontier)")] = None,
+    pick: Annotated[str | None, typer.Option(help="with --run: frontier row number, or all")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="hf (transformers folder) or onnx")] = "hf",
+    as_: Annotated[
+        str, typer.Option("--as", help="trainfree (any config) or gpt2 (stock GPT2LMHeadModel)")
+    ] = "trainfree",
+    seed: Annotated[
+        int | None, typer.Option(help="weights of space.build(config, seed); default 0, or the run's seed")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="replace a non-empty --out")] = False,
+) -> None:
+    """Write an architecture as a Hugging Face transformers model folder, or as ONNX."""
+    from trainfree.export import export_config, export_run, read_config_file, resolve_config
+
+    try:
+        if (config is None) == (run is None):
+            raise TrainfreeError("give either --config FILE (with --space) or --run RUN_DIR --pick N|all")
+        if run is not None:
+            if pick is None:
+                raise TrainfreeError("--run needs --pick N (a frontier row) or --pick all")
+            results = export_run(run, pick, out, fmt=fmt, as_=as_, force=force, seed=seed)
+        else:
+            file_space, data = read_config_file(config)
+            name = space or file_space
+            if name is None:
+                raise TrainfreeError(f"{config} does not name its space; pass --space")
+            if file_space is not None and name != file_space:
+                raise TrainfreeError(f"{config} is a config of space '{file_space}', not '{name}'")
+            sp = _space(name)
+            cfg = resolve_config(sp, data, str(config))
+            results = [export_config(sp, cfg, out, fmt=fmt, as_=as_, force=force, seed=seed or 0)]
+    except TrainfreeError as exc:
+        raise _fail(str(exc)) from None
+    for r in results:
+        err_console.print(
+            f"wrote {r.out} ({r.model_type}, {r.params:,} parameters, {r.seconds:.1f} s; "
+            f"max abs diff to trainfree {r.max_abs_diff:.1e})",
+            highlight=False,
+        )
