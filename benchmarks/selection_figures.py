@@ -20,9 +20,9 @@ import warnings
 
 import numpy as np
 
-from trainfree.benchmarks.cache import ScoreCache
 from trainfree.benchmarks.harness import run_benchmark
 from trainfree.benchmarks.loaders import load_benchmark
+from trainfree.benchmarks.score_cache import ScoreCache
 from trainfree.benchmarks.selection import benchmark_costs, cells, judge_runs, selection_regret
 from trainfree.proxies.balance import choose, combine, parse_alpha
 

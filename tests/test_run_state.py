@@ -20,7 +20,7 @@ import pytest
 
 from trainfree.hardware import HardwareSettings
 from trainfree.search import RunDirError, SearchRun, SearchSettings
-from trainfree.search.evaluate import EvaluationStore
+from trainfree.search.evaluator import EvaluationStore
 
 TINY = {
     "n_layer": [1, 2, 3],

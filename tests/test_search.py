@@ -20,7 +20,7 @@ from trainfree import cli
 from trainfree.errors import ConfigError
 from trainfree.hardware import HardwareSettings
 from trainfree.search import SearchRun, SearchSettings, parse_budget
-from trainfree.search.evaluate import EvaluationStore
+from trainfree.search.evaluator import EvaluationStore
 from trainfree.search.operators import SpaceCrossover, SpaceMutation, SpaceProblem, SpaceSampling
 from trainfree.search.pareto import nondominated
 

@@ -89,9 +89,9 @@ def bench(
 
     Scores are cached on disk per (architecture, proxy, settings), so an interrupted run
     resumes and a re-run (another --alpha, a --report) recomputes nothing."""
-    from trainfree.benchmarks.cache import ScoreCache
     from trainfree.benchmarks.harness import run_benchmark
     from trainfree.benchmarks.loaders import load_benchmark
+    from trainfree.benchmarks.score_cache import ScoreCache
     from trainfree.benchmarks.selection import benchmark_costs, check_cost, judge_runs
     from trainfree.proxies.balance import parse_alpha
 

@@ -1,6 +1,6 @@
 """Trained-architecture benchmarks: loaders, rank-correlation evaluation and the harness."""
 
-from trainfree.benchmarks.evaluate import RankResult, rank_correlation
+from trainfree.benchmarks.correlation import RankResult, rank_correlation
 from trainfree.benchmarks.loaders import Benchmark, BenchmarkEntry, default_data_path, load_benchmark
 
 __all__ = [

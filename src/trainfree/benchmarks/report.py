@@ -13,7 +13,7 @@
   with its raw score under the proxy's registered name (empty where the proxy failed), then,
   for balanced proxies, their components (``zerolm.attention_sum``, ...). Every figure of
   ``summary.csv`` can be recomputed from it with
-  :func:`~trainfree.benchmarks.evaluate.rank_correlation` (same ``seed``), except the ``fit:K``
+  :func:`~trainfree.benchmarks.correlation.rank_correlation` (same ``seed``), except the ``fit:K``
   rows of balanced proxies, which are means over held-out splits: their column holds the first
   split's scores, and the components let anyone refit;
 - ``plots/<proxy>.png``: score against ground truth, rho in the title, log x-axis when the
@@ -31,9 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from trainfree.benchmarks.cache import atomic_write_bytes
 from trainfree.benchmarks.harness import BenchmarkScores, ProxyRun
 from trainfree.benchmarks.loaders import Benchmark
+from trainfree.benchmarks.score_cache import atomic_write_bytes
 from trainfree.io import atomic_write_text
 from trainfree.proxies import get_proxy
 

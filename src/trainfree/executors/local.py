@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from trainfree.executors.base import LOCAL_NODE, Executor, MeasureResult, Scorer, register_executor
-from trainfree.hardware.cache import measure_cached
+from trainfree.hardware.measurement_cache import measure_cached
 from trainfree.hardware.profiler import HardwareSettings, machine_info
 
 

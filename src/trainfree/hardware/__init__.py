@@ -4,7 +4,7 @@
 ``MeasurementCache`` keeps them on disk by (architecture, settings, machine).
 """
 
-from trainfree.hardware.cache import MeasurementCache, default_cache_dir, measure_cached
+from trainfree.hardware.measurement_cache import MeasurementCache, default_cache_dir, measure_cached
 from trainfree.hardware.profiler import (
     BACKENDS,
     DEVICES,

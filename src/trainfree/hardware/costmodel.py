@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import qmc, spearmanr
 
-from trainfree.hardware.cache import MeasurementCache, default_cache_dir
+from trainfree.hardware.measurement_cache import MeasurementCache, default_cache_dir
 from trainfree.hardware.profiler import HardwareSettings, machine_info
 from trainfree.io import atomic_write_json
 

@@ -4,7 +4,7 @@ The run directory holds everything needed to continue, as plain data (nothing is
 
 - ``settings.json``: what was asked (space and value sets, proxy, alpha, objectives,
   limits, costs, budget, hardware settings, seed), so ``--resume`` needs no other argument;
-- ``evaluations.jsonl``: every finished evaluation (:mod:`trainfree.search.evaluate`);
+- ``evaluations.jsonl``: every finished evaluation (:mod:`trainfree.search.evaluator`);
 - ``generations.jsonl``: what the optimiser was asked and told (:mod:`trainfree.search.state`);
 - ``predictor.json``: the cost model and its accuracy (:mod:`trainfree.search.costs`).
 
@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from trainfree.benchmarks.cache import ScoreCache
+from trainfree.benchmarks.score_cache import ScoreCache
 from trainfree.errors import ConfigError
 from trainfree.executors.local import LocalExecutor
 from trainfree.hardware import MeasurementCache
@@ -34,7 +34,7 @@ from trainfree.proxies.balance import Balance, choose, combine
 from trainfree.proxies.runner import ProxyRunner
 from trainfree.search import state
 from trainfree.search.costs import CostSource
-from trainfree.search.evaluate import EvaluationStore, Evaluator
+from trainfree.search.evaluator import EvaluationStore, Evaluator
 from trainfree.search.loop import _Loop
 from trainfree.search.objectives import OBJECTIVES, needs_device
 from trainfree.search.operators import RandomSearch, SpaceProblem, make_nsga2
