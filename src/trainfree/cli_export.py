@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from trainfree.cli import _fail, _space, app, err_console
+from trainfree.cli import _fail, app, err_console
 from trainfree.errors import TrainfreeError
 
 
@@ -31,7 +31,8 @@ def export(
     force: Annotated[bool, typer.Option("--force", help="replace a non-empty --out")] = False,
 ) -> None:
     """Write an architecture as a Hugging Face transformers model folder, or as ONNX."""
-    from trainfree.export import export_config, export_run, read_config_file, resolve_config
+    from trainfree.export import export_config, export_run
+    from trainfree.spaces.configfile import load_config
 
     try:
         if (config is None) == (run is None):
@@ -41,14 +42,7 @@ def export(
                 raise TrainfreeError("--run needs --pick N (a frontier row) or --pick all")
             results = export_run(run, pick, out, fmt=fmt, as_=as_, force=force, seed=seed)
         else:
-            file_space, data = read_config_file(config)
-            name = space or file_space
-            if name is None:
-                raise TrainfreeError(f"{config} does not name its space; pass --space")
-            if file_space is not None and name != file_space:
-                raise TrainfreeError(f"{config} is a config of space '{file_space}', not '{name}'")
-            sp = _space(name)
-            cfg = resolve_config(sp, data, str(config))
+            sp, cfg = load_config(config, space)
             results = [export_config(sp, cfg, out, fmt=fmt, as_=as_, force=force, seed=seed or 0)]
     except TrainfreeError as exc:
         raise _fail(str(exc)) from None
