@@ -83,33 +83,6 @@ class _ToySpace:
         return _Toy(self.init)
 
 
-def _in_a_fresh_process(test):
-    """Run ``test`` in a new interpreter. The toy-space recordings have hung, now and then,
-    in a pytest process that had started a fork server earlier in the suite (an interaction
-    not yet understood; they pass in a fresh process every time), so they get one."""
-    import functools
-    import os
-    import subprocess
-    import sys
-
-    @functools.wraps(test)
-    def run(*args, **kwargs):
-        if os.environ.get("TRAINFREE_FRESH_TEST"):
-            return test(*args, **kwargs)
-        node = os.environ["PYTEST_CURRENT_TEST"].rsplit(" ", 1)[0]
-        res = subprocess.run(
-            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", node],
-            env={**os.environ, "TRAINFREE_FRESH_TEST": "1"},
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
-
-    return run
-
-
-@_in_a_fresh_process
 def test_recorded_laws_of_any_space():
     laws = {law.name: law for law in recorded_laws(_ToySpace("normal"), None)}
     assert laws["blocks.0.attn.weight"].std == pytest.approx(0.2 / math.sqrt(12))
@@ -118,7 +91,6 @@ def test_recorded_laws_of_any_space():
 
 
 @pytest.mark.parametrize("init", ["trunc", "shifted"])
-@_in_a_fresh_process
 def test_unknown_or_uncentred_laws_fall_back_to_building(init):
     space = _ToySpace(init)
     with pytest.raises(LawUnknown):
@@ -129,7 +101,6 @@ def test_unknown_or_uncentred_laws_fall_back_to_building(init):
     assert comps == zerolm_components(space.build(None, seed=0), fresh_init=True)
 
 
-@_in_a_fresh_process
 def test_a_declared_table_that_disagrees_is_switched_off(monkeypatch):
     space, (cfg,) = _configs("flexibert", 1, n_layer=[2])
     name = fastinit._class_name(space)

@@ -126,9 +126,12 @@ class _InitRecorder(TorchDispatchMode):
             {k: v for k, v in bound.items() if not isinstance(v, torch.Tensor)},
         )
         self.writes.setdefault(_ptr(target), []).append(write)
-        if name in _FILLS:
+        if name in _FILLS and self.tainted is None:
             self.skipped.add(_ptr(target))
             return target
+        # once tainted the recording is void: fill for real, so that code looping on the
+        # values (trunc_normal_'s resampling reads its own fill) ends instead of spinning on
+        # the skipped fill's garbage
         return func(*args, **kwargs)
 
 
