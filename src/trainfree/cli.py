@@ -203,7 +203,7 @@ def make_executor(spec: str | None, address: str | None, measure_on: str | None 
     try:
         return make(spec, address, measure_on, notify=lambda m: err_console.print(f"[yellow]{escape(m)}[/]"))
     except TrainfreeError as exc:
-        raise _fail(escape(str(exc))) from None
+        raise _fail(str(exc)) from None
 
 
 BackendOpt = Annotated[str, typer.Option(help="torch (PyTorch eager) or onnx (ONNX Runtime, CPU)")]
