@@ -42,13 +42,9 @@ from trainfree.executors.base import measured_elsewhere
 
 def default_workers() -> int:
     """One worker per available CPU, at most 8: the same default as ``bench``."""
-    import os
+    from trainfree.hardware.workers import cpu_workers
 
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - macOS, Windows
-        cpus = os.cpu_count() or 1
-    return max(1, min(cpus, 8))
+    return cpu_workers()
 
 
 def accuracy_table(acc: dict[str, dict[str, float]], title: str) -> Table:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -114,11 +113,9 @@ def default_workers(proxies: Sequence[Proxy], n_tasks: int) -> int:
     for analytic proxies only, or when there are fewer than 2 architectures to score."""
     if n_tasks < 2 or not any(p.needs_model for p in proxies):
         return 1
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - macOS, Windows
-        cpus = os.cpu_count() or 1
-    return max(1, min(cpus, 8, n_tasks))
+    from trainfree.hardware.workers import cpu_workers
+
+    return max(1, min(cpu_workers(), n_tasks))
 
 
 def run_benchmark(

@@ -6,7 +6,6 @@ This is exactly what trainfree did before the executor seam existed; it imports 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -39,11 +38,9 @@ class LocalExecutor(Executor):
         measure_locally(space, configs, settings, cache, seed, on_result)
 
     def parallelism(self) -> int:
-        try:
-            cpus = len(os.sched_getaffinity(0))
-        except AttributeError:  # pragma: no cover - macOS, Windows
-            cpus = os.cpu_count() or 1
-        return max(1, min(cpus, 8))
+        from trainfree.hardware.workers import cpu_workers
+
+        return cpu_workers()
 
 
 def measure_locally(

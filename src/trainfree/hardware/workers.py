@@ -21,6 +21,16 @@ from typing import Any
 MB = 1024.0 * 1024.0
 
 
+def cpu_workers() -> int:
+    """One worker per CPU this process may run on, at most 8: the default of ``bench``,
+    ``search`` and the local executor alike."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, 8))
+
+
 #: building a model holds its weights and the initialisers' temporaries: about twice the weights
 BUILD_FACTOR = 2.5
 
