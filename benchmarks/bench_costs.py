@@ -4,6 +4,7 @@
     python benchmarks/bench_costs.py accuracy --space gpt2 --load     # the other core busy
     python benchmarks/bench_costs.py main-job                          # the README's search
     python benchmarks/bench_costs.py lts-budget                        # 3,000 evaluations
+    python benchmarks/bench_costs.py repeatability --space gpt2        # one model measured twice
 
 ``accuracy``: for each space, measure a calibration sample (Latin hypercube, seed 0) and a
 held-out sample (uniformly random, seed 1) on this machine with the search's default
@@ -15,6 +16,11 @@ busy loop on another core meanwhile.
 ``main-job``: ``trainfree search --out DIR`` with its embedded defaults (4 minutes, gpt2,
 zerolm vs latency and memory) on a fresh cache; prints evaluations, evaluations per second,
 frontier size and how many frontier models were measured.
+
+``repeatability``: each of ``-n`` random architectures measured twice, in fresh workers, the
+whole sample once and then again (minutes apart, as a frontier model and its calibration
+twin would be): how far two measurements of one model lie apart, which is the finest
+difference a measured frontier can resolve (the search's ``--resolution``).
 
 ``lts-budget``: LiteTransformerSearch's budget, 3,000 evaluations with population 100 (30
 generations), with predicted costs; prints the wall time (LTS: under 3 hours on a laptop).
@@ -37,8 +43,9 @@ import numpy as np
 from trainfree import get_space
 from trainfree.hardware import HardwareSettings, MeasurementCache, measure_cached
 from trainfree.hardware.costmodel import accuracy, calibration_sample, cost_features, fit_cost_model, make_row
+from trainfree.search.settings import SEARCH_HARDWARE
 
-HW = HardwareSettings(seq_len=192, warmup=1, repeats=5)  # the search's defaults
+HW = SEARCH_HARDWARE  # the search's defaults
 SEQ = {"flexibert": 128}
 
 
@@ -148,6 +155,27 @@ def lts_budget_cmd(args: argparse.Namespace) -> None:
         )
 
 
+def repeatability_cmd(args: argparse.Namespace) -> None:
+    from trainfree.hardware import measure
+
+    space = get_space(args.space)
+    hw = HardwareSettings(seq_len=SEQ.get(args.space, 192), warmup=HW.warmup, repeats=HW.repeats)
+    configs = [space.sample(np.random.default_rng(args.seed + i)) for i in range(args.n)]
+    rounds = []
+    for r in range(2):
+        rounds.append([measure(space, c, hw) for c in configs])
+        print(f"  round {r + 1}/2 measured", flush=True)
+    pairs = [(a, b) for a, b in zip(*rounds, strict=True) if a.ok and b.ok]
+    for name in ("latency_ms", "memory_mb"):
+        x = np.array([[getattr(a, name), getattr(b, name)] for a, b in pairs])
+        rel = np.abs(x[:, 0] - x[:, 1]) / x.mean(axis=1)
+        print(
+            f"{args.space} {name}: {len(pairs)} models measured twice; |difference| median "
+            f"{100 * np.median(rel):.1f}%, 90th percentile {100 * np.percentile(rel, 90):.1f}%, "
+            f"max {100 * rel.max():.1f}%"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -158,10 +186,20 @@ def main() -> None:
     a.add_argument("--load", action="store_true", help="keep another core busy meanwhile")
     a.add_argument("--cache", default="runs/bench_costs/cache")
     sub.add_parser("main-job")
+    rep = sub.add_parser("repeatability")
+    rep.add_argument("--space", default="gpt2")
+    rep.add_argument("-n", type=int, default=20)
+    rep.add_argument("--seed", type=int, default=100)
     lts = sub.add_parser("lts-budget")
     lts.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
-    {"accuracy": accuracy_cmd, "main-job": main_job_cmd, "lts-budget": lts_budget_cmd}[args.cmd](args)
+    commands = {
+        "accuracy": accuracy_cmd,
+        "main-job": main_job_cmd,
+        "lts-budget": lts_budget_cmd,
+        "repeatability": repeatability_cmd,
+    }
+    commands[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -36,9 +36,10 @@ os.environ.setdefault("TRAINFREE_CACHE", tempfile.mkdtemp(prefix="tf-bench-ray-"
 from trainfree.benchmarks.harness import run_benchmark
 from trainfree.benchmarks.loaders import load_benchmark
 from trainfree.executors import make_executor
-from trainfree.hardware import HardwareSettings, measure
+from trainfree.hardware import measure
+from trainfree.search.settings import SEARCH_HARDWARE
 
-HW = HardwareSettings(seq_len=192, warmup=1, repeats=5)  # the search's defaults
+HW = SEARCH_HARDWARE  # the search's defaults
 CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 

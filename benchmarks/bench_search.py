@@ -19,6 +19,7 @@ objective min-max normalised over the frontier points of all runs, reference poi
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import time
@@ -26,9 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from trainfree.hardware import HardwareSettings
 from trainfree.search import SearchRun, SearchSettings
 from trainfree.search.pareto import COST_FIELDS, hypervolume, nondominated
+from trainfree.search.settings import SEARCH_HARDWARE
 
 VARIANTS = {
     "predicted": ("predicted", "nsga2"),
@@ -44,7 +45,7 @@ def run_variant(out: Path, variant: str, seed: int, args: argparse.Namespace) ->
     settings = SearchSettings(
         space=args.space,
         objectives=args.objectives.split(","),
-        hardware=HardwareSettings(seq_len=args.seq_len, warmup=1, repeats=5),
+        hardware=dataclasses.replace(SEARCH_HARDWARE, seq_len=args.seq_len),
         costs=costs,
         algorithm=algorithm,
         budget=f"{args.minutes}m",

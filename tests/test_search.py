@@ -291,3 +291,33 @@ def test_cli_profile(tmp_path):
         cli.app, ["profile", "--space", "gpt2", "--config", str(cfg_file), "--backend", "tvm"]
     )
     assert bad.exit_code == 2 and "backend" in bad.output
+
+
+def test_frontier_resolution_drops_near_twins_only():
+    """A model that another beats in score while costing at most 3% more is not a frontier
+    model at 3% resolution; a model 10% cheaper stays, analytic costs count exactly, and
+    equal scores never remove each other."""
+    from trainfree.search.pareto import frontier_rows
+
+    def rec(score, lat, mem, params=1):
+        return {"feasible": True, "latency_ms": lat, "memory_mb": mem, "params": params, "s": score}
+
+    recs = [
+        rec(1.00, 100.0, 200.0),  # 0: beaten by 1 within 3% on latency and memory
+        rec(1.01, 102.0, 201.0),  # 1
+        rec(0.90, 90.0, 180.0),  # 2: 10% cheaper, stays
+        rec(1.01, 101.0, 203.0),  # 3: ties 1 on score, costs differ: both stay
+    ]
+    scores = np.array([r["s"] for r in recs])
+    exact, _ = frontier_rows(recs, scores, ["latency", "memory"])
+    assert sorted(exact) == [0, 1, 2, 3]
+    coarse, _ = frontier_rows(recs, scores, ["latency", "memory"], resolution=0.03)
+    assert sorted(coarse) == [1, 2, 3]
+    recs[1]["params"] = recs[3]["params"] = 2  # more parameters (exact): they no longer beat 0
+    coarse, _ = frontier_rows(recs, scores, ["latency", "params"], resolution=0.03)
+    assert 0 in coarse
+
+
+def test_resolution_is_validated():
+    with pytest.raises(ConfigError, match="resolution"):
+        SearchSettings(space="gpt2", resolution=1.5).validate()

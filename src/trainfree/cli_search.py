@@ -38,6 +38,8 @@ from trainfree.cli import (
 )
 from trainfree.errors import TrainfreeError
 from trainfree.executors.base import measured_elsewhere
+from trainfree.search.costs import MEASURED_FIELDS
+from trainfree.search.settings import SEARCH_HARDWARE, SearchSettings
 
 
 def default_workers() -> int:
@@ -52,6 +54,8 @@ def accuracy_table(acc: dict[str, dict[str, float]], title: str) -> Table:
     for col in ("cost", "n", "Spearman", "median |err|", "within 10%"):
         table.add_column(col, justify="left" if col == "cost" else "right")
     for name, a in acc.items():
+        if name not in MEASURED_FIELDS:  # a component (the activation peak): predictor.json has it
+            continue
         table.add_row(
             name,
             str(a["n"]),
@@ -98,14 +102,23 @@ def search(
         int | None, typer.Option(min=1, help="proxy worker processes (default: one per CPU)")
     ] = None,
     algorithm: Annotated[str, typer.Option(help="nsga2, or random (the baseline)")] = "nsga2",
+    resolution: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=99.0,
+            help="percent by which measured costs must differ to tell frontier models apart "
+            "(0: the exact frontier)",
+        ),
+    ] = round(100 * SearchSettings.resolution, 6),
     max_latency_ms: Annotated[float | None, typer.Option(help="same as --max latency=VALUE")] = None,
     max_memory_mb: Annotated[float | None, typer.Option(help="same as --max memory=VALUE")] = None,
     max_params: Annotated[float | None, typer.Option(help="same as --max params=VALUE")] = None,
     batch_size: BatchOpt = 1,
     seq_len: SeqOpt = 192,
     threads: ThreadsOpt = 1,
-    warmup: WarmupOpt = 1,
-    repeats: RepeatsOpt = 5,
+    warmup: WarmupOpt = SEARCH_HARDWARE.warmup,
+    repeats: RepeatsOpt = SEARCH_HARDWARE.repeats,
     set_values: Annotated[
         list[str] | None, typer.Option("--set", help="narrow a value set of the space: NAME=JSON-list")
     ] = None,
@@ -117,7 +130,7 @@ def search(
     ray_address: RayAddressOpt = None,
 ) -> None:
     """Search a space for the Pareto frontier of proxy score vs latency/memory on this device."""
-    from trainfree.search import SearchRun, SearchSettings
+    from trainfree.search import SearchRun
     from trainfree.search.objectives import parse_limits
     from trainfree.spaces import list_spaces
 
@@ -152,6 +165,7 @@ def search(
                 workers=workers or default_workers(),
                 algorithm=algorithm,
                 use_cache=cache,
+                resolution=resolution / 100.0,
             )
             settings.validate()
     except TrainfreeError as exc:  # ConfigError included
@@ -319,8 +333,8 @@ def calibrate(
     batch_size: BatchOpt = 1,
     seq_len: SeqOpt = 192,
     threads: ThreadsOpt = 1,
-    warmup: WarmupOpt = 1,
-    repeats: RepeatsOpt = 5,
+    warmup: WarmupOpt = SEARCH_HARDWARE.warmup,
+    repeats: RepeatsOpt = SEARCH_HARDWARE.repeats,
     set_values: Annotated[
         list[str] | None, typer.Option("--set", help="narrow a value set of the space: NAME=JSON-list")
     ] = None,

@@ -42,7 +42,7 @@ from trainfree.io import atomic_write_json
 from trainfree.search.objectives import OBJECTIVES
 
 #: calibration size: at least, at most, and the share of a wall-time budget it may take
-CALIBRATION_MIN, CALIBRATION_MAX, CALIBRATION_SHARE = 30, 150, 0.25
+CALIBRATION_MIN, CALIBRATION_MAX, CALIBRATION_SHARE = 30, 150, 0.15
 MEASURED_FIELDS = [o.field for o in OBJECTIVES.values() if o.measured]
 
 
@@ -138,6 +138,18 @@ class CostSource:
                 for f in MEASURED_FIELDS:
                     self.live[f].append((float(pred[f][i]), float(rec[f])))
         self.save()
+
+    def uncertainty(self) -> dict[str, float]:
+        """``{objective: the model's median absolute relative error}`` (cross-validated), for
+        telling a prediction's error from a real difference (``pareto.frontier_rows``)."""
+        if self.model is None:
+            return {}
+        acc = self.model.accuracy
+        return {
+            name: float(acc[o.field]["median_ape"])
+            for name, o in OBJECTIVES.items()
+            if o.measured and o.field in acc and math.isfinite(acc[o.field]["median_ape"])
+        }
 
     def live_accuracy(self) -> dict[str, dict[str, float]]:
         return {f: accuracy(*np.array(v).T) for f, v in self.live.items() if len(v) >= 3}

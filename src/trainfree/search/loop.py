@@ -36,8 +36,13 @@ WRITE_EVERY_S = 15.0
 REFINE_SHARE, REFINE_BATCH = 0.3, 4
 #: after a wall-time budget, the frontier may still be measured for this share of it
 FINAL_GRACE = 0.1
+#: the time kept for the frontier's last measurements, as a multiple of what its unmeasured
+#: models are expected to take: measuring a model can change the frontier (a prediction was
+#: optimistic, and the models it had pushed out are back), so more models than the current
+#: ones get measured; the main job measured about twice the count at its stop (docs/search.md)
+RESERVE_FACTOR = 1.6
 #: the fewest calibration measurements a wall-time budget stops at (5-fold CV needs some)
-CALIBRATION_FLOOR = 20
+CALIBRATION_FLOOR = 16
 
 if TYPE_CHECKING:
     from trainfree.search.run import SearchProgress, SearchRun
@@ -175,8 +180,25 @@ class _Loop:
         if not r.cost.predicting:
             return 0.0
         front, records, _ = r.frontier()
-        unmeasured = sum(1 for i in front if records[i].get("costs") == "predicted")
-        return 1.2 * unmeasured * self.measure_seconds()
+        latencies = [records[i].get("latency_ms") for i in front if records[i].get("costs") == "predicted"]
+        return RESERVE_FACTOR * float(np.sum(self.seconds_to_measure(latencies)))
+
+    def seconds_to_measure(self, latencies_ms: list[Any]) -> np.ndarray:
+        """Expected seconds to measure models of these (predicted) latencies: a straight line
+        through this run's measurements (a measurement is a build plus a fixed number of
+        forward passes, so its time grows with the latency), or the median where too few."""
+        recs = [
+            (rec["latency_ms"], rec["seconds_measure"])
+            for rec in self.run.records()
+            if rec.get("seconds_measure") and rec.get("latency_ms") and not rec.get("hardware_cached")
+        ]
+        lat = np.asarray([x if isinstance(x, (int, float)) else np.nan for x in latencies_ms], dtype=float)
+        if len(recs) < 5:
+            return np.full(len(lat), self.measure_seconds())
+        x, y = np.asarray(recs, dtype=float).T
+        slope, intercept = np.polyfit(x, y, 1)
+        guess = intercept + slope * np.where(np.isfinite(lat), lat, np.nanmedian(x))
+        return np.clip(guess, 0.1 * np.median(y), None)
 
     def generation(self) -> None:
         r = self.run

@@ -88,15 +88,47 @@ def hypervolume(F: np.ndarray, ideal: np.ndarray, nadir: np.ndarray) -> float:
 
 
 def frontier_rows(
-    records: Sequence[dict[str, Any]], scores: np.ndarray, costs: Sequence[str]
+    records: Sequence[dict[str, Any]],
+    scores: np.ndarray,
+    costs: Sequence[str],
+    resolution: float = 0.0,
+    uncertainty: dict[str, float] | None = None,
 ) -> tuple[list[int], np.ndarray]:
     """Indices (into ``records``) of the feasible non-dominated architectures, sorted by the
-    first cost, and the objective matrix of all records."""
+    first cost, and the objective matrix of all records.
+
+    ``resolution`` (a fraction) is how finely the device-measured costs can tell two models
+    apart: the front is thinned so that a model is dropped when a kept one scores strictly
+    higher and costs at most ``1 + resolution`` times as much in every measured cost (and no
+    more in the analytic ones). Two measurements of one model differ by a few percent, so
+    without it the frontier fills with near-twins ordered by noise, each of which must be
+    measured. ``uncertainty`` (``{cost: fraction}``, the cost model's typical error) widens
+    the margin for a record whose costs are predicted: a prediction that beats a measured
+    model by less than its own error is not worth a measurement."""
     F = objective_matrix(records, scores, costs)
     feasible = np.array([bool(r.get("feasible")) for r in records], dtype=bool)
     idx = [int(i) for i in nondominated(np.where(feasible[:, None], F, np.nan))] if len(F) else []
+    if resolution > 0 and len(idx) > 1:
+        measured = np.array([OBJECTIVES[c].measured for c in costs])
+        slack = np.where(measured, 1.0 + resolution, 1.0)
+        widen = np.array([1.0 + (uncertainty or {}).get(c, 0.0) for c in costs])
+        rows = {i: slack * widen if records[i].get("costs") == "predicted" else slack for i in idx}
+        idx = _coarsen(F, idx, rows)
     idx.sort(key=lambda i: (F[i, 1] if F.shape[1] > 1 else 0.0, F[i, 0]))
     return idx, F
+
+
+def _coarsen(F: np.ndarray, front: list[int], slack: dict[int, np.ndarray]) -> list[int]:
+    """``front`` thinned: in order of score, best first, a member ``i`` is kept unless a
+    member already kept (so one scoring higher) costs at most ``slack[i]`` times as much.
+    Every member dropped has a kept one that is better and not measurably dearer; dropping
+    only against kept members keeps the frontier spread over its whole range (dropping
+    against any member would leave only the dearest of a dense front)."""
+    kept: list[int] = []
+    for i in sorted(front, key=lambda i: F[i, 0]):  # F[:, 0] is -score: best first
+        if not any(F[k, 0] < F[i, 0] and (F[k, 1:] <= F[i, 1:] * slack[i]).all() for k in kept):
+            kept.append(i)
+    return kept
 
 
 def evaluated_table(records: Sequence[dict[str, Any]], scores: np.ndarray, proxy: str) -> pd.DataFrame:

@@ -261,7 +261,8 @@ class SearchRun:
             else {**r, "feasible": False}
             for r in records
         ]
-        front, _ = frontier_rows(masked, scores, self.costs)
+        resolution, uncertainty = self.settings.resolution, self.cost.uncertainty()
+        front, _ = frontier_rows(masked, scores, self.costs, resolution, uncertainty)
         return front, masked, scores
 
     def hypervolume(
@@ -314,8 +315,9 @@ class SearchRun:
     def write_outputs(self) -> tuple[list[dict[str, Any]], float]:
         """Write the run's result files; returns the frontier models and their hypervolume.
         The frontier written is over measured architectures only (with device costs)."""
-        front, records, scores = self.frontier(measured_only=True)
-        hv = self.hypervolume(front, records, scores) or 0.0
+        front, masked, scores = self.frontier(measured_only=True)
+        hv = self.hypervolume(front, masked, scores) or 0.0
+        records = self.view(self.records())  # evaluated.csv: each architecture as evaluated
         if not records:
             return [], hv
         s = self.settings
@@ -330,6 +332,7 @@ class SearchRun:
             "costs": s.costs if self.device else "analytic",
             "cost_model_note": self.cost.note,
             "unmeasured_entrants": self.unmeasured_entrants,
+            "resolution": s.resolution if self.device else 0.0,
             "evaluations": len(records),
             "generations": self.generation,
             "hypervolume": hv,

@@ -22,6 +22,12 @@ from trainfree.search.objectives import OBJECTIVES, check_limits, check_objectiv
 from trainfree.spaces import get_space
 
 ALGORITHMS = ("nsga2", "random")
+#: how a search measures: the peak-memory run is a full cold forward pass and serves as the
+#: warm-up, and three timed runs give a median whose spread (interquartile range: median
+#: 1.1% of the latency over 91 models of a main job) is far inside the cost model's +-10%;
+#: measuring is where a search's time goes, so more runs would buy noise reduction nobody
+#: needs at the price of fewer architectures (docs/search.md)
+SEARCH_HARDWARE = HardwareSettings(warmup=0, repeats=3)
 COSTS = ("predicted", "measured")
 #: fields of older settings files, mapped onto ``limits``
 _OLD_LIMITS = {"max_latency_ms": "latency", "max_memory_mb": "memory", "max_params": "params"}
@@ -59,7 +65,7 @@ class SearchSettings:
     proxy: str = "zerolm"
     alpha: str = "heuristic"
     objectives: list[str] = field(default_factory=lambda: ["latency", "memory"])
-    hardware: HardwareSettings = field(default_factory=HardwareSettings)
+    hardware: HardwareSettings = SEARCH_HARDWARE
     limits: dict[str, float] = field(default_factory=dict)
     costs: str = "predicted"
     calibration: int | None = None  # models measured to calibrate the cost model (None: by budget)
@@ -69,6 +75,9 @@ class SearchSettings:
     workers: int = 2
     algorithm: str = "nsga2"
     use_cache: bool = True
+    #: measured costs closer than this fraction do not tell models apart on the frontier
+    #: (see ``pareto.frontier_rows``; 0: the exact frontier)
+    resolution: float = 0.05
 
     def validate(self) -> None:
         if not isinstance(self.space, str):
@@ -96,6 +105,12 @@ class SearchSettings:
             _check_int("pop_size", self.pop_size, 4, 10_000)
         _check_int("seed", self.seed, 0, 2**32 - 1)
         _check_int("workers", self.workers, 1, 256)
+        if (
+            isinstance(self.resolution, bool)
+            or not isinstance(self.resolution, (int, float))
+            or not 0 <= self.resolution < 1
+        ):
+            raise ConfigError("resolution", self.resolution, "a fraction in [0, 1) (0.05 is 5%)")
         if not isinstance(self.use_cache, bool):
             raise ConfigError("use_cache", self.use_cache, "true or false")
         if not isinstance(self.space_values, dict):
