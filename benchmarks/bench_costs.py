@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from trainfree import get_space
-from trainfree.hardware import HardwareSettings, MeasurementCache, measure_cached
+from trainfree.hardware import HardwareSettings, MeasurementCache, profile_cached
 from trainfree.hardware.costmodel import accuracy, calibration_sample, cost_features, fit_cost_model, make_row
 
 HW = HardwareSettings(seq_len=192, warmup=1, repeats=5)  # the search's defaults
@@ -50,7 +50,7 @@ def _burn() -> None:  # pragma: no cover - a busy loop for --load
 def _rows(space, configs, hw, cache) -> list[dict]:
     rows = []
     for i, cfg in enumerate(configs):
-        m, _ = measure_cached(space, cfg, hw, cache)
+        m, _ = profile_cached(space, cfg, hw, cache)
         key = space.config_to_json(cfg)
         row = make_row(key, cost_features(space, cfg, hw.batch_size, hw.seq_len), m) if m.ok else None
         if row:

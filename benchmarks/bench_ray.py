@@ -36,7 +36,7 @@ os.environ.setdefault("TRAINFREE_CACHE", tempfile.mkdtemp(prefix="tf-bench-ray-"
 from trainfree.benchmarks.harness import run_benchmark
 from trainfree.benchmarks.loaders import load_benchmark
 from trainfree.executors import make_executor
-from trainfree.hardware import HardwareSettings, measure
+from trainfree.hardware import HardwareSettings, profile
 
 HW = HardwareSettings(seq_len=192, warmup=1, repeats=5)  # the search's defaults
 CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -123,7 +123,7 @@ def measure_throughput(n: int) -> dict[str, Any]:
     full = _bench(n)
     space, configs = full.space, [e.config for e in full.entries]
     t0 = time.perf_counter()
-    local = [measure(space, c, HW) for c in configs]
+    local = [profile(space, c, HW) for c in configs]
     local_s = time.perf_counter() - t0
     store = 100 * 1024 * 1024
     cluster = Cluster(

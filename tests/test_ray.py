@@ -178,7 +178,7 @@ def test_a_killed_device_node_measures_again_elsewhere_and_nothing_twice(cluster
 
 
 def test_a_measurement_that_raises_is_infeasible_with_the_reason(cluster):
-    from trainfree.hardware.profiler import measure
+    from trainfree.hardware.profiler import profile
 
     space = get_space("gpt2", **TINY)
     failing = SlowSpace(space, fail="CUDA out of memory (test)")
@@ -189,7 +189,7 @@ def test_a_measurement_that_raises_is_infeasible_with_the_reason(cluster):
         ex.measure(failing, [cfg], HW, None, 0, lambda i, r: got.append(r))
     finally:
         ex.close()
-    local = measure(failing, cfg, HW, isolate=False)
+    local = profile(failing, cfg, HW, isolate=False)
     assert not got[0].measurement.ok and got[0].node == cluster.device.node_id
     assert got[0].measurement.error == local.error == "out of memory: RuntimeError: CUDA out of memory (test)"
 
