@@ -33,8 +33,8 @@ import numpy as np
 
 os.environ.setdefault("TRAINFREE_CACHE", tempfile.mkdtemp(prefix="tf-bench-ray-"))
 
-from trainfree.benchmarks.harness import run_benchmark
-from trainfree.benchmarks.loaders import load_benchmark
+from trainfree.bench.harness import run_benchmark
+from trainfree.bench.loaders import load_benchmark
 from trainfree.executors import make_executor
 from trainfree.hardware import HardwareSettings, profile
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trainfree.benchmarks import load_benchmark
+from trainfree.bench import load_benchmark
 from trainfree.data import data_root
 from trainfree.hardware import HardwareSettings, MeasurementCache, profile_cached
 from trainfree.search import SearchRun, SearchSettings

@@ -14,8 +14,8 @@ import pytest
 from typer.testing import CliRunner
 
 from trainfree import get_space
-from trainfree.benchmarks.loaders import Benchmark, BenchmarkEntry
-from trainfree.benchmarks.selection import (
+from trainfree.bench.loaders import Benchmark, BenchmarkEntry
+from trainfree.bench.selection import (
     benchmark_costs,
     check_cost,
     decile_budgets,

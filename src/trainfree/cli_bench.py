@@ -1,5 +1,5 @@
 """The ``bench`` command (registered on :data:`trainfree.cli.app`): it parses options and prints;
-scoring, balancing and judging belong to :mod:`trainfree.benchmarks`."""
+scoring, balancing and judging belong to :mod:`trainfree.bench`."""
 
 from __future__ import annotations
 
@@ -89,10 +89,10 @@ def bench(
 
     Scores are cached on disk per (architecture, proxy, settings), so an interrupted run
     resumes and a re-run (another --alpha, a --report) recomputes nothing."""
-    from trainfree.benchmarks.harness import run_benchmark
-    from trainfree.benchmarks.loaders import load_benchmark
-    from trainfree.benchmarks.score_cache import ScoreCache
-    from trainfree.benchmarks.selection import benchmark_costs, check_cost, judge_runs
+    from trainfree.bench.harness import run_benchmark
+    from trainfree.bench.loaders import load_benchmark
+    from trainfree.bench.score_cache import ScoreCache
+    from trainfree.bench.selection import benchmark_costs, check_cost, judge_runs
     from trainfree.proxies.balance import parse_alpha
 
     try:
@@ -225,7 +225,7 @@ def bench(
         atomic_write_json(json_out, payload)
         err_console.print(f"wrote {json_out}")
     if report:
-        from trainfree.benchmarks.report import write_report
+        from trainfree.bench.report import write_report
 
         write_report(report, benchmark, result)
         err_console.print(f"wrote {report}/report.md, summary.csv, scores.csv and {len(runs)} plots")
@@ -253,7 +253,7 @@ def _costs(benchmark: Any, names: list[str], progress: Progress, compute: Any) -
 
 
 def _print_selection(benchmark: Any, selections: dict, failures: dict[str, str]) -> None:
-    from trainfree.benchmarks.selection import cells
+    from trainfree.bench.selection import cells
 
     table = Table(
         title=f"Picks under 10 decile budgets of a cost: regret in {benchmark.target}",

@@ -7,13 +7,13 @@
   over size-matched pairs, ``evaluate.tau_iso``), ms per architecture,
   whether the proxy needs data / gradients, errors), with links to the plots;
 - ``summary.csv``: the same table, one column per figure (intervals as ``*_lo`` / ``*_hi``),
-  then, for each cost judged with ``--frontier COST`` (:mod:`~trainfree.benchmarks.selection`),
+  then, for each cost judged with ``--frontier COST`` (:mod:`~trainfree.bench.selection`),
   :data:`SELECTION_FIELDS` suffixed ``_<cost>``; ``report.md`` shows them in one more table;
 - ``scores.csv``: one row per architecture: ``id``, ``ground_truth``, then one column per proxy
   with its raw score under the proxy's registered name (empty where the proxy failed), then,
   for balanced proxies, their components (``zerolm.attention_sum``, ...). Every figure of
   ``summary.csv`` can be recomputed from it with
-  :func:`~trainfree.benchmarks.correlation.rank_correlation` (same ``seed``), except the ``fit:K``
+  :func:`~trainfree.bench.correlation.rank_correlation` (same ``seed``), except the ``fit:K``
   rows of balanced proxies, which are means over held-out splits: their column holds the first
   split's scores, and the components let anyone refit;
 - ``plots/<proxy>.png``: score against ground truth, rho in the title, log x-axis when the
@@ -31,9 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from trainfree.benchmarks.harness import BenchmarkScores, ProxyRun
-from trainfree.benchmarks.loaders import Benchmark
-from trainfree.benchmarks.score_cache import atomic_write_bytes
+from trainfree.bench.harness import BenchmarkScores, ProxyRun
+from trainfree.bench.loaders import Benchmark
+from trainfree.bench.score_cache import atomic_write_bytes
 from trainfree.io import atomic_write_text
 from trainfree.proxies import get_proxy
 
@@ -263,7 +263,7 @@ def markdown(
 
 def selection_markdown(bench: Benchmark, runs: dict[str, ProxyRun], rows: list[dict[str, Any]]) -> list[str]:
     """The ``--frontier`` table of report.md (no lines when no cost was judged)."""
-    from trainfree.benchmarks.selection import cells
+    from trainfree.bench.selection import cells
 
     costs = selection_costs(runs)
     if not costs:
