@@ -196,32 +196,19 @@ def bench(
                 f"[yellow]{name} failed on {len(run.errors)} architectures[/] (e.g. {eid}: {msg})"
             )
     if json_out:
-        payload = {
-            "space": space,
-            "data": str(benchmark.path),
-            "target": benchmark.target,
-            "higher_is_better": benchmark.higher_is_better,
-            "n": len(benchmark),
-            "skipped": [{"id": i, "reason": w} for i, w in benchmark.skipped],
-            "seed": seed,
-            "alpha_strategy": str(strategy),
-            "wall_seconds": result.wall_seconds,
-            "workers": result.workers,
-            "cache": {
-                "dir": str(score_cache.root) if score_cache else None,
-                "computed": result.computed,
-                "cached": result.cached,
-                "invalid": result.invalid,
-            },
-            "proxies": {name: run.as_dict() for name, run in runs.items()},
-        }
-        if costs:
-            payload["selection"] = {
-                "costs": list(costs),
-                "budgets": "deciles of the cost over the judged architectures (10%, 20%, ..., 100%)",
-                "hardware": hardware,
-                "cost_failures": cost_failures,
-            }
+        from trainfree.bench.report import run_payload
+
+        payload = run_payload(
+            space,
+            benchmark,
+            result,
+            seed=seed,
+            alpha=strategy,
+            cache_dir=score_cache.root if score_cache else None,
+            costs=list(costs),
+            hardware=hardware,
+            cost_failures=cost_failures,
+        )
         atomic_write_json(json_out, payload)
         err_console.print(f"wrote {json_out}")
     if report:

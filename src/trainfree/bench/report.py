@@ -18,6 +18,8 @@
   split's scores, and the components let anyone refit;
 - ``plots/<proxy>.png``: score against ground truth, rho in the title, log x-axis when the
   scores are positive and span more than two decades.
+
+:func:`run_payload` is the same run as one JSON object (``trainfree bench --json FILE``).
 """
 
 from __future__ import annotations
@@ -162,6 +164,51 @@ def scores_table(bench: Benchmark, runs: dict[str, ProxyRun]) -> tuple[list[str]
     for i, entry in enumerate(bench.entries):
         rows.append([entry.id, float(entry.ground_truth), *(float(c[i]) for c in columns)])
     return header, rows
+
+
+def run_payload(
+    space: str,
+    bench: Benchmark,
+    scores: BenchmarkScores,
+    seed: int,
+    alpha: Any,
+    cache_dir: str | Path | None,
+    costs: Sequence[str] = (),
+    hardware: dict[str, Any] | None = None,
+    cost_failures: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """The JSON record of one benchmark run (``bench --json``): what was judged against what,
+    the settings that decide the scores (seed, balance strategy), where the scores came from
+    (the cache counts) and each proxy's figures. ``costs`` (the ``--frontier`` costs judged)
+    adds a ``selection`` block saying how budgets were drawn and which hardware settings timed
+    the models, so a reader can tell measured costs from analytic ones."""
+    payload: dict[str, Any] = {
+        "space": space,
+        "data": str(bench.path),
+        "target": bench.target,
+        "higher_is_better": bench.higher_is_better,
+        "n": len(bench),
+        "skipped": [{"id": i, "reason": w} for i, w in bench.skipped],
+        "seed": seed,
+        "alpha_strategy": str(alpha),
+        "wall_seconds": scores.wall_seconds,
+        "workers": scores.workers,
+        "cache": {
+            "dir": str(cache_dir) if cache_dir else None,
+            "computed": scores.computed,
+            "cached": scores.cached,
+            "invalid": scores.invalid,
+        },
+        "proxies": {name: run.as_dict() for name, run in scores.runs.items()},
+    }
+    if costs:
+        payload["selection"] = {
+            "costs": list(costs),
+            "budgets": "deciles of the cost over the judged architectures (10%, 20%, ..., 100%)",
+            "hardware": hardware,
+            "cost_failures": dict(cost_failures or {}),
+        }
+    return payload
 
 
 def write_report(
