@@ -29,7 +29,7 @@ from trainfree.proxies import list_proxies
 @app.command()
 def bench(
     space: Annotated[
-        str, typer.Option(help="search space of the benchmark: flexibert, flexibert-published, gpt2, transxl")
+        str, typer.Option(help="search space whose benchmark to judge on (see `trainfree spaces`)")
     ],
     proxy: Annotated[
         list[str], typer.Option(help="proxy name (repeat for several), or `all` for every registered proxy")
