@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from trainfree import get_space
-from trainfree.hardware import HardwareSettings, MeasurementCache, measure_cached
+from trainfree.hardware import HardwareSettings, MeasurementCache, profile_cached
 from trainfree.hardware.costmodel import accuracy, calibration_sample, cost_features, fit_cost_model, make_row
 from trainfree.search.settings import SEARCH_HARDWARE
 
@@ -57,7 +57,7 @@ def _burn() -> None:  # pragma: no cover - a busy loop for --load
 def _rows(space, configs, hw, cache) -> list[dict]:
     rows = []
     for i, cfg in enumerate(configs):
-        m, _ = measure_cached(space, cfg, hw, cache)
+        m, _ = profile_cached(space, cfg, hw, cache)
         key = space.config_to_json(cfg)
         row = make_row(key, cost_features(space, cfg, hw.batch_size, hw.seq_len), m) if m.ok else None
         if row:
@@ -156,14 +156,14 @@ def lts_budget_cmd(args: argparse.Namespace) -> None:
 
 
 def repeatability_cmd(args: argparse.Namespace) -> None:
-    from trainfree.hardware import measure
+    from trainfree.hardware import profile
 
     space = get_space(args.space)
     hw = HardwareSettings(seq_len=SEQ.get(args.space, 192), warmup=HW.warmup, repeats=HW.repeats)
     configs = [space.sample(np.random.default_rng(args.seed + i)) for i in range(args.n)]
     rounds = []
     for r in range(2):
-        rounds.append([measure(space, c, hw) for c in configs])
+        rounds.append([profile(space, c, hw) for c in configs])
         print(f"  round {r + 1}/2 measured", flush=True)
     pairs = [(a, b) for a, b in zip(*rounds, strict=True) if a.ok and b.ok]
     for name in ("latency_ms", "memory_mb"):

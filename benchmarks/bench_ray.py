@@ -33,10 +33,10 @@ import numpy as np
 
 os.environ.setdefault("TRAINFREE_CACHE", tempfile.mkdtemp(prefix="tf-bench-ray-"))
 
-from trainfree.benchmarks.harness import run_benchmark
-from trainfree.benchmarks.loaders import load_benchmark
+from trainfree.bench.harness import run_benchmark
+from trainfree.bench.loaders import load_benchmark
 from trainfree.executors import make_executor
-from trainfree.hardware import measure
+from trainfree.hardware import profile
 from trainfree.search.settings import SEARCH_HARDWARE
 
 HW = SEARCH_HARDWARE  # the search's defaults
@@ -124,7 +124,7 @@ def measure_throughput(n: int) -> dict[str, Any]:
     full = _bench(n)
     space, configs = full.space, [e.config for e in full.entries]
     t0 = time.perf_counter()
-    local = [measure(space, c, HW) for c in configs]
+    local = [profile(space, c, HW) for c in configs]
     local_s = time.perf_counter() - t0
     store = 100 * 1024 * 1024
     cluster = Cluster(

@@ -17,7 +17,7 @@ import time
 
 import yaml
 
-from trainfree.benchmarks import load_benchmark
+from trainfree.bench import load_benchmark
 from trainfree.data import data_root
 
 LTS_BUCKETS = {

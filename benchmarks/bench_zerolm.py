@@ -29,7 +29,7 @@ def _worker(space: str, folder: str, n: int, threads: int, score: bool, out: mp.
     import torch
 
     from trainfree import get_proxy
-    from trainfree.benchmarks import load_benchmark
+    from trainfree.bench import load_benchmark
     from trainfree.data import data_root
     from trainfree.proxies import ProxyContext
 

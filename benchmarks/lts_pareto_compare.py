@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from trainfree.benchmarks import load_benchmark
+from trainfree.bench import load_benchmark
 from trainfree.data import data_root
-from trainfree.hardware import HardwareSettings, MeasurementCache, measure_cached
+from trainfree.hardware import HardwareSettings, MeasurementCache, profile_cached
 from trainfree.search import SearchRun, SearchSettings
 from trainfree.search.pareto import hypervolume, nondominated
 
@@ -54,7 +54,7 @@ def main() -> None:
     # 1. the LTS frontier, measured here
     lts = []
     for e in bench.entries:
-        m, _ = measure_cached(space, e.config, hw, cache)
+        m, _ = profile_cached(space, e.config, hw, cache)
         if not m.ok:
             print(f"{e.id}: {m.error}")
             continue

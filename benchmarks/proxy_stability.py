@@ -20,7 +20,7 @@ import torch
 from scipy.stats import spearmanr
 
 from trainfree import get_proxy
-from trainfree.benchmarks import load_benchmark
+from trainfree.bench import load_benchmark
 from trainfree.proxies import ProxyContext
 
 

@@ -20,10 +20,10 @@ import warnings
 
 import numpy as np
 
-from trainfree.benchmarks.harness import run_benchmark
-from trainfree.benchmarks.loaders import load_benchmark
-from trainfree.benchmarks.score_cache import ScoreCache
-from trainfree.benchmarks.selection import benchmark_costs, cells, judge_runs, selection_regret
+from trainfree.bench.harness import run_benchmark
+from trainfree.bench.loaders import load_benchmark
+from trainfree.bench.score_cache import ScoreCache
+from trainfree.bench.selection import benchmark_costs, cells, judge_runs, selection_regret
 from trainfree.proxies.balance import choose, combine, parse_alpha
 
 SPACES = ("gpt2", "transxl", "flexibert", "flexibert-published")

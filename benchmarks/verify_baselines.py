@@ -40,7 +40,7 @@ import yaml
 from scipy.stats import spearmanr
 
 from trainfree import get_proxy
-from trainfree.benchmarks import Benchmark, load_benchmark
+from trainfree.bench import Benchmark, load_benchmark
 from trainfree.data import data_root
 from trainfree.proxies import ProxyContext
 

@@ -17,8 +17,8 @@ from collections import defaultdict
 
 import numpy as np
 
-from trainfree.benchmarks import load_benchmark
-from trainfree.benchmarks.harness import evaluate_balanced
+from trainfree.bench import load_benchmark
+from trainfree.bench.harness import evaluate_balanced
 from trainfree.data import data_root
 from trainfree.proxies.balance import AlphaStrategy
 from trainfree.proxies.spectral import STATISTICS, singular_values, sum_by_layer, transformer_matrices

@@ -17,7 +17,7 @@ import warnings
 import numpy as np
 from scipy import stats
 
-from trainfree.benchmarks.loaders import load_benchmark
+from trainfree.bench.loaders import load_benchmark
 from trainfree.proxies import ProxyContext, get_proxy
 from trainfree.proxies.balance import choose, combine
 

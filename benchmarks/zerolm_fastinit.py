@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from scipy import stats
 
-from trainfree.benchmarks.loaders import load_benchmark
+from trainfree.bench.loaders import load_benchmark
 from trainfree.proxies import ProxyContext, get_proxy
 from trainfree.proxies.balance import Balance, combine, heuristic_balance
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from trainfree.benchmarks.correlation import rank_correlation, top_fraction_precision
+from trainfree.bench.correlation import rank_correlation, top_fraction_precision
 
 
 def test_perfect_and_reversed_rankings():

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-_SPEC = importlib.util.spec_from_file_location(
-    "faults", Path(__file__).resolve().parents[1] / "benchmarks" / "faults.py"
-)
+_SCRIPTS = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(_SCRIPTS))  # faults.py imports its lab (fault_lab.py) from its folder
+_SPEC = importlib.util.spec_from_file_location("faults", _SCRIPTS / "faults.py")
 faults = importlib.util.module_from_spec(_SPEC)
 sys.modules["faults"] = faults  # dataclasses look their module up there
 _SPEC.loader.exec_module(faults)

@@ -11,7 +11,7 @@ import torch
 
 from trainfree import get_space
 from trainfree.errors import ConfigError
-from trainfree.hardware import HardwareSettings, Measurement, MeasurementCache, measure, measure_cached
+from trainfree.hardware import HardwareSettings, Measurement, MeasurementCache, profile, profile_cached
 from trainfree.hardware.profiler import cpu_peak_probe
 
 
@@ -63,7 +63,7 @@ def test_inference_of_a_language_model_includes_the_output_layer(tiny):
 
 def test_isolated_measurement_of_a_real_model(tiny):
     space, cfg = tiny
-    m = measure(space, cfg, HardwareSettings(**FAST))
+    m = profile(space, cfg, HardwareSettings(**FAST))
     assert m.ok, m.error
     assert 0 < m.latency_min_ms <= m.latency_p25_ms <= m.latency_ms <= m.latency_p75_ms
     assert len(m.runs_ms) == 3
@@ -75,8 +75,8 @@ def test_isolated_measurement_of_a_real_model(tiny):
 
 def test_peak_memory_grows_with_the_input(tiny):
     space, cfg = tiny
-    short = measure(space, cfg, HardwareSettings(batch_size=1, seq_len=16, warmup=0, repeats=1))
-    long = measure(space, cfg, HardwareSettings(batch_size=4, seq_len=64, warmup=0, repeats=1))
+    short = profile(space, cfg, HardwareSettings(batch_size=1, seq_len=16, warmup=0, repeats=1))
+    long = profile(space, cfg, HardwareSettings(batch_size=4, seq_len=64, warmup=0, repeats=1))
     assert short.ok and long.ok
     # 16x the tokens: the log-probabilities alone grow from 3 MB to 49 MB
     assert long.memory_mb > short.memory_mb + 30
@@ -84,30 +84,30 @@ def test_peak_memory_grows_with_the_input(tiny):
 
 def test_onnx_runtime_backend(tiny):
     space, cfg = tiny
-    m = measure(space, cfg, HardwareSettings(backend="onnx", **FAST))
+    m = profile(space, cfg, HardwareSettings(backend="onnx", **FAST))
     assert m.ok, m.error
     assert m.latency_ms > 0 and m.memory_mb > 0
 
 
 def test_failures_are_reported_not_raised(tiny):
     space, cfg = tiny
-    too_long = measure(space, cfg, HardwareSettings(seq_len=cfg.tgt_len + 1, repeats=1))
+    too_long = profile(space, cfg, HardwareSettings(seq_len=cfg.tgt_len + 1, repeats=1))
     assert not too_long.ok and "seq_len" in too_long.error
-    slow = measure(space, cfg, HardwareSettings(timeout_s=0.001, **FAST))
+    slow = profile(space, cfg, HardwareSettings(timeout_s=0.001, **FAST))
     assert not slow.ok and "timed out" in slow.error
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on machines without CUDA")
 def test_cuda_without_a_gpu_is_an_infeasible_measurement(tiny):
     space, cfg = tiny
-    m = measure(space, cfg, HardwareSettings(device="cuda", **FAST))
+    m = profile(space, cfg, HardwareSettings(device="cuda", **FAST))
     assert not m.ok and "CUDA" in m.error
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_measurement(tiny):
     space, cfg = tiny
-    m = measure(space, cfg, HardwareSettings(device="cuda", **FAST))
+    m = profile(space, cfg, HardwareSettings(device="cuda", **FAST))
     assert m.ok and m.memory_method == "cuda-allocator" and m.memory_mb > 5
 
 
@@ -115,9 +115,9 @@ def test_cache_round_trip_and_distrust(tiny, tmp_path):
     space, cfg = tiny
     settings = HardwareSettings(**FAST)
     cache = MeasurementCache(tmp_path, machine={"cpu": "test"})
-    first, cached = measure_cached(space, cfg, settings, cache)
+    first, cached = profile_cached(space, cfg, settings, cache)
     assert first.ok and not cached
-    again, cached = measure_cached(space, cfg, settings, cache)
+    again, cached = profile_cached(space, cfg, settings, cache)
     assert cached and again.latency_ms == first.latency_ms
 
     key = cache.key(space.name, space.config_to_json(cfg), settings)

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import yaml
 
-from trainfree.benchmarks import load_benchmark, rank_correlation
-from trainfree.benchmarks.loaders import BenchmarkEntry
+from trainfree.bench import load_benchmark, rank_correlation
+from trainfree.bench.loaders import BenchmarkEntry
 from trainfree.errors import BenchmarkDataError
 from trainfree.spaces.base import BenchmarkSource
 from trainfree.spaces.gpt2 import GPT2Space

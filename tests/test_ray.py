@@ -61,7 +61,7 @@ def cluster():
 
 @pytest.fixture(scope="module")
 def bench(data_dir):
-    from trainfree.benchmarks.loaders import load_benchmark
+    from trainfree.bench.loaders import load_benchmark
 
     full = load_benchmark("gpt2")
     return dataclasses.replace(full, entries=full.entries[:8])
@@ -69,7 +69,7 @@ def bench(data_dir):
 
 @pytest.fixture(scope="module")
 def local_scores(bench):
-    from trainfree.benchmarks.harness import run_benchmark
+    from trainfree.bench.harness import run_benchmark
 
     result = run_benchmark(bench, PROXIES, workers=2)  # the local pool
     return {name: run.scores for name, run in result.runs.items()}
@@ -101,7 +101,7 @@ def _executor(cluster, measure_on=None, messages=None):
 
 
 def test_bench_on_ray_equals_the_local_pool(cluster, bench, local_scores):
-    from trainfree.benchmarks.harness import run_benchmark
+    from trainfree.bench.harness import run_benchmark
 
     ex = _executor(cluster)
     try:
@@ -130,7 +130,7 @@ def test_search_measure_on_measures_only_on_the_device(cluster, tmp_path):
 
 
 def test_a_killed_worker_node_loses_no_score(cluster, bench, local_scores, tmp_path):
-    from trainfree.benchmarks.harness import run_benchmark
+    from trainfree.bench.harness import run_benchmark
 
     victim = cluster.add_node(num_cpus=1, object_store_memory=STORE)
     slow = dataclasses.replace(bench, space=SlowSpace(bench.space, delay=0.5, marks=str(tmp_path)))
@@ -178,7 +178,7 @@ def test_a_killed_device_node_measures_again_elsewhere_and_nothing_twice(cluster
 
 
 def test_a_measurement_that_raises_is_infeasible_with_the_reason(cluster):
-    from trainfree.hardware.profiler import measure
+    from trainfree.hardware.profiler import profile
 
     space = get_space("gpt2", **TINY)
     failing = SlowSpace(space, fail="CUDA out of memory (test)")
@@ -189,7 +189,7 @@ def test_a_measurement_that_raises_is_infeasible_with_the_reason(cluster):
         ex.measure(failing, [cfg], HW, None, 0, lambda i, r: got.append(r))
     finally:
         ex.close()
-    local = measure(failing, cfg, HW, isolate=False)
+    local = profile(failing, cfg, HW, isolate=False)
     assert not got[0].measurement.ok and got[0].node == cluster.device.node_id
     assert got[0].measurement.error == local.error == "out of memory: RuntimeError: CUDA out of memory (test)"
 

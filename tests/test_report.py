@@ -17,11 +17,11 @@ import yaml
 from typer.testing import CliRunner
 
 from trainfree import cli
-from trainfree.benchmarks.correlation import rank_correlation
-from trainfree.benchmarks.harness import run_benchmark, score_benchmark
-from trainfree.benchmarks.loaders import load_benchmark
-from trainfree.benchmarks.report import SUMMARY_COLUMNS, write_report
-from trainfree.benchmarks.score_cache import CACHE_FORMAT, ScoreCache, default_cache_dir
+from trainfree.bench.correlation import rank_correlation
+from trainfree.bench.harness import run_benchmark, score_benchmark
+from trainfree.bench.loaders import load_benchmark
+from trainfree.bench.report import SUMMARY_COLUMNS, write_report
+from trainfree.bench.score_cache import CACHE_FORMAT, ScoreCache, default_cache_dir
 from trainfree.proxies import PROXIES, get_proxy, list_proxies, measure
 from trainfree.proxies.balance import AlphaStrategy
 from trainfree.proxies.runner import run_pool as _run_pool
@@ -304,7 +304,7 @@ def test_cli_proxy_all(tiny_dir, tmp_path):
 
 
 def test_tau_iso_counts_only_size_matched_pairs():
-    from trainfree.benchmarks.correlation import tau_iso
+    from trainfree.bench.correlation import tau_iso
 
     sizes = np.array([100, 105, 200, 210, 400])
     truth = np.array([1.0, 2.0, 3.0, 4.0, 5.0])

@@ -14,8 +14,8 @@ import pytest
 from typer.testing import CliRunner
 
 from trainfree import get_space
-from trainfree.benchmarks.loaders import Benchmark, BenchmarkEntry
-from trainfree.benchmarks.selection import (
+from trainfree.bench.loaders import Benchmark, BenchmarkEntry
+from trainfree.bench.selection import (
     benchmark_costs,
     check_cost,
     decile_budgets,
@@ -145,7 +145,7 @@ def test_latency_and_memory_measured_once_then_cached(tmp_path, monkeypatch):
     def no_measuring(*args, **kwargs):
         raise AssertionError("measured again instead of reading the cache")
 
-    monkeypatch.setattr("trainfree.hardware.measurement_cache.measure", no_measuring)
+    monkeypatch.setattr("trainfree.hardware.measurement_cache.profile", no_measuring)
     again, _ = benchmark_costs(bench, ["memory", "latency"], settings, cache)
     assert again["latency"].tolist() == costs["latency"].tolist()
     assert judge(costs["params"], np.arange(3.0), again["latency"], True, "latency").n == 3

@@ -11,7 +11,7 @@ from torch import nn
 from typer.testing import CliRunner
 
 from trainfree import get_proxy, get_space
-from trainfree.benchmarks.harness import evaluate_balanced
+from trainfree.bench.harness import evaluate_balanced
 from trainfree.proxies import ProxyContext
 from trainfree.proxies.balance import (
     AlphaStrategy,

@@ -139,7 +139,9 @@ def sample(
 def info(
     space: Annotated[str | None, typer.Option(help="search space (default: the config file's)")] = None,
     config: Annotated[Path | None, typer.Option(exists=True, dir_okay=False, help="config JSON file")] = None,
-    seq_len: Annotated[int | None, typer.Option(min=1, help="sequence length for FLOPs")] = None,
+    seq_len: Annotated[
+        int | None, typer.Option(min=1, help="sequence length for FLOPs (default: the model's longest)")
+    ] = None,
 ) -> None:
     """Parameter counts by sub-module and FLOPs of one config."""
     if config is None:
@@ -150,7 +152,7 @@ def info(
     if seq_len is not None and seq_len > longest:
         raise _fail(f"--seq-len {seq_len}: the model has {longest} positions; use at most {longest}")
     length = seq_len or longest
-    table = Table(title=f"{space}: {config.name}")
+    table = Table(title=f"{sp.name}: {config.name}")
     table.add_column("part")
     table.add_column("parameters", justify="right")
     for key, value in counts.items():

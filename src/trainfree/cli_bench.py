@@ -1,5 +1,5 @@
 """The ``bench`` command (registered on :data:`trainfree.cli.app`): it parses options and prints;
-scoring, balancing and judging belong to :mod:`trainfree.benchmarks`."""
+scoring, balancing and judging belong to :mod:`trainfree.bench`."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from trainfree.proxies import list_proxies
 @app.command()
 def bench(
     space: Annotated[
-        str, typer.Option(help="search space of the benchmark: flexibert, flexibert-published, gpt2, transxl")
+        str, typer.Option(help="search space whose benchmark to judge on (see `trainfree spaces`)")
     ],
     proxy: Annotated[
         list[str], typer.Option(help="proxy name (repeat for several), or `all` for every registered proxy")
@@ -89,10 +89,10 @@ def bench(
 
     Scores are cached on disk per (architecture, proxy, settings), so an interrupted run
     resumes and a re-run (another --alpha, a --report) recomputes nothing."""
-    from trainfree.benchmarks.harness import run_benchmark
-    from trainfree.benchmarks.loaders import load_benchmark
-    from trainfree.benchmarks.score_cache import ScoreCache
-    from trainfree.benchmarks.selection import benchmark_costs, check_cost, judge_runs
+    from trainfree.bench.harness import run_benchmark
+    from trainfree.bench.loaders import load_benchmark
+    from trainfree.bench.score_cache import ScoreCache
+    from trainfree.bench.selection import benchmark_costs, check_cost, judge_runs
     from trainfree.proxies.balance import parse_alpha
 
     try:
@@ -196,36 +196,23 @@ def bench(
                 f"[yellow]{name} failed on {len(run.errors)} architectures[/] (e.g. {eid}: {msg})"
             )
     if json_out:
-        payload = {
-            "space": space,
-            "data": str(benchmark.path),
-            "target": benchmark.target,
-            "higher_is_better": benchmark.higher_is_better,
-            "n": len(benchmark),
-            "skipped": [{"id": i, "reason": w} for i, w in benchmark.skipped],
-            "seed": seed,
-            "alpha_strategy": str(strategy),
-            "wall_seconds": result.wall_seconds,
-            "workers": result.workers,
-            "cache": {
-                "dir": str(score_cache.root) if score_cache else None,
-                "computed": result.computed,
-                "cached": result.cached,
-                "invalid": result.invalid,
-            },
-            "proxies": {name: run.as_dict() for name, run in runs.items()},
-        }
-        if costs:
-            payload["selection"] = {
-                "costs": list(costs),
-                "budgets": "deciles of the cost over the judged architectures (10%, 20%, ..., 100%)",
-                "hardware": hardware,
-                "cost_failures": cost_failures,
-            }
+        from trainfree.bench.report import run_payload
+
+        payload = run_payload(
+            space,
+            benchmark,
+            result,
+            seed=seed,
+            alpha=strategy,
+            cache_dir=score_cache.root if score_cache else None,
+            costs=list(costs),
+            hardware=hardware,
+            cost_failures=cost_failures,
+        )
         atomic_write_json(json_out, payload)
         err_console.print(f"wrote {json_out}")
     if report:
-        from trainfree.benchmarks.report import write_report
+        from trainfree.bench.report import write_report
 
         write_report(report, benchmark, result)
         err_console.print(f"wrote {report}/report.md, summary.csv, scores.csv and {len(runs)} plots")
@@ -253,7 +240,7 @@ def _costs(benchmark: Any, names: list[str], progress: Progress, compute: Any) -
 
 
 def _print_selection(benchmark: Any, selections: dict, failures: dict[str, str]) -> None:
-    from trainfree.benchmarks.selection import cells
+    from trainfree.bench.selection import cells
 
     table = Table(
         title=f"Picks under 10 decile budgets of a cost: regret in {benchmark.target}",

@@ -7,6 +7,7 @@ written and benchmarks too small to rank.
 
 from __future__ import annotations
 
+import inspect
 import os
 import tempfile
 import warnings
@@ -45,7 +46,13 @@ class _Commands(TyperGroup):
     """The one place where an error this package raises on purpose (a bad input, a file that
     could not be written: :class:`~trainfree.io.WriteError`) or a bad option value becomes
     one line and exit code 2, whichever command and however deep it was raised; anything
-    else is a bug and keeps its traceback."""
+    else is a bug and keeps its traceback. It also lets the terminal wrap each command's help
+    (:func:`_flowing`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for command in self.commands.values():
+            command.help = _flowing(command.help)
 
     def invoke(self, ctx: typer.Context) -> Any:
         warnings.showwarning = _show_warning
@@ -58,6 +65,16 @@ class _Commands(TyperGroup):
             raise _fail(str(exc)) from None
         except RecursionError:
             raise _fail("an input is nested too deeply to be read (a JSON or YAML structure?)") from None
+
+
+def _flowing(text: str | None) -> str | None:
+    """A docstring as help that the terminal wraps: typer's rich mode keeps the source's line
+    breaks after the first paragraph, which cut sentences in two at 80 columns. Paragraphs
+    (blank-line separated) stay; a paragraph that starts with ``\\b`` keeps its lines."""
+    if not text:
+        return text
+    paragraphs = inspect.cleandoc(text).split("\n\n")
+    return "\n\n".join(p if p.startswith("\b") else " ".join(p.split("\n")) for p in paragraphs)
 
 
 def _check_writable(path: Path, option: str, folder: bool) -> None:

@@ -51,12 +51,12 @@ def measure_task(space: Any, config: Any, settings: HardwareSettings, seed: int)
     """A measurement task (a fresh worker): the figures as a dict and the node's id."""
     import ray
 
-    from trainfree.hardware.profiler import measure
+    from trainfree.hardware.profiler import profile
 
     node = ray.get_runtime_context().get_node_id()
     # in this fresh worker, as the local child does: the memory guard, then the measurement;
     # an exception (out of memory, an export failure) is an infeasible architecture
-    return measure(space, config, settings, seed, isolate=False).as_dict(), node
+    return profile(space, config, settings, seed, isolate=False).as_dict(), node
 
 
 def describe_task() -> dict[str, Any]:

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from trainfree.executors.base import LOCAL_NODE, Executor, MeasureResult, Scorer, register_executor
-from trainfree.hardware.measurement_cache import measure_cached
+from trainfree.hardware.measurement_cache import profile_cached
 from trainfree.hardware.profiler import HardwareSettings, machine_info
 
 
@@ -53,5 +53,5 @@ def measure_locally(
 ) -> None:
     """One at a time on this machine, each in a fresh process, through the cache."""
     for i, config in enumerate(configs):
-        m, cached = measure_cached(space, config, settings, cache, seed=seed)
+        m, cached = profile_cached(space, config, settings, cache, seed=seed)
         on_result(i, MeasureResult(m, cached, None if cached else LOCAL_NODE))

@@ -1,18 +1,18 @@
 """Hardware costs measured on the user's device: forward latency and peak memory.
 
-``measure(space, config, HardwareSettings(...))`` runs one isolated measurement;
+``profile(space, config, HardwareSettings(...))`` runs one isolated measurement;
 ``MeasurementCache`` keeps them on disk by (architecture, settings, machine).
 """
 
-from trainfree.hardware.measurement_cache import MeasurementCache, default_cache_dir, measure_cached
+from trainfree.hardware.measurement_cache import MeasurementCache, default_cache_dir, profile_cached
 from trainfree.hardware.profiler import (
     BACKENDS,
     DEVICES,
     HardwareSettings,
     Measurement,
     machine_info,
-    measure,
-    measure_here,
+    profile,
+    profile_here,
 )
 
 __all__ = [
@@ -23,7 +23,7 @@ __all__ = [
     "MeasurementCache",
     "default_cache_dir",
     "machine_info",
-    "measure",
-    "measure_cached",
-    "measure_here",
+    "profile",
+    "profile_cached",
+    "profile_here",
 ]

@@ -18,7 +18,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from trainfree.hardware.profiler import HardwareSettings, Measurement, machine_info, measure
+from trainfree.hardware.profiler import HardwareSettings, Measurement, machine_info, profile
 from trainfree.io import atomic_write_json
 
 FORMAT = "trainfree-hardware-cache/2"  # /2: memory_mb is the footprint (weights + activations)
@@ -107,7 +107,7 @@ class MeasurementCache:
                 )
 
 
-def measure_cached(
+def profile_cached(
     space: Any,
     config: Any,
     settings: HardwareSettings,
@@ -117,11 +117,11 @@ def measure_cached(
     """``(measurement, from_cache)``: the cached figure if a valid one exists, else a fresh
     isolated measurement (stored when it succeeded)."""
     if cache is None:
-        return measure(space, config, settings, seed), False
+        return profile(space, config, settings, seed), False
     key = cache.key(space.name, space.config_to_json(config), settings, seed)
     hit = cache.get(key)
     if hit is not None:
         return hit, True
-    result = measure(space, config, settings, seed)
+    result = profile(space, config, settings, seed)
     cache.put(key, result)
     return result, False

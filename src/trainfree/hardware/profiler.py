@@ -295,8 +295,8 @@ def _memory_then_latency(
     )
 
 
-def measure_here(space: Any, config: Any, settings: HardwareSettings, seed: int = 0) -> Measurement:
-    """Measure in *this* process (no isolation); :func:`measure` is what callers want."""
+def profile_here(space: Any, config: Any, settings: HardwareSettings, seed: int = 0) -> Measurement:
+    """Measure in *this* process (no isolation); :func:`profile` is what callers want."""
     t_setup = time.perf_counter()
     if settings.seq_len > space.max_seq_len(config):
         return Measurement(
@@ -401,7 +401,7 @@ def _child(conn: Any, space: Any, config: Any, settings: HardwareSettings, seed:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and kills this child
     die_with_parent(owner)
     try:
-        result = measure_here(space, config, settings, seed).as_dict()
+        result = profile_here(space, config, settings, seed).as_dict()
     except Exception as exc:  # reported to the parent as an infeasible architecture
         result = failed_measurement(exc).as_dict()
     with contextlib.suppress(OSError):  # the parent is gone: nobody to tell
@@ -409,7 +409,7 @@ def _child(conn: Any, space: Any, config: Any, settings: HardwareSettings, seed:
         conn.close()
 
 
-def measure(
+def profile(
     space: Any, config: Any, settings: HardwareSettings | None = None, seed: int = 0, isolate: bool = True
 ) -> Measurement:
     """Latency and peak memory of ``config``, each in a fresh worker process by default.
@@ -423,7 +423,7 @@ def measure(
         return Measurement(ok=False, error=reason)
     if not isolate:
         try:
-            return measure_here(space, config, settings, seed)
+            return profile_here(space, config, settings, seed)
         except Exception as exc:
             return failed_measurement(exc)
     ctx = worker_context()

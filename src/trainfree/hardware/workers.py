@@ -112,7 +112,7 @@ def main_hidden() -> Any:
 
     A child started by forkserver or spawn re-runs the parent's main script (``__main__``)
     unless it is guarded by ``if __name__ == "__main__":``, so a user's plain script that
-    calls :func:`measure` would start itself again. Workers only run trainfree functions, so
+    calls :func:`profile` would start itself again. Workers only run trainfree functions, so
     they never need the script: while a child starts, ``__main__`` shows no file to re-run."""
     main = sys.modules.get("__main__")
     saved = {k: main.__dict__[k] for k in ("__file__", "__spec__") if main and k in main.__dict__}

@@ -36,7 +36,7 @@ call it (``combine`` applies the result). Strategies (``--alpha``):
   stays 0 where the sample's embeddings are all equal, within 1%); (alpha, beta) is the
   centre of the near-optimal plateau (within 0.01 tau of the best), which is far less noisy
   than the arg-max on 50 points. Evaluated only on the architectures it was not fitted on (see
-  ``benchmarks.harness``).
+  ``bench.harness``).
 
 A population too small (fewer than :data:`MIN_POPULATION` finite architectures) or too
 uniform (a constant component) for ``agreement`` gets a warning that says so and the safe

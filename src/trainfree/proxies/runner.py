@@ -6,7 +6,7 @@ worker processes. ``trainfree bench`` and ``trainfree search`` both use it.
   proxy sees what another left behind: what makes a cached score sound); the build time is
   charged to each of them.
 - :class:`ProxyRunner` scores many architectures: a score found in the
-  :class:`~trainfree.benchmarks.score_cache.ScoreCache` is used as is, the others are computed
+  :class:`~trainfree.bench.score_cache.ScoreCache` is used as is, the others are computed
   (in this process with ``workers=1``, else in a persistent pool of worker processes) and
   stored as soon as they arrive. A worker process that dies (killed for memory, say) fails
   only the architecture that killed it: the pool is restarted and the architectures that

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from trainfree.benchmarks.score_cache import ScoreCache
+from trainfree.bench.score_cache import ScoreCache
 from trainfree.errors import ConfigError
 from trainfree.executors.local import LocalExecutor
 from trainfree.hardware import MeasurementCache

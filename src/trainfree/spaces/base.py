@@ -8,7 +8,7 @@ mutation, crossover and the integer encoding that an evolutionary optimiser need
 from that description here, once, so that no space re-implements them. A space with a
 published benchmark declares it in its ``benchmark`` attribute (:class:`BenchmarkSource`:
 where the data lives, which reader reads it, its targets) and implements
-``config_from_benchmark``; ``trainfree.benchmarks.load_benchmark`` needs nothing else.
+``config_from_benchmark``; ``trainfree.bench.load_benchmark`` needs nothing else.
 
 Built models follow one structural convention so that proxies can find sub-modules without
 knowing the space: ``model.embedding`` (input embedding, positions included), ``model.blocks``
@@ -79,7 +79,7 @@ class BenchmarkSource:
     """Where a space's published benchmark lives and how to read it.
 
     ``path`` is relative to ``$TRAINFREE_DATA`` (a file or a folder); ``reader`` names a
-    reader of ``trainfree.benchmarks.loaders.READERS`` (``"nas-bench-bert"``: the
+    reader of ``trainfree.bench.loaders.READERS`` (``"nas-bench-bert"``: the
     NAS-Bench-BERT JSON list; ``"archai"``: a LiteTransformerSearch folder of
     ``model_config.yaml`` files with ``ppl_summary.yaml``) or is a function
     ``(space, path, target) -> (file, entries, skipped)`` for a new format. ``targets`` are

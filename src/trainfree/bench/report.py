@@ -7,17 +7,19 @@
   over size-matched pairs, ``evaluate.tau_iso``), ms per architecture,
   whether the proxy needs data / gradients, errors), with links to the plots;
 - ``summary.csv``: the same table, one column per figure (intervals as ``*_lo`` / ``*_hi``),
-  then, for each cost judged with ``--frontier COST`` (:mod:`~trainfree.benchmarks.selection`),
+  then, for each cost judged with ``--frontier COST`` (:mod:`~trainfree.bench.selection`),
   :data:`SELECTION_FIELDS` suffixed ``_<cost>``; ``report.md`` shows them in one more table;
 - ``scores.csv``: one row per architecture: ``id``, ``ground_truth``, then one column per proxy
   with its raw score under the proxy's registered name (empty where the proxy failed), then,
   for balanced proxies, their components (``zerolm.attention_sum``, ...). Every figure of
   ``summary.csv`` can be recomputed from it with
-  :func:`~trainfree.benchmarks.correlation.rank_correlation` (same ``seed``), except the ``fit:K``
+  :func:`~trainfree.bench.correlation.rank_correlation` (same ``seed``), except the ``fit:K``
   rows of balanced proxies, which are means over held-out splits: their column holds the first
   split's scores, and the components let anyone refit;
 - ``plots/<proxy>.png``: score against ground truth, rho in the title, log x-axis when the
   scores are positive and span more than two decades.
+
+:func:`run_payload` is the same run as one JSON object (``trainfree bench --json FILE``).
 """
 
 from __future__ import annotations
@@ -31,9 +33,9 @@ from typing import Any
 
 import numpy as np
 
-from trainfree.benchmarks.harness import BenchmarkScores, ProxyRun
-from trainfree.benchmarks.loaders import Benchmark
-from trainfree.benchmarks.score_cache import atomic_write_bytes
+from trainfree.bench.harness import BenchmarkScores, ProxyRun
+from trainfree.bench.loaders import Benchmark
+from trainfree.bench.score_cache import atomic_write_bytes
 from trainfree.io import atomic_write_text
 from trainfree.proxies import get_proxy
 
@@ -164,6 +166,51 @@ def scores_table(bench: Benchmark, runs: dict[str, ProxyRun]) -> tuple[list[str]
     return header, rows
 
 
+def run_payload(
+    space: str,
+    bench: Benchmark,
+    scores: BenchmarkScores,
+    seed: int,
+    alpha: Any,
+    cache_dir: str | Path | None,
+    costs: Sequence[str] = (),
+    hardware: dict[str, Any] | None = None,
+    cost_failures: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """The JSON record of one benchmark run (``bench --json``): what was judged against what,
+    the settings that decide the scores (seed, balance strategy), where the scores came from
+    (the cache counts) and each proxy's figures. ``costs`` (the ``--frontier`` costs judged)
+    adds a ``selection`` block saying how budgets were drawn and which hardware settings timed
+    the models, so a reader can tell measured costs from analytic ones."""
+    payload: dict[str, Any] = {
+        "space": space,
+        "data": str(bench.path),
+        "target": bench.target,
+        "higher_is_better": bench.higher_is_better,
+        "n": len(bench),
+        "skipped": [{"id": i, "reason": w} for i, w in bench.skipped],
+        "seed": seed,
+        "alpha_strategy": str(alpha),
+        "wall_seconds": scores.wall_seconds,
+        "workers": scores.workers,
+        "cache": {
+            "dir": str(cache_dir) if cache_dir else None,
+            "computed": scores.computed,
+            "cached": scores.cached,
+            "invalid": scores.invalid,
+        },
+        "proxies": {name: run.as_dict() for name, run in scores.runs.items()},
+    }
+    if costs:
+        payload["selection"] = {
+            "costs": list(costs),
+            "budgets": "deciles of the cost over the judged architectures (10%, 20%, ..., 100%)",
+            "hardware": hardware,
+            "cost_failures": dict(cost_failures or {}),
+        }
+    return payload
+
+
 def write_report(
     out_dir: str | Path,
     bench: Benchmark,
@@ -263,7 +310,7 @@ def markdown(
 
 def selection_markdown(bench: Benchmark, runs: dict[str, ProxyRun], rows: list[dict[str, Any]]) -> list[str]:
     """The ``--frontier`` table of report.md (no lines when no cost was judged)."""
-    from trainfree.benchmarks.selection import cells
+    from trainfree.bench.selection import cells
 
     costs = selection_costs(runs)
     if not costs:

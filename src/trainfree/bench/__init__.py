@@ -1,7 +1,7 @@
 """Trained-architecture benchmarks: loaders, rank-correlation evaluation and the harness."""
 
-from trainfree.benchmarks.correlation import RankResult, rank_correlation
-from trainfree.benchmarks.loaders import Benchmark, BenchmarkEntry, default_data_path, load_benchmark
+from trainfree.bench.correlation import RankResult, rank_correlation
+from trainfree.bench.loaders import Benchmark, BenchmarkEntry, default_data_path, load_benchmark
 
 __all__ = [
     "Benchmark",

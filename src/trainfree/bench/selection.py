@@ -238,7 +238,7 @@ def benchmark_costs(
     failures: dict[str, str] = {}
     measured = [n for n in names if n in ("latency", "memory")]
     if measured:
-        from trainfree.hardware import HardwareSettings, measure_cached
+        from trainfree.hardware import HardwareSettings, profile_cached
 
         hardware = hardware or HardwareSettings()
     for i, e in enumerate(entries):
@@ -247,7 +247,7 @@ def benchmark_costs(
         if "params" in out:
             out["params"][i] = float(space.param_counts(e.config).total)
         if measured:
-            m, _ = measure_cached(space, e.config, hardware, cache)
+            m, _ = profile_cached(space, e.config, hardware, cache)
             if m.ok:
                 if "latency" in out:
                     out["latency"][i] = m.latency_ms

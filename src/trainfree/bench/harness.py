@@ -9,7 +9,7 @@ never depends on which other proxies ran: what makes caching it sound.
 :func:`run_benchmark` scores through the one proxy runner that the search uses too
 (:class:`~trainfree.proxies.runner.ProxyRunner`): parallel worker processes (``workers``),
 each (architecture, proxy, settings) score read and written through a
-:class:`~trainfree.benchmarks.score_cache.ScoreCache`, so an interrupted run resumes without
+:class:`~trainfree.bench.score_cache.ScoreCache`, so an interrupted run resumes without
 recomputing. A proxy failing on an architecture (an exception, running out of memory, even a
 worker process dying) is recorded in ``ProxyRun.errors`` and the proxy is evaluated on the
 other architectures.
@@ -31,10 +31,10 @@ from typing import Any
 
 import numpy as np
 
-from trainfree.benchmarks.balanced import evaluate_balanced
-from trainfree.benchmarks.correlation import rank_correlation, tau_iso
-from trainfree.benchmarks.loaders import Benchmark
-from trainfree.benchmarks.score_cache import ScoreCache
+from trainfree.bench.balanced import evaluate_balanced
+from trainfree.bench.correlation import rank_correlation, tau_iso
+from trainfree.bench.loaders import Benchmark
+from trainfree.bench.score_cache import ScoreCache
 from trainfree.proxies import Proxy, ProxyContext, get_proxy
 from trainfree.proxies.balance import AlphaStrategy
 from trainfree.proxies.runner import ProxyRunner

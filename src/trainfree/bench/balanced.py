@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from trainfree.benchmarks.correlation import rank_correlation
+from trainfree.bench.correlation import rank_correlation
 from trainfree.proxies.balance import AlphaStrategy, choose, combine
 
 
