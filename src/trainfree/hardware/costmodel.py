@@ -75,7 +75,7 @@ def calibration_sample(space: Any, n: int, seed: int = 0) -> list[Any]:
 
 
 def accuracy(predicted: np.ndarray, measured: np.ndarray) -> dict[str, float]:
-    """Spearman, median absolute % error and the share within +-10%."""
+    """Spearman, median and 90th-percentile absolute % error, and the share within +-10%."""
     p, y = np.asarray(predicted, float), np.asarray(measured, float)
     err = np.abs(p / y - 1.0)
     rho = float(spearmanr(p, y)[0]) if len(y) > 2 and np.ptp(y) > 0 else math.nan
@@ -83,6 +83,7 @@ def accuracy(predicted: np.ndarray, measured: np.ndarray) -> dict[str, float]:
         "n": len(y),
         "spearman": rho,
         "median_ape": float(np.median(err)) if len(err) else math.nan,
+        "p90_ape": float(np.percentile(err, 90)) if len(err) else math.nan,
         "within_10pct": float(np.mean(err <= 0.10)) if len(err) else math.nan,
     }
 

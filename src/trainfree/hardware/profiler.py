@@ -31,7 +31,6 @@ import ctypes.util
 import math
 import os
 import platform
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -309,7 +308,9 @@ def profile_here(space: Any, config: Any, settings: HardwareSettings, seed: int 
     weights_mb = sum(p.numel() * p.element_size() for p in model.parameters()) / MB
     ids = space.example_input(config, settings.batch_size, settings.seq_len, seed=seed)
     if settings.backend == "onnx":
-        return _measure_onnx(space, model, ids, settings, weights_mb, t_setup)
+        from trainfree.hardware.onnx_runtime import measure_onnx
+
+        return measure_onnx(space, model, ids, settings, weights_mb, t_setup)
     cuda = settings.device == "cuda"
     if cuda:
         if not torch.cuda.is_available():
@@ -328,62 +329,6 @@ def profile_here(space: Any, config: Any, settings: HardwareSettings, seed: int 
         sync()
         probe = cuda_peak_probe() if cuda else cpu_peak_probe()
         return _memory_then_latency(run, sync, probe, settings, weights_mb, time.perf_counter() - t_setup)
-
-
-class _Inference(torch.nn.Module):
-    """Wraps ``space.inference`` as a module's forward, for the ONNX exporter."""
-
-    def __init__(self, space: Any, model: torch.nn.Module) -> None:
-        super().__init__()
-        self.space, self.model = space, model
-
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        return self.space.inference(self.model, ids)
-
-
-def _measure_onnx(
-    space: Any,
-    model: torch.nn.Module,
-    ids: torch.Tensor,
-    settings: HardwareSettings,
-    weights_mb: float,
-    t_setup: float,
-) -> Measurement:
-    import warnings
-
-    import onnxruntime as ort
-
-    with tempfile.TemporaryDirectory(prefix="trainfree-onnx-") as tmp:
-        path = os.path.join(tmp, "model.onnx")
-        try:
-            with warnings.catch_warnings(), torch.no_grad():
-                warnings.simplefilter("ignore")
-                torch.onnx.export(
-                    _Inference(space, model),
-                    (ids,),
-                    path,
-                    dynamo=False,
-                    input_names=["ids"],
-                    output_names=["out"],
-                    opset_version=17,
-                )
-        except Exception as exc:  # an operator the exporter cannot handle: infeasible, not fatal
-            return Measurement(ok=False, error=f"ONNX export failed: {type(exc).__name__}: {exc}"[:500])
-        del model
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = settings.threads
-        opts.inter_op_num_threads = 1
-        session = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
-    feed = {"ids": ids.numpy()}
-    method, start, stop = cpu_peak_probe()
-    return _memory_then_latency(
-        lambda: session.run(None, feed),
-        lambda: None,
-        (f"{method} (onnxruntime)", start, stop),
-        settings,
-        weights_mb,
-        time.perf_counter() - t_setup,
-    )
 
 
 # ----------------------------------------------------------------- isolation

@@ -140,16 +140,23 @@ class CostSource:
         self.save()
 
     def uncertainty(self) -> dict[str, float]:
-        """``{objective: the model's median absolute relative error}`` (cross-validated), for
-        telling a prediction's error from a real difference (``pareto.frontier_rows``)."""
+        """``{objective: the 90th percentile of the model's absolute relative error}``
+        (cross-validated): a prediction must beat a measured model by more than this to be
+        worth measuring (``pareto.frontier_rows``). Not the median: among thousands of
+        near-equal candidates the frontier picks those whose predictions came out lowest,
+        so with a median margin each measured entrant was replaced by the next optimistic
+        one (main-job runs ended with 31-46 entrants unmeasured; docs/search.md)."""
         if self.model is None:
             return {}
         acc = self.model.accuracy
-        return {
-            name: float(acc[o.field]["median_ape"])
-            for name, o in OBJECTIVES.items()
-            if o.measured and o.field in acc and math.isfinite(acc[o.field]["median_ape"])
-        }
+        out = {}
+        for name, o in OBJECTIVES.items():
+            a = acc.get(o.field) if o.measured else None
+            if a:
+                err = a.get("p90_ape", a.get("median_ape", math.nan))  # older files: the median
+                if math.isfinite(err):
+                    out[name] = float(err)
+        return out
 
     def live_accuracy(self) -> dict[str, dict[str, float]]:
         return {f: accuracy(*np.array(v).T) for f, v in self.live.items() if len(v) >= 3}

@@ -36,11 +36,12 @@ WRITE_EVERY_S = 15.0
 REFINE_SHARE, REFINE_BATCH = 0.3, 4
 #: after a wall-time budget, the frontier may still be measured for this share of it
 FINAL_GRACE = 0.1
-#: the time kept for the frontier's last measurements, as a multiple of what its unmeasured
-#: models are expected to take: measuring a model can change the frontier (a prediction was
-#: optimistic, and the models it had pushed out are back), so more models than the current
-#: ones get measured; the main job measured about twice the count at its stop (docs/search.md)
-RESERVE_FACTOR = 1.6
+#: the time kept for the frontier's last measurements, as a multiple of what measuring the
+#: whole current frontier would take, its measured models included: measuring a model changes
+#: the frontier (a prediction was optimistic, and the models it had pushed out are back), so
+#: the end phase measures more models than the frontier holds when the search stops (main-job
+#: runs that kept back one frontier's worth left 13-31 entrants unmeasured; docs/search.md)
+RESERVE_FACTOR = 2.0
 #: the fewest calibration measurements a wall-time budget stops at (5-fold CV needs some)
 CALIBRATION_FLOOR = 16
 
@@ -175,12 +176,12 @@ class _Loop:
         return per
 
     def reserve(self) -> float:
-        """Seconds to keep for measuring the frontier's unmeasured models at the end."""
+        """Seconds to keep for measuring the frontier at the end (see ``RESERVE_FACTOR``)."""
         r = self.run
         if not r.cost.predicting:
             return 0.0
         front, records, _ = r.frontier()
-        latencies = [records[i].get("latency_ms") for i in front if records[i].get("costs") == "predicted"]
+        latencies = [records[i].get("latency_ms") for i in front]
         return RESERVE_FACTOR * float(np.sum(self.seconds_to_measure(latencies)))
 
     def seconds_to_measure(self, latencies_ms: list[Any]) -> np.ndarray:
