@@ -130,8 +130,21 @@ def main_job_cmd(args: argparse.Namespace) -> None:
         print(
             f"main job: exit {res.returncode}, {wall:.0f} s wall, {n} architectures evaluated "
             f"({n / wall:.1f}/s), frontier {len(frontier['models'])} models, {measured} measured, "
+            f"{frontier['unmeasured_entrants']} predicted entrants left unmeasured, "
             f"costs {frontier['costs']}"
         )
+        predictor = json.loads((out / "predictor.json").read_text())
+        for name, acc in (
+            ("held out (5-fold CV)", predictor["held_out_accuracy"]),
+            ("frontier, predicted before measured", predictor["frontier_accuracy"]),
+        ):
+            for cost in ("latency_ms", "memory_mb"):
+                a = acc.get(cost)
+                if a:
+                    print(
+                        f"  {name}: {cost} n {a['n']}, Spearman {a['spearman']:.3f}, median |err| "
+                        f"{100 * a['median_ape']:.1f}%, within 10% {100 * a['within_10pct']:.0f}%"
+                    )
 
 
 def lts_budget_cmd(args: argparse.Namespace) -> None:

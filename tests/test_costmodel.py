@@ -146,6 +146,8 @@ def test_predicted_search_measures_every_frontier_model(tmp_path, monkeypatch):
     evaluated = pd.read_csv(tmp_path / "run" / "evaluated.csv")
     assert len(evaluated) == 60
     assert (evaluated["costs"] == "predicted").sum() > 0  # most candidates were never measured
+    # each architecture's own feasibility, not the frontier's measured-only mask
+    assert evaluated.loc[evaluated["costs"] == "predicted", "feasible"].all()
     frontier = json.loads((tmp_path / "run" / "frontier.json").read_text())
     assert frontier["models"] and all(m["costs"] == "measured" for m in frontier["models"])
     csv = pd.read_csv(tmp_path / "run" / "frontier.csv")

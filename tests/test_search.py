@@ -321,3 +321,17 @@ def test_frontier_resolution_drops_near_twins_only():
 def test_resolution_is_validated():
     with pytest.raises(ConfigError, match="resolution"):
         SearchSettings(space="gpt2", resolution=1.5).validate()
+
+
+def test_a_prediction_must_beat_a_measurement_by_more_than_its_error():
+    from trainfree.search.pareto import frontier_rows
+
+    measured = {"feasible": True, "latency_ms": 100.0, "memory_mb": 100.0, "costs": "measured"}
+    predicted = {"feasible": True, "latency_ms": 92.0, "memory_mb": 100.0, "costs": "predicted"}
+    scores = np.array([1.0, 0.9])  # the measured model scores higher; the prediction is 8% faster
+    recs = [measured, predicted]
+    assert sorted(frontier_rows(recs, scores, ["latency", "memory"], 0.05)[0]) == [0, 1]
+    margin = {"latency": 0.05, "memory": 0.05}  # 1.05 x 1.05: 10% is within the error
+    assert frontier_rows(recs, scores, ["latency", "memory"], 0.05, margin)[0] == [0]
+    recs[1] = {**predicted, "costs": "measured"}  # measured, the same 8% is a real difference
+    assert sorted(frontier_rows(recs, scores, ["latency", "memory"], 0.05, margin)[0]) == [0, 1]

@@ -194,8 +194,7 @@ def one_thread() -> Iterator[None]:
     """Run torch on one thread inside the block (restored after).
 
     The spectra are many small reductions and decompositions: extra threads gain little on an
-    idle machine and collapse when another process holds a core (measured: zerolm on 30 GPT-2
-    models took 1.65 s on one thread, 37.6 s on two with the other core busy).
+    idle machine and collapse when another process holds a core (figures: docs/zerolm.md).
     """
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
