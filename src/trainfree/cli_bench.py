@@ -151,6 +151,41 @@ def bench(
     runs = result.runs
     selections = judge_runs(runs, truth_of(benchmark), costs, benchmark.higher_is_better) if costs else {}
 
+    _print_correlations(space, benchmark, result, score_cache, repeats)
+    if selections:
+        _print_selection(benchmark, selections, cost_failures)
+    for name, run in runs.items():
+        if run.errors:
+            eid, msg = next(iter(run.errors.items()))
+            err_console.print(
+                f"[yellow]{name} failed on {len(run.errors)} architectures[/] (e.g. {eid}: {msg})"
+            )
+    if json_out:
+        from trainfree.bench.report import run_payload
+
+        payload = run_payload(
+            space,
+            benchmark,
+            result,
+            seed=seed,
+            alpha=strategy,
+            cache_dir=score_cache.root if score_cache else None,
+            costs=list(costs),
+            hardware=hardware,
+            cost_failures=cost_failures,
+        )
+        atomic_write_json(json_out, payload)
+        err_console.print(f"wrote {json_out}")
+    if report:
+        from trainfree.bench.report import write_report
+
+        write_report(report, benchmark, result)
+        err_console.print(f"wrote {report}/report.md, summary.csv, scores.csv and {len(runs)} plots")
+
+
+def _print_correlations(space: str, benchmark: Any, result: Any, score_cache: Any, repeats: int) -> None:
+    """The main table: each proxy's rank correlations with the ground truth, and its speed."""
+    runs = result.runs
     sign = "higher" if benchmark.higher_is_better else "lower"
     table = Table(
         title=f"{space}: {len(benchmark)} architectures, ground truth {benchmark.target} ({sign} is better)",
@@ -187,35 +222,6 @@ def bench(
             f"\nfit:K rows: mean over {repeats} splits, evaluated only on the held-out architectures"
         )
     console.print(table)
-    if selections:
-        _print_selection(benchmark, selections, cost_failures)
-    for name, run in runs.items():
-        if run.errors:
-            eid, msg = next(iter(run.errors.items()))
-            err_console.print(
-                f"[yellow]{name} failed on {len(run.errors)} architectures[/] (e.g. {eid}: {msg})"
-            )
-    if json_out:
-        from trainfree.bench.report import run_payload
-
-        payload = run_payload(
-            space,
-            benchmark,
-            result,
-            seed=seed,
-            alpha=strategy,
-            cache_dir=score_cache.root if score_cache else None,
-            costs=list(costs),
-            hardware=hardware,
-            cost_failures=cost_failures,
-        )
-        atomic_write_json(json_out, payload)
-        err_console.print(f"wrote {json_out}")
-    if report:
-        from trainfree.bench.report import write_report
-
-        write_report(report, benchmark, result)
-        err_console.print(f"wrote {report}/report.md, summary.csv, scores.csv and {len(runs)} plots")
 
 
 def truth_of(benchmark: Any) -> np.ndarray:

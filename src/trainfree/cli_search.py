@@ -305,6 +305,25 @@ def _print_frontier(run: Any, result: Any) -> None:
             + f" (all reasons in {run.out}/evaluated.csv)",
             highlight=False,
         )
+    live = run.cost.live_accuracy() if run.device else {}
+    if live:
+        parts = [
+            f"{name.split('_')[0]} median |err| {100 * a['median_ape']:.1f}%, "
+            f"{100 * a['within_10pct']:.0f}% within 10%"
+            for name, a in live.items()
+        ]
+        n = max(a["n"] for a in live.values())
+        err_console.print(
+            f"cost model on the {n} frontier entrants it predicted before they were measured: "
+            + "; ".join(parts),
+            highlight=False,
+        )
+    if run.device and s.resolution:
+        err_console.print(
+            f"frontier at {100 * s.resolution:g}% resolution of the measured costs "
+            "(--resolution 0: the exact frontier)",
+            highlight=False,
+        )
     if run.unmeasured_entrants:
         err_console.print(
             f"[yellow]{run.unmeasured_entrants} architectures predicted to be on the frontier could not "

@@ -212,8 +212,9 @@ def plot_frontier(
 ) -> None:
     """One panel per cost objective: every evaluated architecture (grey; hollow where its costs
     are predicted, not measured), the frontier over *all* objectives (red), and this panel's
-    own two-objective front (the step line; its points ringed). A frontier model below the
-    step line is not dominated overall: it is better on another panel's cost."""
+    own two-objective front among the measured models (the step line; its points ringed). A
+    frontier model below the step line is not dominated overall: it is better on another
+    panel's cost."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -242,7 +243,7 @@ def plot_frontier(
             )
         f = [i for i in front if ok[i]]
         ax.scatter(x[f], s[f], s=28, c="tab:red", label=f"frontier, all objectives ({len(f)})", zorder=3)
-        pts = np.flatnonzero(ok)
+        pts = np.flatnonzero(meas)  # over measured models, as the frontier is
         if len(pts):
             two = pts[nondominated(np.column_stack([x[pts], -s[pts]]))]
             two = two[np.argsort(x[two])]
