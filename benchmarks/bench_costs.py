@@ -29,6 +29,7 @@ generations), with predicted costs; prints the wall time (LTS: under 3 hours on 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import multiprocessing as mp
 import os
@@ -47,6 +48,11 @@ from trainfree.search.settings import SEARCH_HARDWARE
 
 HW = SEARCH_HARDWARE  # the search's defaults
 SEQ = {"flexibert": 128}
+
+
+def _settings(space: str) -> HardwareSettings:
+    """The search's measurement settings at the space's sequence length."""
+    return dataclasses.replace(HW, seq_len=SEQ.get(space, 192))
 
 
 def _burn() -> None:  # pragma: no cover - a busy loop for --load
@@ -82,7 +88,7 @@ def accuracy_cmd(args: argparse.Namespace) -> None:
         lines = []
         for name in args.space:
             space = get_space(name)
-            hw = HardwareSettings(seq_len=SEQ.get(name, 192), warmup=HW.warmup, repeats=HW.repeats)
+            hw = _settings(name)
             t0 = time.perf_counter()
             fit_rows = _rows(space, calibration_sample(space, args.n, seed=0), hw, cache)
             rng = np.random.default_rng(1)
@@ -172,7 +178,7 @@ def repeatability_cmd(args: argparse.Namespace) -> None:
     from trainfree.hardware import profile
 
     space = get_space(args.space)
-    hw = HardwareSettings(seq_len=SEQ.get(args.space, 192), warmup=HW.warmup, repeats=HW.repeats)
+    hw = _settings(args.space)
     configs = [space.sample(np.random.default_rng(args.seed + i)) for i in range(args.n)]
     rounds = []
     for r in range(2):

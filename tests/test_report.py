@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from trainfree import cli
 from trainfree.bench.correlation import rank_correlation
-from trainfree.bench.harness import run_benchmark, score_benchmark
+from trainfree.bench.harness import run_benchmark
 from trainfree.bench.loaders import load_benchmark
 from trainfree.bench.report import SUMMARY_COLUMNS, write_report
 from trainfree.bench.score_cache import CACHE_FORMAT, ScoreCache, default_cache_dir
@@ -176,9 +176,9 @@ def test_failures_are_counted_not_fatal_and_not_cached(bench, tmp_path, test_pro
 
 
 def test_each_proxy_gets_a_pristine_model(bench, test_proxies):
-    alone = score_benchmark(bench, ["zerolm"], alpha=AlphaStrategy("fixed", 0.5))
+    alone = run_benchmark(bench, ["zerolm"], alpha=AlphaStrategy("fixed", 0.5)).runs
     for names in (["_vandal", "zerolm"], ["zerolm", "_vandal"]):
-        mixed = score_benchmark(bench, names, alpha=AlphaStrategy("fixed", 0.5))
+        mixed = run_benchmark(bench, names, alpha=AlphaStrategy("fixed", 0.5)).runs
         for key, values in alone["zerolm"].components.items():
             np.testing.assert_array_equal(mixed["zerolm"].components[key], values)
 

@@ -73,23 +73,6 @@ class ProxyRun:
         return out
 
 
-def score_benchmark(
-    bench: Benchmark,
-    proxy_names: Sequence[str],
-    seed: int = 0,
-    seq_len: int | None = None,
-    alpha: AlphaStrategy | None = None,
-    repeats: int = 20,
-    on_step: Callable[[int], None] | None = None,
-    **kwargs: Any,
-) -> dict[str, ProxyRun]:
-    """Compute every proxy on every architecture, then evaluate each proxy.
-
-    In-process and uncached unless ``workers``/``cache`` are given (see :func:`run_benchmark`,
-    which also reports the wall time and what came from the cache)."""
-    return run_benchmark(bench, proxy_names, seed, seq_len, alpha, repeats, on_step, **kwargs).runs
-
-
 @dataclass
 class BenchmarkScores:
     """What :func:`run_benchmark` did: the evaluated runs and how the scores were obtained.

@@ -248,11 +248,14 @@ class SearchRun:
             g.append(1.0 if value is None else float(value) / limit - 1.0)
         return g
 
-    def frontier(self, measured_only: bool = False) -> tuple[list[int], list[dict[str, Any]], np.ndarray]:
+    def frontier(
+        self, measured_only: bool = False, viewed: list[dict[str, Any]] | None = None
+    ) -> tuple[list[int], list[dict[str, Any]], np.ndarray]:
         """Frontier indices into the viewed records, the records, and their scores. With
         ``measured_only``, over the architectures whose device costs were measured (what the
-        output files show: a predicted figure never stands as a measured one)."""
-        records = self.view(self.records())
+        output files show: a predicted figure never stands as a measured one). ``viewed``:
+        ``view(records())`` when the caller has it already (it predicts every record's costs)."""
+        records = self.view(self.records()) if viewed is None else viewed
         scores = self.scores(records)
         masked = [
             r
@@ -315,9 +318,9 @@ class SearchRun:
     def write_outputs(self) -> tuple[list[dict[str, Any]], float]:
         """Write the run's result files; returns the frontier models and their hypervolume.
         The frontier written is over measured architectures only (with device costs)."""
-        front, masked, scores = self.frontier(measured_only=True)
-        hv = self.hypervolume(front, masked, scores) or 0.0
         records = self.view(self.records())  # evaluated.csv: each architecture as evaluated
+        front, masked, scores = self.frontier(measured_only=True, viewed=records)
+        hv = self.hypervolume(front, masked, scores) or 0.0
         if not records:
             return [], hv
         s = self.settings
