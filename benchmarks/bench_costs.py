@@ -139,6 +139,13 @@ def main_job_cmd(args: argparse.Namespace) -> None:
             f"{frontier['unmeasured_entrants']} predicted entrants left unmeasured, "
             f"costs {frontier['costs']}"
         )
+        end = frontier.get("end_phase")
+        if end:
+            print(
+                f"  end phase: reserve {end['reserve_s']} s (churn {end['churn_at_stop']}, overhead "
+                f"{end['overhead_at_stop']}); measured {end['measured']} in {end['seconds']} s, "
+                f"churn at the end {end['churn_at_end']}"
+            )
         predictor = json.loads((out / "predictor.json").read_text())
         for name, acc in (
             ("held out (5-fold CV)", predictor["held_out_accuracy"]),

@@ -156,6 +156,8 @@ def test_predicted_search_measures_every_frontier_model(tmp_path, monkeypatch):
     assert predictor["held_out_accuracy"]["latency_ms"]["n"] >= 16
     assert result.costs == "predicted"
     assert (evaluated["generation"] == -1).sum() == 16  # the calibration sample, measured
+    end = frontier["end_phase"]  # the end phase says what it measured against its reserve
+    assert end["measured"] >= 0 and 0.0 <= end["churn_at_end"] <= 0.8 and end["reserve_s"] >= 0
     # the calibration rows are kept for this machine: a second run measures nothing to calibrate
     again = SearchRun.open(tmp_path / "run2", SearchSettings(**{**s.__dict__, "seed": 1}))
     again.run()
@@ -189,3 +191,21 @@ def test_calibrate_command(tmp_path, monkeypatch):
     assert list((tmp_path / "cache" / "costmodels").glob("gpt2-*.json"))
     bad = CliRunner().invoke(cli.app, ["calibrate", "--space", "nope"])
     assert bad.exit_code == 2 and "nope" in bad.output
+
+
+def test_the_frontier_reserve_learns_the_runs_churn():
+    """Clearing U unmeasured entrants takes about U / (1 - churn) measurements; the churn
+    starts at its prior and follows what this run's measuring batches revealed."""
+    from trainfree.search import loop
+
+    lp = object.__new__(loop._Loop)
+    lp.refined, lp.revealed, lp.wall, lp.expected = 0, 0, 0.0, 0.0
+    assert lp.churn() == pytest.approx(loop.CHURN_PRIOR) and lp.overhead() == pytest.approx(1.0)
+    lp.refined, lp.revealed = 40, 0  # measurements that revealed nothing: churn falls
+    assert lp.churn() == pytest.approx(4 / 48)
+    lp.refined, lp.revealed = 40, 60  # each revealed more than one: capped
+    assert lp.churn() == loop.CHURN_MAX
+    lp.refined, lp.revealed = 40, -30  # measurements that cleared others: not below 0
+    assert lp.churn() == 0.0
+    lp.wall, lp.expected = 90.0, 30.0  # batches took 2.5x what the line expected
+    assert lp.overhead() == pytest.approx(2.5)

@@ -36,17 +36,22 @@ WRITE_EVERY_S = 15.0
 REFINE_SHARE, REFINE_BATCH = 0.3, 4
 #: after a wall-time budget, the frontier may still be measured for this share of it
 FINAL_GRACE = 0.1
-#: the time kept for the frontier's last measurements, as a multiple of what measuring the
-#: whole current frontier would take, its measured models included: measuring a model changes
-#: the frontier (a prediction was optimistic, and the models it had pushed out are back), so
-#: the end phase measures more models than the frontier holds when the search stops (main-job
-#: runs that kept back one frontier's worth left 13-31 entrants unmeasured; docs/search.md)
-RESERVE_FACTOR = 2.0
+#: the time kept for the frontier's last measurements. Measuring a model changes the frontier
+#: (a prediction was optimistic, and the models it had pushed out come back), so clearing U
+#: unmeasured entrants takes about U / (1 - churn) measurements, where churn is the number of
+#: entrants a measurement reveals. The run learns its churn from its own refinement batches,
+#: starting from a prior of CHURN_PRIOR worth CHURN_PRIOR_WEIGHT measurements, capped at
+#: CHURN_MAX; RESERVE_SAFETY covers the spread of measuring times (a fixed reserve of twice
+#: the frontier's measuring time left 0-12 entrants unmeasured in main-job runs; docs/search.md)
+CHURN_PRIOR, CHURN_PRIOR_WEIGHT, CHURN_MAX, RESERVE_SAFETY = 0.5, 8, 0.8, 1.25
 #: the fewest calibration measurements a wall-time budget stops at (5-fold CV needs some)
 CALIBRATION_FLOOR = 16
 
 if TYPE_CHECKING:
     from trainfree.search.run import SearchProgress, SearchRun
+
+#: what ``SearchRun.frontier()`` returns: frontier indices, the viewed records, their scores
+_View = tuple[list[int], list[dict[str, Any]], np.ndarray]
 
 
 class _Loop:
@@ -58,6 +63,10 @@ class _Loop:
         self.last_write = time.monotonic()
         self.search_start = time.monotonic()
         self.refine_seconds = 0.0
+        # frontier measurements so far: models measured, net entrants they revealed, and the
+        # wall time they took against what seconds_to_measure expected (refits included)
+        self.refined, self.revealed, self.wall, self.expected = 0, 0, 0.0, 0.0
+        self.last_reserve = 0.0
 
     # ------------------------------------------------------------------ clocks
     def spent(self) -> float:
@@ -77,13 +86,14 @@ class _Loop:
         times = self.run.evaluator.measure_seconds
         return float(np.median(times)) if times else 1.5
 
-    def report(self, message: str = "") -> None:
+    def report(self, message: str = "", view: _View | None = None) -> None:
+        """Tell the progress callback; ``view``: ``run.frontier()`` when the caller has it."""
         if not self.on_progress:
             return
         from trainfree.search.run import SearchProgress
 
         r = self.run
-        front, records, scores = r.frontier()
+        front, records, scores = view or r.frontier()
         measured = sum(1 for i in front if records[i].get("costs", "measured") == "measured")
         self.on_progress(
             SearchProgress(
@@ -119,10 +129,20 @@ class _Loop:
         grace = None
         if r.budget_seconds is not None:  # the rest of the budget, and a grace of a tenth of it
             grace = max(0.0, r.budget_seconds - self.spent()) + FINAL_GRACE * r.budget_seconds
+        stop = (self.spent(), self.refined, self.churn(), self.overhead(), self.last_reserve)
         self.measure_frontier(seconds=grace)
         if r.device:
             front, records, _ = r.frontier()
             r.unmeasured_entrants = sum(1 for i in front if records[i].get("costs") == "predicted")
+            if r.cost.predicting:  # how the end phase went against its reserve (docs/search.md)
+                r.end_phase = {
+                    "reserve_s": round(stop[4], 1),
+                    "churn_at_stop": round(stop[2], 3),
+                    "overhead_at_stop": round(stop[3], 3),
+                    "measured": self.refined - stop[1],
+                    "seconds": round(self.spent() - stop[0], 1),
+                    "churn_at_end": round(self.churn(), 3),
+                }
         r.elapsed = self.spent()
         state.append_log(r.out, {"generation": r.generation, "elapsed": r.elapsed, **self._state()})
 
@@ -175,14 +195,28 @@ class _Loop:
             per += self.measure_seconds()
         return per
 
+    def churn(self) -> float:
+        """Net frontier entrants revealed per frontier model measured, learned from this run's
+        measuring batches (no generation runs inside a batch, so every change is theirs)."""
+        prior = CHURN_PRIOR * CHURN_PRIOR_WEIGHT
+        return float(np.clip((self.revealed + prior) / (self.refined + CHURN_PRIOR_WEIGHT), 0.0, CHURN_MAX))
+
+    def overhead(self) -> float:
+        """Wall time of the measuring batches over what ``seconds_to_measure`` expected of
+        them: refits, the frontier's upkeep, and the line's own error (prior: 10 s as 10 s)."""
+        return float(np.clip((self.wall + 10.0) / (self.expected + 10.0), 0.8, 3.0))
+
     def reserve(self) -> float:
-        """Seconds to keep for measuring the frontier at the end (see ``RESERVE_FACTOR``)."""
+        """Seconds to keep for measuring the frontier's unmeasured entrants at the end, and
+        those their measurements will reveal (see ``CHURN_PRIOR``)."""
         r = self.run
         if not r.cost.predicting:
             return 0.0
         front, records, _ = r.frontier()
-        latencies = [records[i].get("latency_ms") for i in front]
-        return RESERVE_FACTOR * float(np.sum(self.seconds_to_measure(latencies)))
+        todo = [records[i].get("latency_ms") for i in front if records[i].get("costs") == "predicted"]
+        seconds = float(np.sum(self.seconds_to_measure(todo))) if todo else 0.0
+        self.last_reserve = RESERVE_SAFETY * self.overhead() * seconds / (1.0 - self.churn())
+        return self.last_reserve
 
     def seconds_to_measure(self, latencies_ms: list[Any]) -> np.ndarray:
         """Expected seconds to measure models of these (predicted) latencies: a straight line
@@ -250,20 +284,28 @@ class _Loop:
         r = self.run
         if not r.device:
             return
-        t0 = time.monotonic()
+        t0, view = time.monotonic(), None
         while seconds is None or time.monotonic() - t0 < seconds:
-            front, records, scores = r.frontier()
+            front, records, scores = view or r.frontier()
             todo = [i for i in front if records[i].get("costs") == "predicted"]
             if not todo:
                 return
             todo.sort(key=lambda i: -scores[i])
-            stored = [r.store.records[records[i]["key"]] for i in todo[:REFINE_BATCH]]
+            batch = todo[:REFINE_BATCH]
+            stored = [r.store.records[records[i]["key"]] for i in batch]
+            expected = float(np.sum(self.seconds_to_measure([records[i].get("latency_ms") for i in batch])))
             t1 = time.monotonic()
             after = r.evaluator.measure_records(stored)
-            self.refine_seconds += time.monotonic() - t1
             r.cost.note_measured(stored, after)
             r.cost.fit(r.records(), r.cost.cached_rows())
-            self.report(f"measured {len(stored)} frontier models")
+            view = r.frontier()
+            left = sum(1 for i in view[0] if view[1][i].get("costs") == "predicted")
+            self.refined += len(stored)
+            self.revealed += left - (len(todo) - len(stored))
+            self.wall += time.monotonic() - t1
+            self.expected += expected
+            self.refine_seconds += time.monotonic() - t1
+            self.report(f"measured {len(stored)} frontier models", view)
 
     def _state(self) -> dict[str, Any]:
         r = self.run

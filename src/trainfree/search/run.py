@@ -127,6 +127,7 @@ class SearchRun:
         self.pop_size: int | None = last.get("pop_size") or settings.pop_size
         self.algorithm: Any = None
         self.unmeasured_entrants = 0  # predicted frontier models left unmeasured when time ran out
+        self.end_phase: dict[str, Any] | None = None  # the frontier's last measurements (loop.py)
         self.lock = RunLock(self.out)
         self._check_input_shape()
 
@@ -335,6 +336,7 @@ class SearchRun:
             "costs": s.costs if self.device else "analytic",
             "cost_model_note": self.cost.note,
             "unmeasured_entrants": self.unmeasured_entrants,
+            **({"end_phase": self.end_phase} if self.end_phase else {}),
             "resolution": s.resolution if self.device else 0.0,
             "evaluations": len(records),
             "generations": self.generation,
