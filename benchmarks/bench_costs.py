@@ -11,7 +11,9 @@ held-out sample (uniformly random, seed 1) on this machine with the search's def
 measurement settings, fit the cost model on the calibration sample only and report latency
 and memory accuracy on the held-out architectures (Spearman, median |error|, share within
 +-10%), next to the 5-fold cross-validated figures the search prints. ``--load`` runs a
-busy loop on another core meanwhile.
+busy loop on another core meanwhile. ``--remeasure`` measures the held-out models a second
+time and compares the two measurements by the same figures: no predictor can agree with a
+measurement better than the measurement agrees with itself.
 
 ``main-job``: ``trainfree search --out DIR`` with its embedded defaults (4 minutes, gpt2,
 zerolm vs latency and memory) on a fresh cache; prints evaluations, evaluations per second,
@@ -40,9 +42,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from scipy.stats import spearmanr
 
 from trainfree import get_space
-from trainfree.hardware import HardwareSettings, MeasurementCache, profile_cached
+from trainfree.hardware import HardwareSettings, MeasurementCache, profile, profile_cached
 from trainfree.hardware.costmodel import accuracy, calibration_sample, cost_features, fit_cost_model, make_row
 from trainfree.search.settings import SEARCH_HARDWARE
 
@@ -63,7 +66,7 @@ def _burn() -> None:  # pragma: no cover - a busy loop for --load
 def _rows(space, configs, hw, cache) -> list[dict]:
     rows = []
     for i, cfg in enumerate(configs):
-        m, _ = profile_cached(space, cfg, hw, cache)
+        m = profile(space, cfg, hw) if cache is None else profile_cached(space, cfg, hw, cache)[0]
         key = space.config_to_json(cfg)
         row = make_row(key, cost_features(space, cfg, hw.batch_size, hw.seq_len), m) if m.ok else None
         if row:
@@ -106,6 +109,16 @@ def accuracy_cmd(args: argparse.Namespace) -> None:
                     f"{100 * cv['within_10pct']:.0f}% |"
                 )
                 print(lines[-1], flush=True)
+            if args.remeasure:  # the same held-out models again: the noise ceiling
+                again = _rows(space, held, hw, None)
+                first = {r["key"]: r["latency_ms"] for r in test_rows}
+                x = np.asarray([(first[r["key"]], r["latency_ms"]) for r in again if r["key"] in first])
+                a = accuracy(x[:, 1], x[:, 0])
+                print(
+                    f"  {name} latency, measured again vs measured: Spearman {a['spearman']:.3f}, "
+                    f"median |diff| {100 * a['median_ape']:.1f}%, within 10% {100 * a['within_10pct']:.0f}%",
+                    flush=True,
+                )
             print(
                 f"  ({name}: {time.perf_counter() - t0:.0f} s, seq_len {hw.seq_len}; coefficients "
                 f"{json.dumps({k: [round(c, 4) for c in v] for k, v in model.coef.items()})} "
@@ -182,8 +195,6 @@ def lts_budget_cmd(args: argparse.Namespace) -> None:
 
 
 def repeatability_cmd(args: argparse.Namespace) -> None:
-    from trainfree.hardware import profile
-
     space = get_space(args.space)
     hw = _settings(args.space)
     configs = [space.sample(np.random.default_rng(args.seed + i)) for i in range(args.n)]
@@ -195,10 +206,13 @@ def repeatability_cmd(args: argparse.Namespace) -> None:
     for name in ("latency_ms", "memory_mb"):
         x = np.array([[getattr(a, name), getattr(b, name)] for a, b in pairs])
         rel = np.abs(x[:, 0] - x[:, 1]) / x.mean(axis=1)
+        # the Spearman of one measurement against the other: the most a predictor judged on
+        # measurements of these models can reach
+        rho = spearmanr(x[:, 0], x[:, 1]).statistic
         print(
             f"{args.space} {name}: {len(pairs)} models measured twice; |difference| median "
             f"{100 * np.median(rel):.1f}%, 90th percentile {100 * np.percentile(rel, 90):.1f}%, "
-            f"max {100 * rel.max():.1f}%"
+            f"max {100 * rel.max():.1f}%; Spearman round 1 vs round 2 {rho:.3f}"
         )
 
 
@@ -210,6 +224,7 @@ def main() -> None:
     a.add_argument("-n", type=int, default=80, help="calibration architectures")
     a.add_argument("--held-out", type=int, default=40)
     a.add_argument("--load", action="store_true", help="keep another core busy meanwhile")
+    a.add_argument("--remeasure", action="store_true", help="measure the held-out models again")
     a.add_argument("--cache", default="runs/bench_costs/cache")
     sub.add_parser("main-job")
     rep = sub.add_parser("repeatability")

@@ -54,6 +54,7 @@ class EvaluationStore:
         self.path = path
         self.fingerprint = fingerprint
         self.records: dict[str, dict[str, Any]] = {}
+        self.writes = 0  # calls to add: a record set's version, for what is derived from it
         self.skipped: list[str] = []  # what reading left out, one line each
         if path.exists():
             self._load()
@@ -102,6 +103,7 @@ class EvaluationStore:
             return
         lines = "".join(json.dumps(_json_ready(r), separators=(",", ":")) + "\n" for r in records)
         append_text(self.path, lines)
+        self.writes += 1
         for r in records:
             self.records[r["key"]] = r
 
