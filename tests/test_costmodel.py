@@ -201,11 +201,11 @@ def test_the_frontier_reserve_learns_the_runs_churn():
     lp = object.__new__(loop._Loop)
     lp.refined, lp.revealed, lp.wall, lp.expected = 0, 0, 0.0, 0.0
     assert lp.churn() == pytest.approx(loop.CHURN_PRIOR) and lp.overhead() == pytest.approx(1.0)
-    lp.refined, lp.revealed = 40, 0  # measurements that revealed nothing: churn falls
-    assert lp.churn() == pytest.approx(4 / 48)
+    lp.refined, lp.revealed = 40, 0  # measurements that revealed nothing: the prior stands
+    assert lp.churn() == pytest.approx(loop.CHURN_PRIOR)
+    lp.refined, lp.revealed = 40, 36  # each revealed 0.9: learned, above the prior
+    assert lp.churn() == pytest.approx(min(loop.CHURN_MAX, (36 + loop.CHURN_PRIOR * 8) / 48))
     lp.refined, lp.revealed = 40, 60  # each revealed more than one: capped
     assert lp.churn() == loop.CHURN_MAX
-    lp.refined, lp.revealed = 40, -30  # measurements that cleared others: not below 0
-    assert lp.churn() == 0.0
     lp.wall, lp.expected = 90.0, 30.0  # batches took 2.5x what the line expected
     assert lp.overhead() == pytest.approx(2.5)

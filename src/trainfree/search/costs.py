@@ -127,17 +127,24 @@ class CostSource:
                     out[f][i] = _num(r.get(f))
         return out
 
-    def note_measured(self, before: Sequence[dict[str, Any]], after: Sequence[dict[str, Any]]) -> None:
+    def note_measured(self, before: Sequence[dict[str, Any]], after: Sequence[dict[str, Any]]) -> bool:
         """Record how the predictions for ``before`` compare with their measurements
-        (``after``): the live, truly held-out accuracy of the model that searched."""
+        (``after``): the live, truly held-out accuracy of the model that searched. Returns
+        whether they miss by more than the model's stated error (the median miss of the
+        batch beyond the cross-validated 90th percentile, in some cost): the model is
+        biased where the search now looks, and needs those measurements."""
         if self.model is None or not before:
-            return
+            return False
         pred = self.predict(before)
+        misses: dict[str, list[float]] = {f: [] for f in MEASURED_FIELDS}
         for i, rec in enumerate(after):
             if rec.get("measured"):
                 for f in MEASURED_FIELDS:
                     self.live[f].append((float(pred[f][i]), float(rec[f])))
+                    misses[f].append(abs(float(pred[f][i]) / float(rec[f]) - 1.0))
         self.save()
+        stated = {o.field: self.uncertainty().get(name, 0.0) for name, o in OBJECTIVES.items()}
+        return any(m and float(np.median(m)) > stated.get(f, 0.0) for f, m in misses.items())
 
     def uncertainty(self) -> dict[str, float]:
         """``{objective: the 90th percentile of the model's absolute relative error}``
