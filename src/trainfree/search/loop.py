@@ -40,10 +40,11 @@ FINAL_GRACE = 0.1
 #: the time kept for the frontier's last measurements. Measuring a model changes the frontier
 #: (a prediction was optimistic, and the models it had pushed out come back), so clearing U
 #: unmeasured entrants takes about U / (1 - churn) measurements, where churn is the number of
-#: entrants a measurement reveals. The run learns its churn from its own refinement batches,
-#: starting from a prior of CHURN_PRIOR worth CHURN_PRIOR_WEIGHT measurements, capped at
-#: CHURN_MAX; RESERVE_SAFETY covers the spread of measuring times (a fixed reserve of twice
-#: the frontier's measuring time left 0-12 entrants unmeasured in main-job runs; docs/search.md)
+#: entrants a measurement reveals. The run learns its churn from its own measuring batches
+#: (the prior CHURN_PRIOR counting as CHURN_PRIOR_WEIGHT measurements), never below the prior
+#: (the end phase churned more than the search's batches showed) nor above CHURN_MAX;
+#: RESERVE_SAFETY covers the spread of measuring times (a fixed reserve of twice the
+#: frontier's measuring time left 0-12 entrants unmeasured in main-job runs; docs/search.md)
 CHURN_PRIOR, CHURN_PRIOR_WEIGHT, CHURN_MAX, RESERVE_SAFETY = 0.75, 8, 0.85, 1.25
 #: a frontier measured with at least this share of a wall-time budget left: the search goes on
 RESUME_SHARE = 0.05
