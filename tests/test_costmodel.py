@@ -199,7 +199,7 @@ def test_the_frontier_reserve_learns_the_runs_churn():
     from trainfree.search import loop
 
     lp = object.__new__(loop._Loop)
-    lp.refined, lp.revealed, lp.wall, lp.expected = 0, 0, 0.0, 0.0
+    lp.refined, lp.revealed, lp.refine_seconds, lp.expected = 0, 0, 0.0, 0.0
     assert lp.churn() == pytest.approx(loop.CHURN_PRIOR) and lp.overhead() == pytest.approx(1.0)
     lp.refined, lp.revealed = 40, 0  # measurements that revealed nothing: the prior stands
     assert lp.churn() == pytest.approx(loop.CHURN_PRIOR)
@@ -207,5 +207,5 @@ def test_the_frontier_reserve_learns_the_runs_churn():
     assert lp.churn() == pytest.approx(min(loop.CHURN_MAX, (36 + loop.CHURN_PRIOR * 8) / 48))
     lp.refined, lp.revealed = 40, 60  # each revealed more than one: capped
     assert lp.churn() == loop.CHURN_MAX
-    lp.wall, lp.expected = 90.0, 30.0  # batches took 2.5x what the line expected
+    lp.refine_seconds, lp.expected = 90.0, 30.0  # batches took 2.5x what the line expected
     assert lp.overhead() == pytest.approx(2.5)

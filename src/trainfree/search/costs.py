@@ -136,15 +136,17 @@ class CostSource:
         if self.model is None or not before:
             return False
         pred = self.predict(before)
-        misses: dict[str, list[float]] = {f: [] for f in MEASURED_FIELDS}
+        pairs: dict[str, list[tuple[float, float]]] = {f: [] for f in MEASURED_FIELDS}
         for i, rec in enumerate(after):
             if rec.get("measured"):
                 for f in MEASURED_FIELDS:
-                    self.live[f].append((float(pred[f][i]), float(rec[f])))
-                    misses[f].append(abs(float(pred[f][i]) / float(rec[f]) - 1.0))
+                    pairs[f].append((float(pred[f][i]), float(rec[f])))
+                    self.live[f].append(pairs[f][-1])
         self.save()
         stated = {o.field: self.uncertainty().get(name, 0.0) for name, o in OBJECTIVES.items()}
-        return any(m and float(np.median(m)) > stated.get(f, 0.0) for f, m in misses.items())
+        return any(
+            v and accuracy(*np.array(v).T)["median_ape"] > stated.get(f, 0.0) for f, v in pairs.items()
+        )
 
     def uncertainty(self) -> dict[str, float]:
         """``{objective: the 90th percentile of the model's absolute relative error}``

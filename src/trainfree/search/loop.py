@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -58,6 +59,11 @@ if TYPE_CHECKING:
 _View = tuple[list[int], list[dict[str, Any]], np.ndarray]
 
 
+def _unmeasured(front: list[int], records: list[dict[str, Any]]) -> list[int]:
+    """The frontier members whose device costs are predicted, not measured."""
+    return [i for i in front if records[i].get("costs") == "predicted"]
+
+
 class _Loop:
     def __init__(self, run: SearchRun, on_progress: Callable[[SearchProgress], None] | None) -> None:
         self.run, self.on_progress = run, on_progress
@@ -67,9 +73,10 @@ class _Loop:
         self.last_write = time.monotonic()
         self.search_start = time.monotonic()
         self.refine_seconds = 0.0
-        # frontier measurements so far: models measured, net entrants they revealed, and the
-        # wall time they took against what seconds_to_measure expected (refits included)
-        self.refined, self.revealed, self.wall, self.expected = 0, 0, 0.0, 0.0
+        # frontier measurements so far: models measured, net entrants they revealed, and what
+        # seconds_to_measure expected of them (their wall time, refits included, is
+        # refine_seconds)
+        self.refined, self.revealed, self.expected = 0, 0, 0.0
         self.last_reserve = 0.0
 
     # ------------------------------------------------------------------ clocks
@@ -126,7 +133,7 @@ class _Loop:
         replayed = state.replay(r.algorithm, r.problem, r.space, r.log)
         r.generation = replayed
         self.search_start = time.monotonic()
-        for rounds in range(1, 1000):
+        for rounds in itertools.count(1):
             self.phase = "search"
             while not self.budget_spent(self.reserve()):
                 self.generation()
@@ -134,19 +141,21 @@ class _Loop:
             grace = None
             if r.budget_seconds is not None:  # the rest of the budget, and a grace of a tenth of it
                 grace = max(0.0, r.budget_seconds - self.spent()) + FINAL_GRACE * r.budget_seconds
-            stop = (self.spent(), self.refined, self.churn(), self.overhead(), self.last_reserve)
+            at_stop = {
+                "reserve_s": round(self.last_reserve, 1),
+                "churn_at_stop": round(self.churn(), 3),
+                "overhead_at_stop": round(self.overhead(), 3),
+            }
+            stopped, refined = self.spent(), self.refined
             self.measure_frontier(seconds=grace)
             if not r.device:
                 break
-            front, records, _ = r.frontier()
-            r.unmeasured_entrants = sum(1 for i in front if records[i].get("costs") == "predicted")
+            r.unmeasured_entrants = len(_unmeasured(*r.frontier()[:2]))
             if r.cost.predicting:  # how the end phase went against its reserve (docs/search.md)
                 r.end_phase = {
-                    "reserve_s": round(stop[4], 1),
-                    "churn_at_stop": round(stop[2], 3),
-                    "overhead_at_stop": round(stop[3], 3),
-                    "measured": self.refined - stop[1],
-                    "seconds": round(self.spent() - stop[0], 1),
+                    **at_stop,
+                    "measured": self.refined - refined,
+                    "seconds": round(self.spent() - stopped, 1),
                     "churn_at_end": round(self.churn(), 3),
                     "rounds": rounds,
                 }
@@ -218,7 +227,7 @@ class _Loop:
     def overhead(self) -> float:
         """Wall time of the measuring batches over what ``seconds_to_measure`` expected of
         them: refits, the frontier's upkeep, and the line's own error (prior: 10 s as 10 s)."""
-        return float(np.clip((self.wall + 10.0) / (self.expected + 10.0), 0.8, 3.0))
+        return float(np.clip((self.refine_seconds + 10.0) / (self.expected + 10.0), 0.8, 3.0))
 
     def reserve(self) -> float:
         """Seconds to keep for measuring the frontier's unmeasured entrants at the end, and
@@ -227,7 +236,7 @@ class _Loop:
         if not r.cost.predicting:
             return 0.0
         front, records, _ = r.frontier()
-        todo = [records[i].get("latency_ms") for i in front if records[i].get("costs") == "predicted"]
+        todo = [records[i].get("latency_ms") for i in _unmeasured(front, records)]
         seconds = float(np.sum(self.seconds_to_measure(todo))) if todo else 0.0
         self.last_reserve = RESERVE_SAFETY * self.overhead() * seconds / (1.0 - self.churn())
         return self.last_reserve
@@ -307,7 +316,7 @@ class _Loop:
         t0, view = time.monotonic(), None
         while seconds is None or time.monotonic() - t0 < seconds:
             front, records, scores = view or r.frontier()
-            todo = [i for i in front if records[i].get("costs") == "predicted"]
+            todo = _unmeasured(front, records)
             if not todo:
                 return
             todo.sort(key=lambda i: -scores[i])
@@ -320,10 +329,9 @@ class _Loop:
             if self.phase != "frontier" or biased:
                 r.cost.fit(r.records(), r.cost.cached_rows())
             view = r.frontier()
-            left = sum(1 for i in view[0] if view[1][i].get("costs") == "predicted")
+            left = len(_unmeasured(*view[:2]))
             self.refined += len(stored)
             self.revealed += left - (len(todo) - len(stored))
-            self.wall += time.monotonic() - t1
             self.expected += expected
             self.refine_seconds += time.monotonic() - t1
             self.report(f"measured {len(stored)} frontier models", view)
