@@ -326,8 +326,12 @@ def selection_markdown(bench: Benchmark, runs: dict[str, ProxyRun], rows: list[d
         "frontier against the cost (size / architectures judged); recovered: models of the true "
         "frontier on it (/ true frontier size); HV: hypervolume of its models' true points over the "
         "true frontier's (log cost)."
-        + (" With `fit:K`, every row is judged on the held-out architectures of the same splits: "
-           "mean (± sd) over the splits." if split else ""),
+        + (
+            " With `fit:K`, every row is judged on the held-out architectures of the same splits: "
+            "mean (± sd) over the splits."
+            if split
+            else ""
+        ),
         "",
         "| proxy | cost | regret | frontier | recovered | HV |",
         "|---|---|---:|---:|---:|---:|",

@@ -136,8 +136,15 @@ class Measurement:
 
 
 #: the figures a successful measurement must carry (finite, >= 0)
-_FIGURES = ("latency_ms", "latency_p25_ms", "latency_p75_ms", "latency_min_ms", "memory_mb", "weights_mb",
-            "activation_mb")
+_FIGURES = (
+    "latency_ms",
+    "latency_p25_ms",
+    "latency_p75_ms",
+    "latency_min_ms",
+    "memory_mb",
+    "weights_mb",
+    "activation_mb",
+)
 
 
 def machine_info(device: str = "cpu") -> dict[str, Any]:
