@@ -46,7 +46,14 @@ from scipy.stats import spearmanr
 
 from trainfree import get_space
 from trainfree.hardware import HardwareSettings, MeasurementCache, profile, profile_cached
-from trainfree.hardware.costmodel import accuracy, calibration_sample, cost_features, fit_cost_model, make_row
+from trainfree.hardware.costmodel import (
+    accuracy,
+    calibration_sample,
+    cost_features,
+    fit_cost_model,
+    gene_values,
+    make_row,
+)
 from trainfree.search.settings import SEARCH_HARDWARE
 
 HW = SEARCH_HARDWARE  # the search's defaults
@@ -68,7 +75,8 @@ def _rows(space, configs, hw, cache) -> list[dict]:
     for i, cfg in enumerate(configs):
         m = profile(space, cfg, hw) if cache is None else profile_cached(space, cfg, hw, cache)[0]
         key = space.config_to_json(cfg)
-        row = make_row(key, cost_features(space, cfg, hw.batch_size, hw.seq_len), m) if m.ok else None
+        features = cost_features(space, cfg, hw.batch_size, hw.seq_len)
+        row = make_row(key, features, m, gene_values(space, cfg)) if m.ok else None
         if row:
             rows.append(row)
         print(f"\r  measured {i + 1}/{len(configs)}", end="", flush=True)
@@ -97,14 +105,28 @@ def accuracy_cmd(args: argparse.Namespace) -> None:
             rng = np.random.default_rng(1)
             held = [space.sample(rng) for _ in range(args.held_out)]
             test_rows = _rows(space, held, hw, cache)
+            # the library's model, and beside it the linear part alone (no shape correction)
             model = fit_cost_model(fit_rows)
-            pred = model.predict([r["features"] for r in test_rows], [r["weights_mb"] for r in test_rows])
-            for cost, target in (("latency_ms", "latency_ms"), ("memory_mb", None)):
-                y = np.array([r[cost] if target else r["weights_mb"] + r["activation_mb"] for r in test_rows])
-                a = accuracy(pred[cost], y)
-                cv = model.accuracy[cost]
+            linear = fit_cost_model([{k: v for k, v in r.items() if k != "genes"} for r in fit_rows])
+            rows = ([r["features"] for r in test_rows], [r["weights_mb"] for r in test_rows])
+            pred = model.predict(*rows, [r["genes"] for r in test_rows])
+            pred_linear = linear.predict(*rows)
+            shape = "with shape correction" if model.correction else "linear: correction not kept"
+            for cost, p, m, label in (
+                ("latency_ms", pred, model, f"latency_ms ({shape})"),
+                ("latency_ms", pred_linear, linear, "latency_ms (linear only)"),
+                ("memory_mb", pred, model, "memory_mb"),
+            ):
+                y = np.array(
+                    [
+                        r[cost] if cost == "latency_ms" else r["weights_mb"] + r["activation_mb"]
+                        for r in test_rows
+                    ]
+                )
+                a = accuracy(p[cost], y)
+                cv = m.accuracy[cost]
                 lines.append(
-                    f"| {name} | {cost} | {model.n} | {a['n']} | {a['spearman']:.3f} | "
+                    f"| {name} | {label} | {model.n} | {a['n']} | {a['spearman']:.3f} | "
                     f"{100 * a['median_ape']:.1f}% | {100 * a['within_10pct']:.0f}% | {cv['spearman']:.3f} | "
                     f"{100 * cv['within_10pct']:.0f}% |"
                 )

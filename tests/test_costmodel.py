@@ -100,6 +100,48 @@ def test_model_round_trips_as_plain_data_and_rejects_garbage():
             CostModel.from_dict(bad)
 
 
+def _shaped_rows(n: int, seed: int = 0) -> list[dict]:
+    """Rows whose latency the features explain up to a shape effect: models whose first gene
+    is 0 run 35% slower than their work says (like a matrix product too narrow for the peak)."""
+    rows = _rows(n, noise=0.01, seed=seed)
+    rng = np.random.default_rng(seed + 100)
+    for r in rows:
+        r["genes"] = [float(rng.integers(0, 3)), float(rng.integers(0, 5))]
+        r["latency_ms"] *= 1.35 if r["genes"][0] == 0 else 1.0
+    return rows
+
+
+def test_a_shape_correction_is_kept_only_where_it_lowers_the_held_out_error():
+    shaped = _shaped_rows(90)
+    model = fit_cost_model(shaped)
+    linear = fit_cost_model([{k: v for k, v in r.items() if k != "genes"} for r in shaped])
+    assert model.correction and not linear.correction and model.n_genes == 2
+    cv = model.accuracy["latency_ms"]
+    assert cv["median_ape"] < linear.accuracy["latency_ms"]["median_ape"] and cv["within_10pct"] > 0.9
+    test = _shaped_rows(40, seed=7)
+    args = ([r["features"] for r in test], [1.0] * 40)
+    y = np.array([r["latency_ms"] for r in test])
+    with_genes = accuracy(model.predict(*args, [r["genes"] for r in test])["latency_ms"], y)
+    assert with_genes["within_10pct"] > accuracy(linear.predict(*args)["latency_ms"], y)["within_10pct"]
+    assert with_genes["within_10pct"] > 0.9
+    # a row without genes (a record written before the correction) gets the linear part
+    lone = model.predict(args[0][:1], [1.0], [None])["latency_ms"]
+    assert lone[0] == pytest.approx(model.predict(args[0][:1], [1.0])["latency_ms"][0])
+    # plain data: the correction survives JSON, and a damaged one is refused
+    back = CostModel.from_dict(json.loads(json.dumps(model.to_dict())))
+    np.testing.assert_allclose(
+        back.predict(*args, [r["genes"] for r in test])["latency_ms"],
+        model.predict(*args, [r["genes"] for r in test])["latency_ms"],
+    )
+    with pytest.raises(ValueError, match="shape correction"):
+        CostModel.from_dict({**model.to_dict(), "correction": "tree\nnot a model"})
+    # where the features explain the latency, the trees cannot help and are left out
+    plain = _rows(60, noise=0.01)
+    for r in plain:
+        r["genes"] = [1.0, 2.0]
+    assert not fit_cost_model(plain).correction
+
+
 def test_accuracy_figures():
     a = accuracy(np.array([10.0, 21.0, 30.0]), np.array([10.0, 20.0, 40.0]))
     assert (
@@ -119,6 +161,11 @@ def test_row_cache_is_keyed_by_machine_and_settings(tmp_path):
     assert RowCache(get_space("gpt2", **{**SMALL, "n_layer": [1]}), HW, root=tmp_path).load() == []
     cache.path.write_text("{not json")
     assert cache.load() == []
+    # rows cached before the shape correction get their genes from their key
+    cfg = space.sample(np.random.default_rng(0))
+    old = {**_rows(1, 0.0)[0], "key": space.config_to_json(cfg)}
+    cache.save([old])
+    assert cache.load()[0]["genes"] == costmodel.gene_values(space, cfg)
 
 
 def _predicted_settings() -> SearchSettings:
@@ -155,6 +202,8 @@ def test_predicted_search_measures_every_frontier_model(tmp_path, monkeypatch):
     predictor = json.loads((tmp_path / "run" / "predictor.json").read_text())
     assert predictor["held_out_accuracy"]["latency_ms"]["n"] >= 16
     assert result.costs == "predicted"
+    records = [json.loads(line) for line in (tmp_path / "run" / "evaluations.jsonl").open()]
+    assert all(len(r["genes"]) == run.space.n_genes for r in records if "features" in r)
     assert (evaluated["generation"] == -1).sum() == 16  # the calibration sample, measured
     end = frontier["end_phase"]  # the end phase says what it measured against its reserve
     assert end["measured"] >= 0 and 0.0 <= end["churn_at_end"] <= 0.8 and end["reserve_s"] >= 0

@@ -233,7 +233,8 @@ def _run_search(run: Any, resumed: bool) -> int:
                         shown["accuracy"] = True
                         progress.console.print(
                             accuracy_table(
-                                model.accuracy, f"cost model: held-out accuracy ({model.n} measured)"
+                                model.accuracy,
+                                f"cost model ({_form(model)}): held-out accuracy ({model.n} measured)",
                             )
                         )
                         if run.cost.note:
@@ -389,7 +390,9 @@ def calibrate(
     finally:
         ex.close()
     console.print(
-        accuracy_table(model.accuracy, f"{space} on {hw.name}: held-out accuracy (5-fold, n={model.n})")
+        accuracy_table(
+            model.accuracy, f"{space} on {hw.name}, {_form(model)}: held-out accuracy (5-fold, n={model.n})"
+        )
     )
     ok, why = model.trustworthy()
     if errors:
@@ -405,6 +408,11 @@ def calibrate(
         + (f" (kept in {rows_cache.path})" if rows_cache else ""),
         highlight=False,
     )
+
+
+def _form(model: Any) -> str:
+    """Which form the cost model took (the shape correction is kept only where it helps)."""
+    return "linear + shape correction" if model.correction else "linear"
 
 
 def _calibrate(

@@ -12,7 +12,15 @@ layers, ...) as inputs:
   is what the hardware can be; a linear model also extrapolates to the edges of the space,
   where the frontier lies, which tree ensembles cannot;
 - **memory** is the footprint ``weights_mb + activation_mb``: the weights are exact (the
-  parameter count times 4 bytes), the activation peak is predicted like the latency.
+  parameter count times 4 bytes), the activation peak is predicted like the latency;
+- a **shape correction** of the latency: a small gradient-boosted tree ensemble (LightGBM) on
+  the architecture's gene values and log features, fitted to the linear model's log residual,
+  multiplies its prediction. A matrix product's speed depends on its shape (a narrow inner
+  dimension or an odd width runs below the machine's peak), which no weight per FLOP can say;
+  trees learn that from the calibration sample and, being piecewise constant, never
+  extrapolate beyond the corrections they saw, so the linear part still carries the edges of
+  the space. It is kept only where it lowers the cross-validated median error (on GPT-2 it
+  does; see docs/search.md), and stored as LightGBM's text model (data, not code).
 
 The model's accuracy is always reported *held out*: k-fold cross-validated predictions on the
 calibration sample (Spearman, median absolute percentage error, share within +-10%). The
@@ -37,6 +45,7 @@ from scipy.stats import qmc, spearmanr
 from trainfree.hardware.measurement_cache import MeasurementCache, default_cache_dir
 from trainfree.hardware.profiler import HardwareSettings, machine_info
 from trainfree.io import atomic_write_json
+from trainfree.spaces.base import ConfigError
 
 #: what a cost model predicts, from which record fields
 TARGETS = ("latency_ms", "activation_mb")
@@ -49,6 +58,23 @@ FORMAT = "trainfree-costmodel-rows/1"
 
 def cost_features(space: Any, config: Any, batch_size: int, seq_len: int) -> dict[str, float]:
     return {k: float(v) for k, v in space.cost_features(config, batch_size, seq_len).items()}
+
+
+def gene_values(space: Any, config: Any) -> list[float]:
+    """The config's genes as numbers, the inputs of the shape correction: a numeric value as
+    it is, another value as its index in the gene's choices, NaN where it is neither (a
+    config from outside the space's value sets)."""
+    try:
+        values = space.to_genes(config)
+    except (ConfigError, ValueError, TypeError, AttributeError):
+        return []
+    out = []
+    for gene, v in zip(space._genes, values, strict=True):
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            out.append(float(v))
+        else:
+            out.append(float(gene.choices.index(v)) if v in gene.choices else math.nan)
+    return out
 
 
 def weights_mb(space: Any, config: Any) -> float:
@@ -106,6 +132,9 @@ class CostModel:
     intercept: dict[str, float]
     n: int
     accuracy: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: the latency's shape correction (LightGBM's text model; "": none) and its gene count
+    correction: str = ""
+    n_genes: int = 0
 
     def matrix(self, rows: Sequence[dict[str, float]]) -> np.ndarray:
         X = np.array([[float(r[f]) for f in self.features] for r in rows], dtype=float).reshape(
@@ -113,14 +142,33 @@ class CostModel:
         )
         return X / np.asarray(self.scale)
 
-    def predict(self, rows: Sequence[dict[str, float]], weights: Sequence[float]) -> dict[str, np.ndarray]:
-        """``{latency_ms, activation_mb, memory_mb}`` for feature rows (``weights``: MB)."""
+    def predict(
+        self,
+        rows: Sequence[dict[str, float]],
+        weights: Sequence[float],
+        genes: Sequence[Sequence[float] | None] | None = None,
+    ) -> dict[str, np.ndarray]:
+        """``{latency_ms, activation_mb, memory_mb}`` for feature rows (``weights``: MB;
+        ``genes``: each row's :func:`gene_values`, for the shape correction; a row without
+        them gets the linear prediction)."""
         X = self.matrix(rows)
         out = {t: X @ np.asarray(self.coef[t]) + self.intercept[t] for t in TARGETS}
         out["activation_mb"] = np.maximum(out["activation_mb"], 0.0)
         out["latency_ms"] = np.maximum(out["latency_ms"], 1e-6)
+        if self.correction and genes is not None and len(rows):
+            out["latency_ms"] = out["latency_ms"] * self._correct(X, genes)
         out["memory_mb"] = np.asarray(weights, dtype=float) + out["activation_mb"]
         return out
+
+    def _correct(self, X: np.ndarray, genes: Sequence[Sequence[float] | None]) -> np.ndarray:
+        ok = np.array([g is not None and len(g) == self.n_genes for g in genes])
+        factor = np.ones(len(genes))
+        if ok.any():
+            G = np.array([_floats(g) for g, good in zip(genes, ok, strict=True) if good])
+            if self._booster is None:
+                self._booster = _booster(self.correction)
+            factor[ok] = np.exp(self._booster.predict(_shape_inputs(G, X[ok] * self.scale)))
+        return factor
 
     def trustworthy(self) -> tuple[bool, str]:
         """Whether held-out accuracy allows searching on predictions, and why not."""
@@ -131,6 +179,9 @@ class CostModel:
             if not rho >= MIN_SPEARMAN:
                 return False, f"held-out {target} Spearman {rho:.3f} < {MIN_SPEARMAN}"
         return True, ""
+
+    def __post_init__(self) -> None:
+        self._booster: Any = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -152,6 +203,11 @@ class CostModel:
             raise ValueError(f"not a cost model: {exc}") from None
         if not ok:
             raise ValueError("not a cost model: inconsistent coefficients")
+        if model.correction:
+            try:
+                model._booster = _booster(model.correction)
+            except Exception as exc:  # LightGBM reports a malformed text model as its own error
+                raise ValueError(f"not a cost model: its shape correction does not load ({exc})") from None
         return model
 
 
@@ -174,12 +230,70 @@ def fit_cost_model(rows: Sequence[dict[str, Any]], folds: int = 5, seed: int = 0
     model = CostModel(names, scale.tolist(), coef, intercept, len(rows))
     if len(rows) >= 2 * folds:
         model.accuracy = _cross_validate(Xs, Y, W, folds, seed)
+        G = _gene_matrix(rows)
+        if G is not None:  # keep the shape correction only where it lowers the held-out error
+            corrected = _cross_validate(Xs, Y, W, folds, seed, _shape_inputs(G, X))
+            if corrected["latency_ms"]["median_ape"] < model.accuracy["latency_ms"]["median_ape"]:
+                linear = Xs @ np.asarray(coef["latency_ms"]) + intercept["latency_ms"]
+                booster = _fit_correction(_shape_inputs(G, X), Y["latency_ms"], linear)
+                model.correction, model.n_genes = booster.model_to_string(), G.shape[1]
+                model.accuracy = corrected
     return model
 
 
+def _fit_correction(Z: np.ndarray, y: np.ndarray, linear: np.ndarray) -> Any:
+    """LightGBM on the log residual of the linear prediction: few, shallow trees with at
+    least 8 models per leaf, as a calibration sample of 30-150 models allows."""
+    import lightgbm as lgb
+
+    params = {
+        "objective": "l2",
+        "num_leaves": 4,
+        "min_data_in_leaf": 8,
+        "learning_rate": 0.1,
+        "bagging_fraction": 0.8,
+        "bagging_freq": 1,
+        "seed": 0,
+        "deterministic": True,
+        "num_threads": 1,
+        "verbose": -1,
+    }
+    data = lgb.Dataset(Z, np.log(y / np.maximum(linear, 1e-6)), params={"max_bin": 63, "min_data_in_bin": 1})
+    return lgb.train(params, data, num_boost_round=60)
+
+
+def _booster(text: str) -> Any:
+    import lightgbm as lgb
+
+    return lgb.Booster(model_str=text)
+
+
+def _floats(values: Sequence[Any]) -> list[float]:
+    return [math.nan if v is None else float(v) for v in values]
+
+
+def _gene_matrix(rows: Sequence[dict[str, Any]]) -> np.ndarray | None:
+    """Every row's genes, or None unless each row has them, all of one length."""
+    genes = [r.get("genes") for r in rows]
+    if not genes or any(not isinstance(g, list) or not g or len(g) != len(genes[0]) for g in genes):
+        return None
+    return np.array([_floats(g) for g in genes], dtype=float)
+
+
+def _shape_inputs(G: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """The correction's inputs: the gene values and the log of the (unscaled) features."""
+    return np.hstack([G, np.log(np.maximum(X, 1.0))])
+
+
 def _cross_validate(
-    Xs: np.ndarray, Y: dict[str, np.ndarray], W: np.ndarray, folds: int, seed: int
+    Xs: np.ndarray,
+    Y: dict[str, np.ndarray],
+    W: np.ndarray,
+    folds: int,
+    seed: int,
+    shape: np.ndarray | None = None,
 ) -> dict[str, dict[str, float]]:
+    """Held-out accuracy of the linear model (with ``shape``: and of its correction)."""
     from sklearn.model_selection import KFold
 
     held = {t: np.zeros(len(W)) for t in TARGETS}
@@ -187,6 +301,9 @@ def _cross_validate(
         for t in TARGETS:
             c, b = _fit_one(Xs[train], Y[t][train])
             held[t][test] = Xs[test] @ c + b
+            if t == "latency_ms" and shape is not None:
+                booster = _fit_correction(shape[train], Y[t][train], Xs[train] @ c + b)
+                held[t][test] = np.maximum(held[t][test], 1e-6) * np.exp(booster.predict(shape[test]))
     return {
         "latency_ms": accuracy(np.maximum(held["latency_ms"], 1e-6), Y["latency_ms"]),
         "memory_mb": accuracy(W + np.maximum(held["activation_mb"], 0.0), W + Y["activation_mb"]),
@@ -204,11 +321,16 @@ def _usable(r: dict[str, Any]) -> bool:
     return all(math.isfinite(v) for v in vals) and float(r["latency_ms"]) > 0
 
 
-def make_row(key: str, features: dict[str, float], m: Any) -> dict[str, Any] | None:
-    """A training row from features and a measurement (a Measurement or a record dict)."""
+def make_row(
+    key: str, features: dict[str, float], m: Any, genes: Sequence[Any] | None = None
+) -> dict[str, Any] | None:
+    """A training row from features (and gene values) and a measurement (a Measurement or a
+    record dict)."""
     get = m.get if isinstance(m, dict) else lambda k: getattr(m, k, None)
     try:
         row = {"key": key, "features": dict(features)}
+        if genes:
+            row["genes"] = _floats(genes)
         row.update({t: float(get(t)) for t in (*TARGETS, "weights_mb")})
     except (TypeError, ValueError):
         return None
@@ -229,6 +351,7 @@ class RowCache:
             "hardware": {k: v for k, v in hardware.as_dict().items() if k != "timeout_s"},
         }
         self.key = json.loads(json.dumps(key, default=str))
+        self.space = space
         digest = hashlib.sha256(json.dumps(self.key, sort_keys=True).encode()).hexdigest()[:24]
         self.path = (
             Path(root) if root else default_cache_dir().parent / "costmodels"
@@ -239,10 +362,14 @@ class RowCache:
             data = json.loads(self.path.read_text())
             if data.get("format") != FORMAT or data.get("key") != self.key:
                 return []
-            rows = data["rows"]
-            return [r for r in rows if isinstance(r, dict) and isinstance(r.get("features"), dict)]
+            rows = [r for r in data["rows"] if isinstance(r, dict) and isinstance(r.get("features"), dict)]
         except (OSError, ValueError, TypeError, KeyError, AttributeError):
             return []
+        for r in rows:  # rows cached before the shape correction: their genes follow from the key
+            if "genes" not in r:
+                with contextlib.suppress(ConfigError, ValueError, TypeError, KeyError):
+                    r["genes"] = gene_values(self.space, self.space.config_from_json(r["key"]))
+        return rows
 
     def save(self, rows: Sequence[dict[str, Any]]) -> None:
         merged = {r["key"]: r for r in [*self.load(), *rows]}
@@ -279,7 +406,7 @@ def calibrate(
         cfg, m = todo[i], result.measurement
         key = space.config_to_json(cfg)
         features = cost_features(space, cfg, settings.batch_size, settings.seq_len)
-        row = make_row(key, features, m) if m.ok else None
+        row = make_row(key, features, m, gene_values(space, cfg)) if m.ok else None
         if row is None:
             errors.append(f"{key[:60]}...: {m.error}")
         else:

@@ -50,7 +50,7 @@ def row_of(record: dict[str, Any]) -> dict[str, Any] | None:
     """A training row from a measured record with features (None otherwise)."""
     if not record.get("measured") or "features" not in record:
         return None
-    return make_row(record["key"], record["features"], record)
+    return make_row(record["key"], record["features"], record, record.get("genes"))
 
 
 class CostSource:
@@ -109,7 +109,11 @@ class CostSource:
 
     def predict(self, records: Sequence[dict[str, Any]]) -> dict[str, np.ndarray]:
         assert self.model is not None
-        return self.model.predict([r["features"] for r in records], [r["weights_mb"] for r in records])
+        return self.model.predict(
+            [r["features"] for r in records],
+            [r["weights_mb"] for r in records],
+            [r.get("genes") for r in records],
+        )
 
     def values(self, records: Sequence[dict[str, Any]]) -> dict[str, np.ndarray]:
         """Each measured cost of each record: the measurement where there is one, else the

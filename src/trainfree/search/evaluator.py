@@ -36,7 +36,7 @@ from typing import Any
 from trainfree.executors import Executor, MeasureResult
 from trainfree.executors.local import LocalExecutor
 from trainfree.hardware import HardwareSettings, MeasurementCache
-from trainfree.hardware.costmodel import cost_features, weights_mb
+from trainfree.hardware.costmodel import cost_features, gene_values, weights_mb
 from trainfree.hardware.profiler import Measurement
 from trainfree.io import append_text
 from trainfree.proxies import get_proxy
@@ -271,6 +271,7 @@ class Evaluator:
                 self.space, config, self.hardware.batch_size, self.hardware.seq_len
             )
             rec["weights_mb"] = weights_mb(self.space, config)
+            rec["genes"] = gene_values(self.space, config)
         return rec
 
 
