@@ -237,6 +237,7 @@ def test_calibrate_command(tmp_path, monkeypatch):
     res = CliRunner().invoke(cli.app, args)
     assert res.exit_code == 0, res.output
     assert "held-out accuracy" in res.output and "latency_ms" in res.output
+    assert "cost model: linear" in res.output  # its form: linear, or linear + shape correction
     assert list((tmp_path / "cache" / "costmodels").glob("gpt2-*.json"))
     bad = CliRunner().invoke(cli.app, ["calibrate", "--space", "nope"])
     assert bad.exit_code == 2 and "nope" in bad.output

@@ -234,9 +234,10 @@ def _run_search(run: Any, resumed: bool) -> int:
                         progress.console.print(
                             accuracy_table(
                                 model.accuracy,
-                                f"cost model ({_form(model)}): held-out accuracy ({model.n} measured)",
+                                f"cost model: held-out accuracy ({model.n} measured)",
                             )
                         )
+                        progress.console.print(f"cost model: {_form(model)}", highlight=False)
                         if run.cost.note:
                             progress.console.print(f"[yellow]{run.cost.note}[/]", highlight=False)
                     hv = "-" if p.hypervolume is None else f"{p.hypervolume:.3f}"
@@ -390,10 +391,9 @@ def calibrate(
     finally:
         ex.close()
     console.print(
-        accuracy_table(
-            model.accuracy, f"{space} on {hw.name}, {_form(model)}: held-out accuracy (5-fold, n={model.n})"
-        )
+        accuracy_table(model.accuracy, f"{space} on {hw.name}: held-out accuracy (5-fold, n={model.n})")
     )
+    console.print(f"cost model: {_form(model)}", highlight=False)
     ok, why = model.trustworthy()
     if errors:
         err_console.print(
