@@ -54,14 +54,16 @@ def front(selection) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--proxy", action="append", default=[], help="more proxies (gradient baselines)")
+    parser.add_argument("--space", action="append", choices=SPACES, help="only these benchmarks (repeat)")
     args = parser.parse_args()
+    spaces = tuple(args.space or SPACES)
     warnings.simplefilter("ignore")
     names = PROXIES + [p for p in args.proxy if p not in PROXIES]
     cache = ScoreCache()
     full: dict[str, dict] = {}
     held: dict[str, dict] = {}
     checks = []
-    for space in SPACES:
+    for space in spaces:
         bench = load_benchmark(space)
         truth = np.array([e.ground_truth for e in bench.entries])
         costs, _ = benchmark_costs(bench, COSTS)
@@ -85,27 +87,27 @@ def main() -> None:
     print("\n".join(checks))
     for cost in COSTS:
         print(f"\nRegret, {cost} budgets, all architectures (label-free rows):\n")
-        print("| proxy | " + " | ".join(SPACES) + " |\n|---|" + "---:|" * len(SPACES))
+        print("| proxy | " + " | ".join(spaces) + " |\n|---|" + "---:|" * len(spaces))
         for name in names:
-            print(f"| `{name}` | " + " | ".join(cells(full[s][name][cost])[0] for s in SPACES) + " |")
+            print(f"| `{name}` | " + " | ".join(cells(full[s][name][cost])[0] for s in spaces) + " |")
         print(f"\nFrontier against {cost}: size/n, recovered/true, HV ratio:\n")
-        print("| proxy | " + " | ".join(SPACES) + " |\n|---|" + "---|" * len(SPACES))
+        print("| proxy | " + " | ".join(spaces) + " |\n|---|" + "---|" * len(spaces))
         for name in names:
-            print(f"| `{name}` | " + " | ".join(front(full[s][name][cost]) for s in SPACES) + " |")
+            print(f"| `{name}` | " + " | ".join(front(full[s][name][cost]) for s in spaces) + " |")
     for cost in COSTS:
         print(f"\nHeld-out splits of fit:50 (20 splits, N-50 models each), {cost} budgets: regret ± sd\n")
-        print("| proxy | " + " | ".join(SPACES) + " |\n|---|" + "---:|" * len(SPACES))
+        print("| proxy | " + " | ".join(spaces) + " |\n|---|" + "---:|" * len(spaces))
         for name in [*names, "zerolm (default)", "param_mix (default)"]:
             label = f"`{name}` fit:50" if name in ("zerolm", "param_mix") else f"`{name}`"
-            print(f"| {label} | " + " | ".join(cells(held[s][name][cost])[0] for s in SPACES) + " |")
+            print(f"| {label} | " + " | ".join(cells(held[s][name][cost])[0] for s in spaces) + " |")
         print(f"\nHeld-out frontier against {cost} (means over the splits): size/n, recovered/true, HV\n")
-        print("| proxy | " + " | ".join(SPACES) + " |\n|---|" + "---|" * len(SPACES))
+        print("| proxy | " + " | ".join(spaces) + " |\n|---|" + "---|" * len(spaces))
         for name in ("decoder_params", "zerolm (default)", "zerolm", "param_mix"):
             label = f"`{name}` fit:50" if name in ("zerolm", "param_mix") else f"`{name}`"
-            print(f"| {label} | " + " | ".join(front(held[s][name][cost]) for s in SPACES) + " |")
+            print(f"| {label} | " + " | ".join(front(held[s][name][cost]) for s in spaces) + " |")
     print("\nDefault zerolm regret below decoder_params' (all architectures):")
     for cost in COSTS:
-        for s in SPACES:
+        for s in spaces:
             z, d = full[s]["zerolm"][cost].regret, full[s]["decoder_params"][cost].regret
             print(f"  {cost:6s} {s:20s} zerolm {z:.4f}  decoder_params {d:.4f}  below: {z < d}")
 
