@@ -135,6 +135,12 @@ def test_a_shape_correction_is_kept_only_where_it_lowers_the_held_out_error():
     )
     with pytest.raises(ValueError, match="shape correction"):
         CostModel.from_dict({**model.to_dict(), "correction": "tree\nnot a model"})
+    # damaged genes (a hand-edited cache) cost the correction, never the model
+    damaged = [dict(r) for r in shaped]
+    damaged[0]["genes"] = ["x", "y"]
+    hurt = fit_cost_model(damaged)
+    assert hurt.n == 90 and not hurt.correction
+    assert model.predict(args[0][:1], [1.0], [["x", "y"]])["latency_ms"][0] == pytest.approx(lone[0])
     # where the features explain the latency, the trees cannot help and are left out
     plain = _rows(60, noise=0.01)
     for r in plain:

@@ -161,10 +161,11 @@ class CostModel:
         return out
 
     def _correct(self, X: np.ndarray, genes: Sequence[Sequence[float] | None]) -> np.ndarray:
-        ok = np.array([g is not None and len(g) == self.n_genes for g in genes])
+        values = [_floats(g) for g in genes]
+        ok = np.array([v is not None and len(v) == self.n_genes for v in values])
         factor = np.ones(len(genes))
         if ok.any():
-            G = np.array([_floats(g) for g, good in zip(genes, ok, strict=True) if good])
+            G = np.array([v for v, good in zip(values, ok, strict=True) if good])
             if self._booster is None:
                 self._booster = _booster(self.correction)
             factor[ok] = np.exp(self._booster.predict(_shape_inputs(G, X[ok] * self.scale)))
@@ -268,16 +269,20 @@ def _booster(text: str) -> Any:
     return lgb.Booster(model_str=text)
 
 
-def _floats(values: Sequence[Any]) -> list[float]:
-    return [math.nan if v is None else float(v) for v in values]
+def _floats(values: Any) -> list[float] | None:
+    """Gene values as floats (None for NaN, as JSON writes it); None if they are not numbers."""
+    try:
+        return [math.nan if v is None else float(v) for v in values]
+    except (TypeError, ValueError):
+        return None
 
 
 def _gene_matrix(rows: Sequence[dict[str, Any]]) -> np.ndarray | None:
-    """Every row's genes, or None unless each row has them, all of one length."""
-    genes = [r.get("genes") for r in rows]
-    if not genes or any(not isinstance(g, list) or not g or len(g) != len(genes[0]) for g in genes):
+    """Every row's genes, or None unless each row has them, all numbers and of one length."""
+    genes = [_floats(r.get("genes")) if isinstance(r.get("genes"), list) else None for r in rows]
+    if not genes or any(not g or len(g) != len(genes[0]) for g in genes):
         return None
-    return np.array([_floats(g) for g in genes], dtype=float)
+    return np.array(genes, dtype=float)
 
 
 def _shape_inputs(G: np.ndarray, X: np.ndarray) -> np.ndarray:
@@ -329,7 +334,7 @@ def make_row(
     get = m.get if isinstance(m, dict) else lambda k: getattr(m, k, None)
     try:
         row = {"key": key, "features": dict(features)}
-        if genes:
+        if genes and _floats(genes) is not None:
             row["genes"] = _floats(genes)
         row.update({t: float(get(t)) for t in (*TARGETS, "weights_mb")})
     except (TypeError, ValueError):
