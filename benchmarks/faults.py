@@ -189,13 +189,15 @@ def fault_corrupt_costmodel_rows(lab: Lab, o: Outcome) -> None:
         data = json.loads(f.read_text())
         rows = data["rows"]
         for row in lab.rng.sample(rows, k=max(1, len(rows) // 3)):
-            kind = lab.rng.randrange(4)
+            kind = lab.rng.randrange(5)
             if kind == 0:
                 row["features"] = {k: "lots" for k in row["features"]}
             elif kind == 1:
                 row.pop(next(k for k in row if k not in ("key", "features")), None)
             elif kind == 2:
                 row["latency_ms"] = -5
+            elif kind == 3:
+                row["genes"] = ["?"] * len(row.get("genes") or [0])
             else:
                 row["features"] = None
             o.injected += 1
