@@ -61,20 +61,12 @@ def cost_features(space: Any, config: Any, batch_size: int, seq_len: int) -> dic
 
 
 def gene_values(space: Any, config: Any) -> list[float]:
-    """The config's genes as numbers, the inputs of the shape correction: a numeric value as
-    it is, another value as its index in the gene's choices, NaN where it is neither (a
-    config from outside the space's value sets)."""
+    """``space.gene_values(config)``, the shape correction's inputs; [] for a config the
+    space cannot describe as genes (its rows then get the linear prediction)."""
     try:
-        values = space.to_genes(config)
+        return space.gene_values(config)
     except (ConfigError, ValueError, TypeError, AttributeError):
         return []
-    out = []
-    for gene, v in zip(space._genes, values, strict=True):
-        if isinstance(v, int | float) and not isinstance(v, bool):
-            out.append(float(v))
-        else:
-            out.append(float(gene.choices.index(v)) if v in gene.choices else math.nan)
-    return out
 
 
 def weights_mb(space: Any, config: Any) -> float:
@@ -230,15 +222,16 @@ def fit_cost_model(rows: Sequence[dict[str, Any]], folds: int = 5, seed: int = 0
         coef[t], intercept[t] = c.tolist(), b
     model = CostModel(names, scale.tolist(), coef, intercept, len(rows))
     if len(rows) >= 2 * folds:
-        model.accuracy = _cross_validate(Xs, Y, W, folds, seed)
         G = _gene_matrix(rows)
-        if G is not None:  # keep the shape correction only where it lowers the held-out error
-            corrected = _cross_validate(Xs, Y, W, folds, seed, _shape_inputs(G, X))
-            if corrected["latency_ms"]["median_ape"] < model.accuracy["latency_ms"]["median_ape"]:
-                linear = Xs @ np.asarray(coef["latency_ms"]) + intercept["latency_ms"]
-                booster = _fit_correction(_shape_inputs(G, X), Y["latency_ms"], linear)
-                model.correction, model.n_genes = booster.model_to_string(), G.shape[1]
-                model.accuracy = corrected
+        shape = None if G is None else _shape_inputs(G, X)
+        model.accuracy, corrected = _cross_validate(Xs, Y, W, folds, seed, shape)
+        # keep the shape correction only where it lowers the held-out error
+        if corrected is not None and corrected["median_ape"] < model.accuracy["latency_ms"]["median_ape"]:
+            linear = Xs @ np.asarray(coef["latency_ms"]) + intercept["latency_ms"]
+            booster = _fit_correction(shape, Y["latency_ms"], linear)
+            model.correction, model.n_genes = booster.model_to_string(), G.shape[1]
+            model._booster = booster
+            model.accuracy["latency_ms"] = corrected
     return model
 
 
@@ -297,25 +290,28 @@ def _cross_validate(
     folds: int,
     seed: int,
     shape: np.ndarray | None = None,
-) -> dict[str, dict[str, float]]:
-    """Held-out accuracy of the linear model (with ``shape``: and of its correction)."""
+) -> tuple[dict[str, dict[str, float]], dict[str, float] | None]:
+    """Held-out accuracy of the linear model, and (given the correction's inputs ``shape``)
+    the held-out latency accuracy of the linear model times its correction, on the same folds."""
     from sklearn.model_selection import KFold
 
     held = {t: np.zeros(len(W)) for t in TARGETS}
+    corrected = np.zeros(len(W))
     for train, test in KFold(folds, shuffle=True, random_state=seed).split(Xs):
         for t in TARGETS:
             c, b = _fit_one(Xs[train], Y[t][train])
             held[t][test] = Xs[test] @ c + b
             if t == "latency_ms" and shape is not None:
                 booster = _fit_correction(shape[train], Y[t][train], Xs[train] @ c + b)
-                held[t][test] = np.maximum(held[t][test], 1e-6) * np.exp(booster.predict(shape[test]))
+                corrected[test] = np.maximum(held[t][test], 1e-6) * np.exp(booster.predict(shape[test]))
+    shaped = None if shape is None else accuracy(corrected, Y["latency_ms"])
     return {
         "latency_ms": accuracy(np.maximum(held["latency_ms"], 1e-6), Y["latency_ms"]),
         "memory_mb": accuracy(W + np.maximum(held["activation_mb"], 0.0), W + Y["activation_mb"]),
         "activation_mb": accuracy(
             np.maximum(held["activation_mb"], 1e-6), np.maximum(Y["activation_mb"], 1e-6)
         ),
-    }
+    }, shaped
 
 
 def _usable(r: dict[str, Any]) -> bool:
@@ -334,8 +330,9 @@ def make_row(
     get = m.get if isinstance(m, dict) else lambda k: getattr(m, k, None)
     try:
         row = {"key": key, "features": dict(features)}
-        if genes and _floats(genes) is not None:
-            row["genes"] = _floats(genes)
+        values = _floats(genes) if genes else None
+        if values is not None:
+            row["genes"] = values
         row.update({t: float(get(t)) for t in (*TARGETS, "weights_mb")})
     except (TypeError, ValueError):
         return None

@@ -219,6 +219,18 @@ class SearchSpace(ABC, Generic[C]):
                 ) from None
         return out
 
+    def gene_values(self, config: C) -> list[float]:
+        """One number per gene, like :meth:`encode` but never refused: a numeric value as it
+        is, another value as its index in the gene's choices, NaN where it is neither (a
+        config from outside the value sets). The inputs of the cost model's shape correction."""
+        out = []
+        for gene, value in zip(self._genes, self.to_genes(config), strict=True):
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                out.append(float(value))
+            else:
+                out.append(float(gene.choices.index(value)) if value in gene.choices else float("nan"))
+        return out
+
     def decode(self, vector: Sequence[int] | np.ndarray) -> C:
         vec = np.asarray(vector)
         if vec.shape != (len(self._genes),):
