@@ -5,6 +5,7 @@
     python benchmarks/bench_costs.py main-job                          # the README's search
     python benchmarks/bench_costs.py lts-budget                        # 3,000 evaluations
     python benchmarks/bench_costs.py repeatability --space gpt2        # one model measured twice
+    python benchmarks/bench_costs.py drift --old DIR                   # rows of an earlier session
 
 ``accuracy``: for each space, measure a calibration sample (Latin hypercube, seed 0) and a
 held-out sample (uniformly random, seed 1) on this machine with the search's default
@@ -23,6 +24,13 @@ frontier size and how many frontier models were measured.
 whole sample once and then again (minutes apart, as a frontier model and its calibration
 twin would be): how far two measurements of one model lie apart, which is the finest
 difference a measured frontier can resolve (the search's ``--resolution``).
+
+``drift``: the machine's speed drifts between sessions. Reads the calibration rows that an
+earlier ``accuracy --cache DIR`` measured (``--old DIR``; nothing is measured into it), measures
+the held-out sample and ``--fresh`` new calibration models now, and judges on the held-out
+models the model fitted on the old rows alone, on old + k fresh rows pooled as one session,
+and on the same rows with the sessions levelled (the library's fit); prints how far the two
+sessions' measurements of the same held-out models lie apart where the old cache has them.
 
 ``lts-budget``: LiteTransformerSearch's budget, 3,000 evaluations with population 100 (30
 generations), with predicted costs; prints the wall time (LTS: under 3 hours on a laptop).
@@ -152,6 +160,69 @@ def accuracy_cmd(args: argparse.Namespace) -> None:
             burner.kill()
 
 
+def _stored_rows(space, configs, hw, cache) -> list[dict]:
+    """Rows for the configs that ``cache`` holds, without measuring anything."""
+    rows = []
+    for cfg in configs:
+        key = space.config_to_json(cfg)
+        m = cache.get(cache.key(space.name, key, hw))
+        features = cost_features(space, cfg, hw.batch_size, hw.seq_len)
+        row = make_row(key, features, m, gene_values(space, cfg)) if m is not None and m.ok else None
+        if row:
+            rows.append(row)
+    return rows
+
+
+def drift_cmd(args: argparse.Namespace) -> None:
+    space, hw = get_space(args.space), _settings(args.space)
+    old = _stored_rows(
+        space, calibration_sample(space, args.n, seed=0), hw, MeasurementCache(Path(args.old) / "quiet")
+    )
+    if len(old) < 12:
+        sys.exit(
+            f"--old {args.old}: {len(old)} calibration rows cached; run accuracy --cache {args.old} first"
+        )
+    rng = np.random.default_rng(1)
+    held = [space.sample(rng) for _ in range(args.held_out)]
+    now_cache = MeasurementCache(Path(args.cache) / "quiet")
+    test = _rows(space, held, hw, now_cache)
+    fresh = _rows(space, calibration_sample(space, max(args.fresh), seed=2), hw, now_cache)
+    y = np.array([r["latency_ms"] for r in test])
+    then = {
+        r["key"]: r["latency_ms"]
+        for r in _stored_rows(space, held, hw, MeasurementCache(Path(args.old) / "quiet"))
+    }
+    ratio = np.array([then[r["key"]] / r["latency_ms"] for r in test if r["key"] in then])
+    if len(ratio):
+        p10, p50, p90 = np.percentile(ratio, [10, 50, 90])
+        print(
+            f"the same {len(ratio)} held-out models, old session over now: "
+            f"median {p50:.3f} (p10-p90 {p10:.3f}-{p90:.3f})"
+        )
+
+    def judged(label: str, rows: list[dict]) -> None:
+        m = fit_cost_model(rows)
+        p = m.predict(
+            [r["features"] for r in test], [r["weights_mb"] for r in test], [r["genes"] for r in test]
+        )
+        a = accuracy(p["latency_ms"], y)
+        print(
+            f"| {label} | {a['spearman']:.3f} | {100 * a['median_ape']:.1f}% | "
+            f"{100 * a['within_10pct']:.0f}% |"
+        )
+
+    untimed = [{k: v for k, v in r.items() if k != "measured_at"} for r in fresh]
+    print(
+        f"| {args.space} latency, {len(test)} held out, fitted on | Spearman | median abs err | within 10% |"
+    )
+    print("|---|---|---|---|")
+    judged(f"{len(old)} old rows", old)
+    for k in args.fresh:
+        judged(f"{len(old)} old + {k} fresh, pooled as one session", old + untimed[:k])
+        judged(f"{len(old)} old + {k} fresh, sessions levelled", old + fresh[:k])
+    judged(f"{len(fresh)} fresh rows alone", fresh)
+
+
 def main_job_cmd(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="trainfree-mainjob-") as tmp:
         env = {**os.environ, "TRAINFREE_CACHE": str(Path(tmp) / "cache"), "COLUMNS": "80"}
@@ -253,6 +324,13 @@ def main() -> None:
     rep.add_argument("--space", default="gpt2")
     rep.add_argument("-n", type=int, default=20)
     rep.add_argument("--seed", type=int, default=100)
+    d = sub.add_parser("drift")
+    d.add_argument("--space", default="gpt2")
+    d.add_argument("--old", required=True, help="the --cache of an earlier accuracy run")
+    d.add_argument("-n", type=int, default=150, help="the old run's calibration size")
+    d.add_argument("--held-out", type=int, default=40)
+    d.add_argument("--fresh", type=int, nargs="+", default=[4, 8, 16])
+    d.add_argument("--cache", default="runs/bench_costs/drift-cache", help="measurements made now")
     lts = sub.add_parser("lts-budget")
     lts.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
@@ -261,6 +339,7 @@ def main() -> None:
         "main-job": main_job_cmd,
         "lts-budget": lts_budget_cmd,
         "repeatability": repeatability_cmd,
+        "drift": drift_cmd,
     }
     commands[args.cmd](args)
 

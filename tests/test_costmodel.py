@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from trainfree import cli, get_space
-from trainfree.hardware import HardwareSettings, costmodel
+from trainfree.hardware import HardwareSettings, costmodel, drift
 from trainfree.hardware.costmodel import (
     CostModel,
     RowCache,
@@ -148,6 +148,54 @@ def test_a_shape_correction_is_kept_only_where_it_lowers_the_held_out_error():
     assert not fit_cost_model(plain).correction
 
 
+def test_sessions_split_at_pauses_and_small_ones_join_their_neighbour():
+    from trainfree.hardware import drift
+
+    t0 = 1.7e9
+    times = [t0 + i for i in range(6)] + [t0 + 4000 + i for i in range(5)] + [t0 + 9000, None, "x"]
+    labels = drift.sessions(times)
+    assert labels[:6].tolist() == [0] * 6 and labels[6:11].tolist() == [1] * 5
+    assert labels[11] == 1  # one measurement after a pause: too few for a factor of its own
+    assert labels[12:].tolist() == [-1, -1]  # no (usable) time: the session of unknown time
+    long = drift.sessions([t0 + 60 * i for i in range(40)])  # 39 minutes without a pause
+    assert set(long.tolist()) == {0, 1}
+
+
+def test_latencies_of_earlier_sessions_are_levelled_to_the_latest():
+    """The machine ran 15% slower in an earlier session: pooled naively, the model predicts
+    between the two levels; levelled, it predicts the latest session's latencies, from a
+    handful of its measurements, and says how far the sessions lay apart."""
+    t0 = 1.7e9
+    old = _rows(60, noise=0.01)
+    for i, r in enumerate(old):
+        r.update(latency_ms=r["latency_ms"] * 1.15, measured_at=t0 + i)
+    new = _rows(6, noise=0.01, seed=1)
+    for i, r in enumerate(new):
+        r.update(key=f"new{i}", measured_at=t0 + 86400 + i)
+    test = _rows(40, noise=0.0, seed=2)
+    truth = np.array([r["latency_ms"] for r in test])
+    args = ([r["features"] for r in test], [1.0] * 40)
+    model = fit_cost_model(old + new)
+    assert accuracy(model.predict(*args)["latency_ms"], truth)["median_ape"] < 0.02
+    assert [s["n"] for s in model.sessions] == [60, 6]
+    assert model.sessions[0]["factor"] == pytest.approx(1.15, abs=0.02) and model.sessions[1]["factor"] == 1.0
+    naive = fit_cost_model(old + [{k: v for k, v in r.items() if k != "measured_at"} for r in new])
+    assert accuracy(naive.predict(*args)["latency_ms"], truth)["median_ape"] > 0.1
+    assert CostModel.from_dict(json.loads(json.dumps(model.to_dict()))).sessions == model.sessions
+    from trainfree.cli_search import _form  # what calibrate and search print
+
+    assert "2 sessions levelled to the latest (earlier: 1.1" in _form(model)
+    # one session (or none known): the fit is exactly the plain one
+    plain = fit_cost_model([{k: v for k, v in r.items() if k != "measured_at"} for r in old])
+    assert fit_cost_model(old).coef == plain.coef and plain.sessions == []
+    # a later session on the same level: a difference within the noise of its few
+    # measurements is left alone, not turned into a factor
+    same = [{**r, "latency_ms": r["latency_ms"] / 1.15} for r in old]
+    assert [s["factor"] for s in fit_cost_model(same + new).sessions] == [1.0, 1.0]
+    # memory does not drift and is never levelled
+    assert model.coef["activation_mb"] == pytest.approx(naive.coef["activation_mb"])
+
+
 def test_accuracy_figures():
     a = accuracy(np.array([10.0, 21.0, 30.0]), np.array([10.0, 20.0, 40.0]))
     assert (
@@ -210,6 +258,8 @@ def test_predicted_search_measures_every_frontier_model(tmp_path, monkeypatch):
     assert result.costs == "predicted"
     records = [json.loads(line) for line in (tmp_path / "run" / "evaluations.jsonl").open()]
     assert all(len(r["genes"]) == run.space.n_genes for r in records if "features" in r)
+    assert all(r["measured_at"] > 0 for r in records if r.get("measured"))  # when, for sessions
+    assert all(r["measured_at"] > 0 for r in run.cost.cached_rows())
     assert (evaluated["generation"] == -1).sum() == 16  # the calibration sample, measured
     end = frontier["end_phase"]  # the end phase says what it measured against its reserve
     assert end["measured"] >= 0 and 0.0 <= end["churn_at_end"] <= 0.8 and end["reserve_s"] >= 0
@@ -219,6 +269,17 @@ def test_predicted_search_measures_every_frontier_model(tmp_path, monkeypatch):
     again.close()
     ev2 = pd.read_csv(tmp_path / "run2" / "evaluated.csv")
     assert not (ev2["generation"] == -1).any()
+    # ... unless all of them are from an earlier session: then a few fresh ones level them
+    cache = json.loads(again.cost.rows_cache.path.read_text())
+    for row in cache["rows"]:
+        row["measured_at"] -= 86400.0
+    again.cost.rows_cache.path.write_text(json.dumps(cache))
+    third = SearchRun.open(tmp_path / "run3", SearchSettings(**{**s.__dict__, "seed": 2}))
+    third.run()
+    third.close()
+    ev3 = pd.read_csv(tmp_path / "run3" / "evaluated.csv")
+    assert (ev3["generation"] == -1).sum() == drift.FRESH_ROWS
+    assert len(third.cost.model.sessions) == 2  # yesterday's rows and today's
 
 
 def test_a_model_below_the_bar_falls_back_to_measuring(tmp_path, monkeypatch):
@@ -244,7 +305,14 @@ def test_calibrate_command(tmp_path, monkeypatch):
     assert res.exit_code == 0, res.output
     assert "held-out accuracy" in res.output and "latency_ms" in res.output
     assert "cost model: linear" in res.output  # its form: linear, or linear + shape correction
-    assert list((tmp_path / "cache" / "costmodels").glob("gpt2-*.json"))
+    [path] = (tmp_path / "cache" / "costmodels").glob("gpt2-*.json")
+    cache = json.loads(path.read_text())  # the rows measured yesterday: 8 are measured afresh
+    for row in cache["rows"]:
+        row["measured_at"] -= 86400.0
+    path.write_text(json.dumps(cache))
+    res = CliRunner().invoke(cli.app, args)
+    assert res.exit_code == 0 and "2 sessions" in res.output, res.output
+    assert len(json.loads(path.read_text())["rows"]) == 12 + drift.FRESH_ROWS
     bad = CliRunner().invoke(cli.app, ["calibrate", "--space", "nope"])
     assert bad.exit_code == 2 and "nope" in bad.output
 

@@ -4,6 +4,7 @@ of real models (PyTorch and ONNX Runtime), failure reporting and the on-disk cac
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -63,9 +64,11 @@ def test_inference_of_a_language_model_includes_the_output_layer(tiny):
 
 def test_isolated_measurement_of_a_real_model(tiny):
     space, cfg = tiny
+    before = time.time()
     m = profile(space, cfg, HardwareSettings(**FAST))
     assert m.ok, m.error
     assert 0 < m.latency_min_ms <= m.latency_p25_ms <= m.latency_ms <= m.latency_p75_ms
+    assert before <= m.measured_at <= time.time()  # when: the cost model levels sessions by it
     assert len(m.runs_ms) == 3
     # the output alone is 32 x 50264 float32 log-probabilities (6.1 MB)
     assert m.memory_mb > 5
@@ -119,6 +122,11 @@ def test_cache_round_trip_and_distrust(tiny, tmp_path):
     assert first.ok and not cached
     again, cached = profile_cached(space, cfg, settings, cache)
     assert cached and again.latency_ms == first.latency_ms
+    assert again.measured_at == first.measured_at  # a cached figure keeps the time it was taken
+    older = {k: v for k, v in first.as_dict().items() if k != "measured_at"}  # cached before it was kept
+    assert Measurement.from_dict(older).measured_at is None
+    with pytest.raises(ValueError, match="measured_at"):
+        Measurement.from_dict({**first.as_dict(), "measured_at": "yesterday"})
 
     key = cache.key(space.name, space.config_to_json(cfg), settings)
     path = cache._path(key)

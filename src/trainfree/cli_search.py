@@ -411,8 +411,16 @@ def calibrate(
 
 
 def _form(model: Any) -> str:
-    """Which form the cost model took (the shape correction is kept only where it helps)."""
-    return "linear + shape correction" if model.correction else "linear"
+    """Which form the cost model took (the shape correction is kept only where it helps),
+    and over how many measurement sessions its latencies were levelled."""
+    form = "linear + shape correction" if model.correction else "linear"
+    sessions = getattr(model, "sessions", [])
+    f = [s["factor"] for s in sessions[:-1]]  # an earlier session's latencies over the latest's
+    if f and set(f) != {1.0}:
+        form += f"; {len(sessions)} sessions levelled to the latest (earlier: {min(f):.2f}-{max(f):.2f}x)"
+    elif f:
+        form += f"; {len(sessions)} sessions, no drift beyond their noise"
+    return form
 
 
 def _calibrate(

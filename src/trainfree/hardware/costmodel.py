@@ -20,7 +20,10 @@ layers, ...) as inputs:
   trees learn that from the calibration sample and, being piecewise constant, never
   extrapolate beyond the corrections they saw, so the linear part still carries the edges of
   the space. It is kept only where it lowers the cross-validated median error (on GPT-2 it
-  does; see docs/search.md), and stored as LightGBM's text model (data, not code).
+  does; see docs/search.md), and stored as LightGBM's text model (data, not code);
+- **sessions**: the machine's speed drifts (10% within an hour on a shared VM), so latencies
+  measured at different times are first put on the level of the latest session
+  (:mod:`trainfree.hardware.drift`); predictions are latencies as the machine runs now.
 
 The model's accuracy is always reported *held out*: k-fold cross-validated predictions on the
 calibration sample (Spearman, median absolute percentage error, share within +-10%). The
@@ -34,6 +37,7 @@ import contextlib
 import hashlib
 import json
 import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -42,6 +46,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import qmc, spearmanr
 
+from trainfree.hardware import drift
 from trainfree.hardware.measurement_cache import MeasurementCache, default_cache_dir
 from trainfree.hardware.profiler import HardwareSettings, machine_info
 from trainfree.io import atomic_write_json
@@ -127,6 +132,8 @@ class CostModel:
     #: the latency's shape correction (LightGBM's text model; "": none) and its gene count
     correction: str = ""
     n_genes: int = 0
+    #: the measurement sessions the latency was levelled over (``drift.describe``)
+    sessions: list[dict[str, Any]] = field(default_factory=list)
 
     def matrix(self, rows: Sequence[dict[str, float]]) -> np.ndarray:
         X = np.array([[float(r[f]) for f in self.features] for r in rows], dtype=float).reshape(
@@ -191,6 +198,7 @@ class CostModel:
                 and all(len(model.coef[t]) == k and math.isfinite(model.intercept[t]) for t in TARGETS)
                 and all(math.isfinite(v) and v > 0 for v in model.scale)
                 and all(math.isfinite(v) for t in TARGETS for v in model.coef[t])
+                and isinstance(model.sessions, list)
             )
         except (TypeError, KeyError, ValueError) as exc:
             raise ValueError(f"not a cost model: {exc}") from None
@@ -216,11 +224,15 @@ def fit_cost_model(rows: Sequence[dict[str, Any]], folds: int = 5, seed: int = 0
     Xs = X / scale
     Y = {t: np.array([r[t] for r in rows], dtype=float) for t in TARGETS}
     W = np.array([r["weights_mb"] for r in rows], dtype=float)
+    times = [r.get("measured_at") for r in rows]
+    labels = drift.sessions(times)
+    Y["latency_ms"], factors = drift.level(Y["latency_ms"], labels, lambda y: _in_sample(Xs, y))
     coef, intercept = {}, {}
     for t in TARGETS:
         c, b = _fit_one(Xs, Y[t])
         coef[t], intercept[t] = c.tolist(), b
     model = CostModel(names, scale.tolist(), coef, intercept, len(rows))
+    model.sessions = drift.describe(labels, times, factors) if len(factors) > 1 else []
     if len(rows) >= 2 * folds:
         G = _gene_matrix(rows)
         shape = None if G is None else _shape_inputs(G, X)
@@ -233,6 +245,11 @@ def fit_cost_model(rows: Sequence[dict[str, Any]], folds: int = 5, seed: int = 0
             model._booster = booster
             model.accuracy["latency_ms"] = corrected
     return model
+
+
+def _in_sample(Xs: np.ndarray, y: np.ndarray) -> np.ndarray:
+    c, b = _fit_one(Xs, y)
+    return Xs @ c + b
 
 
 def _fit_correction(Z: np.ndarray, y: np.ndarray, linear: np.ndarray) -> Any:
@@ -333,6 +350,9 @@ def make_row(
         values = _floats(genes) if genes else None
         if values is not None:
             row["genes"] = values
+        when = drift.measured_at(get("measured_at"))
+        if math.isfinite(when):
+            row["measured_at"] = when
         row.update({t: float(get(t)) for t in (*TARGETS, "weights_mb")})
     except (TypeError, ValueError):
         return None
@@ -399,6 +419,11 @@ def calibrate(
     errors = []
     configs = calibration_sample(space, n, seed)
     todo = [cfg for cfg in configs if space.config_to_json(cfg) not in rows]
+    if not todo and drift.stale([r.get("measured_at") for r in rows.values()], time.time()):
+        # every row is from an earlier session: a few fresh ones level them to the machine now
+        more = calibration_sample(space, n + drift.FRESH_ROWS, seed + 1)
+        todo = [cfg for cfg in more if space.config_to_json(cfg) not in rows][: drift.FRESH_ROWS]
+        configs = [*configs, *todo]
     done = len(configs) - len(todo)
     if on_step:
         on_step(done, len(configs))

@@ -108,6 +108,9 @@ class Measurement:
     seconds_latency: float = 0.0
     error: str | None = None
     runs_ms: list[float] = field(default_factory=list)
+    #: when it was taken (Unix time; None: unknown, as in caches from before it was kept):
+    #: the machine's speed drifts, and the cost model levels measurements by their session
+    measured_at: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -132,6 +135,9 @@ class Measurement:
                     raise ValueError(f"measurement field {name}: {value!r} is not a finite number >= 0")
             if not isinstance(out.runs_ms, list) or not isinstance(out.memory_method, str):
                 raise ValueError("measurement fields runs_ms/memory_method have the wrong type")
+        t = out.measured_at
+        if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t)):
+            raise ValueError(f"measurement field measured_at: {t!r} is not a time")
         return out
 
 
@@ -297,6 +303,7 @@ def _memory_then_latency(
         seconds_setup=seconds_setup,
         seconds_memory=seconds_memory,
         seconds_latency=time.perf_counter() - t0,
+        measured_at=time.time(),
         **_summary(times),
     )
 

@@ -77,7 +77,7 @@ OBJECTIVES: dict[str, Objective] = {
 }
 
 #: the record fields a device measurement fills in, besides the measured objectives'
-MEASUREMENT_FIELDS = ("latency_p25_ms", "latency_p75_ms", "weights_mb", "activation_mb")
+MEASUREMENT_FIELDS = ("latency_p25_ms", "latency_p75_ms", "weights_mb", "activation_mb", "measured_at")
 
 
 def get_objective(name: str) -> Objective:
