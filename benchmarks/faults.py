@@ -189,8 +189,10 @@ def fault_corrupt_costmodel_rows(lab: Lab, o: Outcome) -> None:
         data = json.loads(f.read_text())
         rows = data["rows"]
         for row in lab.rng.sample(rows, k=max(1, len(rows) // 3)):
-            kind = lab.rng.randrange(5)
-            if kind == 0:
+            kind = lab.rng.randrange(6)
+            if kind == 5:
+                row["measured_at"] = lab.rng.choice(["yesterday", -1, None, [3]])
+            elif kind == 0:
                 row["features"] = {k: "lots" for k in row["features"]}
             elif kind == 1:
                 row.pop(next(k for k in row if k not in ("key", "features")), None)
