@@ -25,8 +25,10 @@ whole sample once and then again (minutes apart, as a frontier model and its cal
 twin would be): how far two measurements of one model lie apart, which is the finest
 difference a measured frontier can resolve (the search's ``--resolution``).
 
-``drift``: the machine's speed drifts between sessions. Reads the calibration rows that an
-earlier ``accuracy --cache DIR`` measured (``--old DIR``; nothing is measured into it), measures
+``drift``: the machine's speed drifts between sessions. Reads the calibration rows that
+earlier ``accuracy --cache DIR`` runs measured (``--old DIR ...``, each with its ``-n``;
+nothing is measured into them; an entry cached before measurements kept their time has its
+file's modification time), measures
 the held-out sample and ``--fresh`` new calibration models now, and judges on the held-out
 models the model fitted on the old rows alone, on old + k fresh rows pooled as one session,
 and on the same rows with the sessions levelled (the library's fit); prints how far the two
@@ -175,32 +177,35 @@ def _stored_rows(space, configs, hw, cache) -> list[dict]:
 
 def drift_cmd(args: argparse.Namespace) -> None:
     space, hw = get_space(args.space), _settings(args.space)
-    old = _stored_rows(
-        space, calibration_sample(space, args.n, seed=0), hw, MeasurementCache(Path(args.old) / "quiet")
-    )
-    if len(old) < 12:
-        sys.exit(
-            f"--old {args.old}: {len(old)} calibration rows cached; run accuracy --cache {args.old} first"
-        )
+    if len(args.n) != len(args.old):
+        sys.exit("-n: one calibration size per --old folder")
     rng = np.random.default_rng(1)
     held = [space.sample(rng) for _ in range(args.held_out)]
     now_cache = MeasurementCache(Path(args.cache) / "quiet")
     test = _rows(space, held, hw, now_cache)
     fresh = _rows(space, calibration_sample(space, max(args.fresh), seed=2), hw, now_cache)
     y = np.array([r["latency_ms"] for r in test])
-    then = {
-        r["key"]: r["latency_ms"]
-        for r in _stored_rows(space, held, hw, MeasurementCache(Path(args.old) / "quiet"))
-    }
-    ratio = np.array([then[r["key"]] / r["latency_ms"] for r in test if r["key"] in then])
-    if len(ratio):
-        p10, p50, p90 = np.percentile(ratio, [10, 50, 90])
-        print(
-            f"the same {len(ratio)} held-out models, old session over now: "
-            f"median {p50:.3f} (p10-p90 {p10:.3f}-{p90:.3f})"
-        )
+    old = []
+    for folder, n in zip(args.old, args.n, strict=True):
+        cache = MeasurementCache(Path(folder) / "quiet")
+        rows = _stored_rows(space, calibration_sample(space, n, seed=0), hw, cache)
+        if len(rows) < 12:
+            sys.exit(
+                f"--old {folder}: {len(rows)} calibration rows cached; run accuracy --cache {folder} first"
+            )
+        old += rows
+        then = {r["key"]: r["latency_ms"] for r in _stored_rows(space, held, hw, cache)}
+        ratio = np.array([then[r["key"]] / r["latency_ms"] for r in test if r["key"] in then])
+        if len(ratio):
+            p10, p50, p90 = np.percentile(ratio, [10, 50, 90])
+            print(
+                f"{folder}: the same {len(ratio)} held-out models, then over now: "
+                f"median {p50:.3f} (p10-p90 {p10:.3f}-{p90:.3f})"
+            )
 
-    def judged(label: str, rows: list[dict]) -> None:
+    def judged(label: str, rows: list[dict], levelled: bool = True) -> None:
+        if not levelled:  # every row as if measured in one session
+            rows = [{k: v for k, v in r.items() if k != "measured_at"} for r in rows]
         m = fit_cost_model(rows)
         p = m.predict(
             [r["features"] for r in test], [r["weights_mb"] for r in test], [r["genes"] for r in test]
@@ -211,14 +216,14 @@ def drift_cmd(args: argparse.Namespace) -> None:
             f"{100 * a['within_10pct']:.0f}% |"
         )
 
-    untimed = [{k: v for k, v in r.items() if k != "measured_at"} for r in fresh]
     print(
         f"| {args.space} latency, {len(test)} held out, fitted on | Spearman | median abs err | within 10% |"
     )
     print("|---|---|---|---|")
-    judged(f"{len(old)} old rows", old)
+    judged(f"{len(old)} old rows, pooled as one session", old, levelled=False)
+    judged(f"{len(old)} old rows, sessions levelled", old)
     for k in args.fresh:
-        judged(f"{len(old)} old + {k} fresh, pooled as one session", old + untimed[:k])
+        judged(f"{len(old)} old + {k} fresh, pooled as one session", old + fresh[:k], levelled=False)
         judged(f"{len(old)} old + {k} fresh, sessions levelled", old + fresh[:k])
     judged(f"{len(fresh)} fresh rows alone", fresh)
 
@@ -326,8 +331,8 @@ def main() -> None:
     rep.add_argument("--seed", type=int, default=100)
     d = sub.add_parser("drift")
     d.add_argument("--space", default="gpt2")
-    d.add_argument("--old", required=True, help="the --cache of an earlier accuracy run")
-    d.add_argument("-n", type=int, default=150, help="the old run's calibration size")
+    d.add_argument("--old", nargs="+", required=True, help="the --cache of earlier accuracy runs")
+    d.add_argument("-n", type=int, nargs="+", default=[80], help="their calibration sizes")
     d.add_argument("--held-out", type=int, default=40)
     d.add_argument("--fresh", type=int, nargs="+", default=[4, 8, 16])
     d.add_argument("--cache", default="runs/bench_costs/drift-cache", help="measurements made now")

@@ -13,6 +13,7 @@ import torch
 from trainfree import get_space
 from trainfree.errors import ConfigError
 from trainfree.hardware import HardwareSettings, Measurement, MeasurementCache, profile, profile_cached
+from trainfree.hardware.measurement_cache import FORMAT
 from trainfree.hardware.profiler import cpu_peak_probe
 
 
@@ -125,6 +126,9 @@ def test_cache_round_trip_and_distrust(tiny, tmp_path):
     assert again.measured_at == first.measured_at  # a cached figure keeps the time it was taken
     older = {k: v for k, v in first.as_dict().items() if k != "measured_at"}  # cached before it was kept
     assert Measurement.from_dict(older).measured_at is None
+    k = cache.key(space.name, space.config_to_json(cfg), settings)
+    cache._path(k).write_text(json.dumps({"format": FORMAT, "key": k, "measurement": older}))
+    assert cache.get(k).measured_at == pytest.approx(cache._path(k).stat().st_mtime)  # when written
     with pytest.raises(ValueError, match="measured_at"):
         Measurement.from_dict({**first.as_dict(), "measured_at": "yesterday"})
 

@@ -81,6 +81,8 @@ class MeasurementCache:
             measurement = Measurement.from_dict(entry["measurement"])
             if not measurement.ok:
                 raise ValueError("failed measurements are not cached")
+            if measurement.measured_at is None:  # cached before the time was kept: when written
+                measurement.measured_at = path.stat().st_mtime
         except (OSError, ValueError, TypeError, KeyError, AttributeError):
             self.misses += 1
             return None
