@@ -21,7 +21,7 @@ layers, ...) as inputs:
   extrapolate beyond the corrections they saw, so the linear part still carries the edges of
   the space. It is kept only where it lowers the cross-validated median error (on GPT-2 it
   does; see docs/search.md), and stored as LightGBM's text model (data, not code);
-- **sessions**: the machine's speed drifts (10% within an hour on a shared VM), so latencies
+- **sessions**: the machine's speed drifts (12% within hours on a shared VM), so latencies
   measured at different times are first put on the level of the latest session
   (:mod:`trainfree.hardware.drift`); predictions are latencies as the machine runs now.
 

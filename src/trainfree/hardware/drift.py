@@ -1,16 +1,16 @@
 """Measurement sessions: latencies measured at different times put on one level.
 
-A machine's speed drifts. On the 2-core development VM the same 40 GPT-2 models measured
-47 minutes apart came out 11% slower in the first session (median ratio 1.11, 10th-90th
-percentile 1.06-1.19), while two measurements minutes apart agree within 2%. Memory does
-not drift (ratio 1.00). The drift is mostly one factor common to every model, which is what
-noisy neighbours and frequency scaling would give.
+A machine's speed drifts. On the 2-core development VM the same 40 GPT-2 models, measured
+in three quiet sessions of one day, ran a median 1.12x slower in the first than in the last
+(10th-90th percentile 1.07-1.17) and 1.00x in the second, while two measurements minutes
+apart agree within 2%. Memory does not drift (ratio 1.00). The drift is mostly one factor
+common to every model, which is what noisy neighbours and frequency scaling would give.
 
 The cost model pools the measurements of every run on the machine (``RowCache``), so without
-care a model fitted on yesterday's rows predicts today's latencies 10% off, and a few fresh
-measurements cannot pull a fit dominated by old rows back: offline, a model fitted on 150
-rows of one session and 8 of a later one put 54% of the later session's held-out models
-within 10%; levelling the sessions put 85% there (docs/search.md).
+care a model fitted on an earlier session's rows predicts today's latencies 10% off, and a
+few fresh measurements cannot pull a fit dominated by old rows back: fitted on 150 rows of
+the slow session and 8 fresh ones, the model put 55% of held-out models within 10%;
+levelled, 90% (``bench_costs.py drift``, docs/search.md).
 
 So each measurement carries its time (``measured_at``), rows are grouped into sessions (a
 new one after a pause of ``GAP_S``, or once one has run ``SPAN_S``), and each session's
