@@ -197,6 +197,11 @@ def test_latencies_of_earlier_sessions_are_levelled_to_the_latest():
 
 
 def test_accuracy_figures():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # constant predictions: no rank, and no warning printed
+        assert np.isnan(accuracy(np.full(3, 5.0), np.array([1.0, 2.0, 3.0]))["spearman"])
     a = accuracy(np.array([10.0, 21.0, 30.0]), np.array([10.0, 20.0, 40.0]))
     assert (
         a["spearman"] == 1.0

@@ -101,7 +101,8 @@ def accuracy(predicted: np.ndarray, measured: np.ndarray) -> dict[str, float]:
     """Spearman, median and 90th-percentile absolute % error, and the share within +-10%."""
     p, y = np.asarray(predicted, float), np.asarray(measured, float)
     err = np.abs(p / y - 1.0)
-    rho = float(spearmanr(p, y)[0]) if len(y) > 2 and np.ptp(y) > 0 else math.nan
+    # constant predictions (an activation model left with its intercept) have no rank
+    rho = float(spearmanr(p, y)[0]) if len(y) > 2 and np.ptp(y) > 0 and np.ptp(p) > 0 else math.nan
     return {
         "n": len(y),
         "spearman": rho,
