@@ -28,11 +28,11 @@ difference a measured frontier can resolve (the search's ``--resolution``).
 ``drift``: the machine's speed drifts between sessions. Reads the calibration rows that
 earlier ``accuracy --cache DIR`` runs measured (``--old DIR ...``, each with its ``-n``;
 nothing is measured into them; an entry cached before measurements kept their time has its
-file's modification time), measures
-the held-out sample and ``--fresh`` new calibration models now, and judges on the held-out
-models the model fitted on the old rows alone, on old + k fresh rows pooled as one session,
-and on the same rows with the sessions levelled (the library's fit); prints how far the two
-sessions' measurements of the same held-out models lie apart where the old cache has them.
+file's modification time), measures the held-out sample and ``--fresh`` new calibration
+models now, and judges on the held-out models the model fitted on the old rows alone, on
+old + k fresh rows pooled as one session, and on the same rows with the sessions levelled
+(the library's fit); prints how far the two sessions' measurements of the same held-out
+models lie apart where the old cache has them.
 
 ``lts-budget``: LiteTransformerSearch's budget, 3,000 evaluations with population 100 (30
 generations), with predicted costs; prints the wall time (LTS: under 3 hours on a laptop).
@@ -56,14 +56,8 @@ from scipy.stats import spearmanr
 
 from trainfree import get_space
 from trainfree.hardware import HardwareSettings, MeasurementCache, profile, profile_cached
-from trainfree.hardware.costmodel import (
-    accuracy,
-    calibration_sample,
-    cost_features,
-    fit_cost_model,
-    gene_values,
-    make_row,
-)
+from trainfree.hardware.calibration import calibration_sample, measured_row
+from trainfree.hardware.costmodel import accuracy, fit_cost_model
 from trainfree.search.settings import SEARCH_HARDWARE
 
 HW = SEARCH_HARDWARE  # the search's defaults
@@ -84,9 +78,7 @@ def _rows(space, configs, hw, cache) -> list[dict]:
     rows = []
     for i, cfg in enumerate(configs):
         m = profile(space, cfg, hw) if cache is None else profile_cached(space, cfg, hw, cache)[0]
-        key = space.config_to_json(cfg)
-        features = cost_features(space, cfg, hw.batch_size, hw.seq_len)
-        row = make_row(key, features, m, gene_values(space, cfg)) if m.ok else None
+        row = measured_row(space, cfg, hw, m)
         if row:
             rows.append(row)
         print(f"\r  measured {i + 1}/{len(configs)}", end="", flush=True)
@@ -166,10 +158,8 @@ def _stored_rows(space, configs, hw, cache) -> list[dict]:
     """Rows for the configs that ``cache`` holds, without measuring anything."""
     rows = []
     for cfg in configs:
-        key = space.config_to_json(cfg)
-        m = cache.get(cache.key(space.name, key, hw))
-        features = cost_features(space, cfg, hw.batch_size, hw.seq_len)
-        row = make_row(key, features, m, gene_values(space, cfg)) if m is not None and m.ok else None
+        m = cache.get(cache.key(space.name, space.config_to_json(cfg), hw))
+        row = measured_row(space, cfg, hw, m) if m is not None else None
         if row:
             rows.append(row)
     return rows

@@ -12,14 +12,8 @@ from typer.testing import CliRunner
 
 from trainfree import cli, get_space
 from trainfree.hardware import HardwareSettings, costmodel, drift
-from trainfree.hardware.costmodel import (
-    CostModel,
-    RowCache,
-    accuracy,
-    calibration_sample,
-    cost_features,
-    fit_cost_model,
-)
+from trainfree.hardware.calibration import RowCache, calibration_sample
+from trainfree.hardware.costmodel import CostModel, accuracy, cost_features, fit_cost_model
 from trainfree.search import SearchRun, SearchSettings
 
 SMALL = {
@@ -182,9 +176,7 @@ def test_latencies_of_earlier_sessions_are_levelled_to_the_latest():
     naive = fit_cost_model(old + [{k: v for k, v in r.items() if k != "measured_at"} for r in new])
     assert accuracy(naive.predict(*args)["latency_ms"], truth)["median_ape"] > 0.1
     assert CostModel.from_dict(json.loads(json.dumps(model.to_dict()))).sessions == model.sessions
-    from trainfree.cli_search import _form  # what calibrate and search print
-
-    assert "2 sessions levelled to the latest (earlier: 1.1" in _form(model)
+    assert "2 sessions levelled to the latest (earlier: 1.1" in model.form()  # what the CLI prints
     # one session (or none known): the fit is exactly the plain one
     plain = fit_cost_model([{k: v for k, v in r.items() if k != "measured_at"} for r in old])
     assert fit_cost_model(old).coef == plain.coef and plain.sessions == []

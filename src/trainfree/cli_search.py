@@ -1,7 +1,7 @@
 """The ``search`` and ``calibrate`` commands (registered on :data:`trainfree.cli.app`).
 
 They parse options and print; opening or continuing a run, calibrating and searching belong to
-:mod:`trainfree.search` and :mod:`trainfree.hardware.costmodel`.
+:mod:`trainfree.search` and :mod:`trainfree.hardware.calibration`.
 """
 
 from __future__ import annotations
@@ -237,7 +237,7 @@ def _run_search(run: Any, resumed: bool) -> int:
                                 f"cost model: held-out accuracy ({model.n} measured)",
                             )
                         )
-                        progress.console.print(f"cost model: {_form(model)}", highlight=False)
+                        progress.console.print(f"cost model: {model.form()}", highlight=False)
                         if run.cost.note:
                             progress.console.print(f"[yellow]{run.cost.note}[/]", highlight=False)
                     hv = "-" if p.hypervolume is None else f"{p.hypervolume:.3f}"
@@ -370,7 +370,7 @@ def calibrate(
     and measurement settings then starts searching at once. Use the same --batch-size,
     --seq-len, --threads, --warmup and --repeats as the search (their defaults are equal)."""
     from trainfree.hardware import MeasurementCache
-    from trainfree.hardware.costmodel import RowCache
+    from trainfree.hardware.calibration import RowCache
     from trainfree.spaces import get_space
 
     hw = _hardware_settings(backend, device, batch_size, seq_len, threads, warmup, repeats)
@@ -393,7 +393,7 @@ def calibrate(
     console.print(
         accuracy_table(model.accuracy, f"{space} on {hw.name}: held-out accuracy (5-fold, n={model.n})")
     )
-    console.print(f"cost model: {_form(model)}", highlight=False)
+    console.print(f"cost model: {model.form()}", highlight=False)
     ok, why = model.trustworthy()
     if errors:
         err_console.print(
@@ -410,25 +410,12 @@ def calibrate(
     )
 
 
-def _form(model: Any) -> str:
-    """Which form the cost model took (the shape correction is kept only where it helps),
-    and over how many measurement sessions its latencies were levelled."""
-    form = "linear + shape correction" if model.correction else "linear"
-    sessions = getattr(model, "sessions", [])
-    f = [s["factor"] for s in sessions[:-1]]  # an earlier session's latencies over the latest's
-    if f and set(f) != {1.0}:
-        form += f"; {len(sessions)} sessions levelled to the latest (earlier: {min(f):.2f}-{max(f):.2f}x)"
-    elif f:
-        form += f"; {len(sessions)} sessions, no drift beyond their noise"
-    return form
-
-
 def _calibrate(
     sp: Any, hw: Any, n: int, seed: int, cache: bool, rows_cache: Any, ex: Any
 ) -> tuple[Any, list[str]]:
     """The calibration with a progress bar: ``(model, errors)``."""
     from trainfree.hardware import MeasurementCache
-    from trainfree.hardware.costmodel import calibrate as run_calibration
+    from trainfree.hardware.calibration import calibrate as run_calibration
 
     with Progress(
         TextColumn("[bold]calibrate"),

@@ -33,23 +33,15 @@ coefficients), saved as JSON, never pickled.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
 import math
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.stats import qmc, spearmanr
+from scipy.stats import spearmanr
 
 from trainfree.hardware import drift
-from trainfree.hardware.measurement_cache import MeasurementCache, default_cache_dir
-from trainfree.hardware.profiler import HardwareSettings, machine_info
-from trainfree.io import atomic_write_json
 from trainfree.spaces.base import ConfigError
 
 #: what a cost model predicts, from which record fields
@@ -58,7 +50,6 @@ MB = 1024.0 * 1024.0
 #: the held-out accuracy below which predictions are not used (the search measures instead)
 MIN_SPEARMAN = 0.9
 MIN_SAMPLES = 12
-FORMAT = "trainfree-costmodel-rows/1"
 
 
 def cost_features(space: Any, config: Any, batch_size: int, seq_len: int) -> dict[str, float]:
@@ -77,24 +68,6 @@ def gene_values(space: Any, config: Any) -> list[float]:
 def weights_mb(space: Any, config: Any) -> float:
     """The float32 parameters' size, as the profiler reports ``weights_mb``."""
     return space.param_counts(config).total * 4 / MB
-
-
-def calibration_sample(space: Any, n: int, seed: int = 0) -> list[Any]:
-    """``n`` distinct architectures spread over the whole genome: a Latin hypercube over the
-    gene indices (every value of every gene is drawn about equally often, which uniform
-    sampling of a few dozen points does not guarantee), decoded."""
-    lo, hi = space.bounds()
-    out: dict[str, Any] = {}
-    rng_seed = seed
-    while len(out) < n and rng_seed < seed + 20:
-        u = qmc.LatinHypercube(d=len(lo), seed=rng_seed).random(n)
-        for x in np.floor(lo + u * (hi - lo + 1)).astype(np.int64):
-            cfg = space.decode(np.minimum(x, hi))
-            out.setdefault(space.config_to_json(cfg), cfg)
-            if len(out) == n:
-                break
-        rng_seed += 1
-    return list(out.values())
 
 
 def accuracy(predicted: np.ndarray, measured: np.ndarray) -> dict[str, float]:
@@ -170,6 +143,18 @@ class CostModel:
                 self._booster = _booster(self.correction)
             factor[ok] = np.exp(self._booster.predict(_shape_inputs(G, X[ok] * self.scale)))
         return factor
+
+    def form(self) -> str:
+        """Which form the model took (the shape correction is kept only where it helps), and
+        over how many measurement sessions its latencies were levelled: what the CLI prints."""
+        form = "linear + shape correction" if self.correction else "linear"
+        k = len(self.sessions)
+        f = [s["factor"] for s in self.sessions[:-1]]  # an earlier session's latencies over the latest's
+        if f and set(f) != {1.0}:
+            form += f"; {k} sessions levelled to the latest (earlier: {min(f):.2f}-{max(f):.2f}x)"
+        elif f:
+            form += f"; {k} sessions, no drift beyond their noise"
+        return form
 
     def trustworthy(self) -> tuple[bool, str]:
         """Whether held-out accuracy allows searching on predictions, and why not."""
@@ -358,93 +343,3 @@ def make_row(
     except (TypeError, ValueError):
         return None
     return row if _usable(row) else None
-
-
-class RowCache:
-    """Calibration measurements kept per (machine, space, value sets, hardware settings);
-    ``machine``: the measuring machine's description (default: this one's)."""
-
-    def __init__(
-        self, space: Any, hardware: Any, root: Path | None = None, machine: dict[str, Any] | None = None
-    ) -> None:
-        key = {
-            "machine": machine if machine is not None else machine_info(hardware.device),
-            "space": space.name,
-            "values": {k: list(v) for k, v in space.values.items()},
-            "hardware": {k: v for k, v in hardware.as_dict().items() if k != "timeout_s"},
-        }
-        self.key = json.loads(json.dumps(key, default=str))
-        self.space = space
-        digest = hashlib.sha256(json.dumps(self.key, sort_keys=True).encode()).hexdigest()[:24]
-        self.path = (
-            Path(root) if root else default_cache_dir().parent / "costmodels"
-        ) / f"{space.name}-{digest}.json"
-
-    def load(self) -> list[dict[str, Any]]:
-        try:
-            data = json.loads(self.path.read_text())
-            if data.get("format") != FORMAT or data.get("key") != self.key:
-                return []
-            rows = [r for r in data["rows"] if isinstance(r, dict) and isinstance(r.get("features"), dict)]
-        except (OSError, ValueError, TypeError, KeyError, AttributeError):
-            return []
-        for r in rows:  # rows cached before the shape correction: their genes follow from the key
-            if "genes" not in r:
-                with contextlib.suppress(ConfigError, ValueError, TypeError, KeyError):
-                    r["genes"] = gene_values(self.space, self.space.config_from_json(r["key"]))
-        return rows
-
-    def save(self, rows: Sequence[dict[str, Any]]) -> None:
-        merged = {r["key"]: r for r in [*self.load(), *rows]}
-        with contextlib.suppress(OSError):  # a cache that cannot be written costs the next run time only
-            atomic_write_json(self.path, {"format": FORMAT, "key": self.key, "rows": list(merged.values())})
-
-
-def calibrate(
-    space: Any,
-    settings: HardwareSettings,
-    n: int,
-    seed: int = 0,
-    cache: MeasurementCache | None = None,
-    rows_cache: RowCache | None = None,
-    on_step: Callable[[int, int], None] | None = None,
-    executor: Any = None,
-) -> tuple[CostModel, list[dict[str, Any]], list[str]]:
-    """Measure ``n`` space-filling architectures (through the measurement cache), fit a cost
-    model on them and the rows cached for this machine; returns the model, the rows and the
-    errors of architectures that could not be measured. ``executor``: where to measure
-    (:mod:`trainfree.executors`; None: here, one at a time)."""
-    from trainfree.executors.local import LocalExecutor
-
-    rows = {r["key"]: r for r in (rows_cache.load() if rows_cache else [])}
-    errors = []
-    configs = calibration_sample(space, n, seed)
-    todo = [cfg for cfg in configs if space.config_to_json(cfg) not in rows]
-    if not todo and drift.stale([r.get("measured_at") for r in rows.values()], time.time()):
-        # every row is from an earlier session: a few fresh ones level them to the machine now
-        more = calibration_sample(space, n + drift.FRESH_ROWS, seed + 1)
-        todo = [cfg for cfg in more if space.config_to_json(cfg) not in rows][: drift.FRESH_ROWS]
-        configs = [*configs, *todo]
-    done = len(configs) - len(todo)
-    if on_step:
-        on_step(done, len(configs))
-
-    def measured(i: int, result: Any) -> None:
-        nonlocal done
-        cfg, m = todo[i], result.measurement
-        key = space.config_to_json(cfg)
-        features = cost_features(space, cfg, settings.batch_size, settings.seq_len)
-        row = make_row(key, features, m, gene_values(space, cfg)) if m.ok else None
-        if row is None:
-            errors.append(f"{key[:60]}...: {m.error}")
-        else:
-            rows[key] = row
-        done += 1
-        if on_step:
-            on_step(done, len(configs))
-
-    (executor or LocalExecutor()).measure(space, todo, settings, cache, seed, measured)
-    model = fit_cost_model(list(rows.values()))
-    if rows_cache:
-        rows_cache.save(list(rows.values()))
-    return model, list(rows.values()), errors

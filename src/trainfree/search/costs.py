@@ -29,15 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from trainfree.hardware.costmodel import (
-    TARGETS,
-    CostModel,
-    RowCache,
-    accuracy,
-    calibration_sample,
-    fit_cost_model,
-    make_row,
-)
+from trainfree.hardware.calibration import RowCache, calibration_sample
+from trainfree.hardware.costmodel import TARGETS, CostModel, accuracy, fit_cost_model, make_row
 from trainfree.io import atomic_write_json
 from trainfree.search.objectives import OBJECTIVES
 

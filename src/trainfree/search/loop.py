@@ -4,8 +4,7 @@
    (sized to a share of the budget; rows cached on this machine from earlier runs count, and
    where all of them are from earlier sessions a few fresh ones are measured, so that the
    model is levelled to the machine's speed now), fit the cost model and print its held-out
-   accuracy. Below the accuracy bar, the run
-   measures every architecture instead, and says so.
+   accuracy. Below the accuracy bar, the run measures every architecture instead, and says so.
 2. **Search**: each generation the optimiser asks for a population; the new architectures
    get their proxy scores (worker pool) and their costs (predicted, or measured); the
    optimiser is told; the generation is logged. With predicted costs, the architectures that
@@ -28,7 +27,7 @@ import numpy as np
 from pymoo.core.evaluator import Evaluator as PymooEvaluator
 from pymoo.problems.static import StaticProblem
 
-from trainfree.hardware import drift
+from trainfree.hardware.calibration import fresh_configs
 from trainfree.search import state
 from trainfree.search.costs import CALIBRATION_SHARE
 
@@ -200,18 +199,13 @@ class _Loop:
         self.report(cost.note or "cost model fitted")
 
     def measure_fresh(self, cached: list[dict[str, Any]], measured: list[dict[str, Any]], n: int) -> None:
-        """A calibration complete from earlier sessions only: measure ``drift.FRESH_ROWS`` new
-        architectures now, to which the model levels the earlier sessions' latencies (the
-        machine's speed drifts; :mod:`trainfree.hardware.drift`)."""
+        """A calibration complete from earlier sessions only: measure a few new architectures
+        now, to which the model levels the earlier sessions' latencies (``fresh_configs``)."""
         r = self.run
-        rows = [*cached, *measured]
-        if not drift.stale([row.get("measured_at") for row in rows], time.time()):
-            return
-        known = {row["key"] for row in rows}
-        configs = r.cost.calibration_configs(n + drift.FRESH_ROWS, r.settings.seed + 1)
-        fresh = [c for c in configs if r.space.config_to_json(c) not in known][: drift.FRESH_ROWS]
-        r.evaluator.evaluate(fresh, generation=-1, measure=True)
-        self.report(f"measured {len(fresh)} models: the cached calibration levelled to this session")
+        fresh = fresh_configs(r.space, [*cached, *measured], n, r.settings.seed)
+        if fresh:
+            r.evaluator.evaluate(fresh, generation=-1, measure=True)
+            self.report(f"measured {len(fresh)} models: the cached calibration levelled to this session")
 
     def population(self) -> int:
         r = self.run

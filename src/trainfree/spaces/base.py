@@ -322,7 +322,7 @@ class SearchSpace(ABC, Generic[C]):
 
     def cost_features(self, config: C, batch_size: int, seq_len: int) -> dict[str, float]:
         """Analytic quantities that the latency and memory of ``inference`` follow: the
-        inputs of the cost model that ``trainfree.hardware.costmodel`` calibrates on a device.
+        inputs of the cost model that ``trainfree.hardware.calibration`` calibrates on a device.
 
         The default serves any space: the matrix-product FLOPs of the batch, the parameter
         count (weights streamed through the caches once per forward) and the number of
