@@ -94,7 +94,7 @@ def test_low_rank_pretrained_style_weights_score_lower():
     """Same Frobenius norm, low rank (as in many trained matrices): lower nuclear capacity."""
     space, cfg = tiny_gpt2()
     model = space.build(cfg, seed=0)
-    reference = zerolm_score(model)
+    reference = get_proxy("zerolm")(space, cfg, ProxyContext(given_model=model))
     with torch.no_grad():
         for mat in transformer_matrices(model):
             w = mat.weight
@@ -299,7 +299,7 @@ def test_svdvals_of_elongated_matrices_match_lapack_and_threads_are_restored():
 
 def test_label_free_default_is_the_space_prior_and_needs_no_population():
     flex, gpt2 = get_space("flexibert"), get_space("gpt2")
-    assert choose("heuristic", space=gpt2) == Balance(0.5, "sum")
+    assert choose("heuristic", space=gpt2) == Balance(0.5, "sum")  # a proxy without a transferred one
     assert choose("heuristic", space=flex) == Balance(0.5, "layer")
     assert "NAS-Bench-BERT" in choose("heuristic", space=flex).reason
     assert choose("0.3", space=flex) == Balance(0.3, "layer")

@@ -221,6 +221,9 @@ def _print_correlations(space: str, benchmark: Any, result: Any, score_cache: An
         table.caption += (
             f"\nfit:K rows: mean over {repeats} splits, evaluated only on the held-out architectures"
         )
+    own = [n for n, r in runs.items() if "protocol" in r.result and r.result["alpha_strategy"] == "heuristic"]
+    if own:
+        table.caption += f"\n{', '.join(own)}: default fitted on this benchmark, so judged held out, as fit:K"
     console.print(table)
 
 

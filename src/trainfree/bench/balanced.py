@@ -1,5 +1,11 @@
 """Evaluating a balanced proxy (``zerolm``, ``param_mix``) over a benchmark under an alpha
-strategy: the label-free ones on every architecture, ``fit:K`` on held-out splits only."""
+strategy: the label-free ones on every architecture, ``fit:K`` on held-out splits only.
+
+A balance transferred from a published benchmark (``--alpha heuristic`` on ``gpt2`` and
+``transxl``) is label-free anywhere but on that benchmark itself, where judging it on every
+architecture would grade it on the labels it was fitted on. There it is judged as it was made:
+refitted on half of the architectures and judged on the other half, over the same splits as
+``fit:K``."""
 
 from __future__ import annotations
 
@@ -9,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from trainfree.bench.correlation import rank_correlation
-from trainfree.proxies.balance import AlphaStrategy, choose, combine
+from trainfree.proxies.balance import AlphaStrategy, choose, combine, from_source
 
 
 def evaluate_balanced(
@@ -22,6 +28,7 @@ def evaluate_balanced(
     space: Any = None,
     ids: Sequence[str] | None = None,
     splits: list[tuple[np.ndarray, np.ndarray]] | None = None,
+    proxy: str | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Scores and rank correlations of a balanced proxy under an alpha strategy, chosen by
     :func:`~trainfree.proxies.balance.choose`.
@@ -31,11 +38,16 @@ def evaluate_balanced(
     on the rest, ``repeats`` times; the returned scores are those of the first split's
     balance, for inspection only. ``splits``, when given, receives each split's
     ``(held-out indices, scores)``, so that other judges (selection regret) can keep to the
-    held-out architectures too.
+    held-out architectures too. ``proxy``: the balanced proxy's name (its prior).
     """
     n = len(truth)
+    shown, why = strategy, ""
     if strategy.kind != "fit":
-        chosen = choose(strategy, components, space=space, ids=ids)
+        chosen = choose(strategy, components, space=space, ids=ids, proxy=proxy)
+        own = from_source(chosen, ids, truth) if ids is not None else np.zeros(n, dtype=bool)
+        if own.any():  # judged on its own source: as it was made, held out (module docstring)
+            strategy, why = AlphaStrategy("fit", k=n // 2), chosen.reason
+    if strategy.kind != "fit":
         scores = combine(components, chosen)
         result = rank_correlation(scores, truth, higher_is_better, seed=seed).as_dict()
         result.update(
@@ -90,7 +102,7 @@ def evaluate_balanced(
         betas=[round(b, 4) for b in betas],
         aggregates=aggregates,
         aggregate=max(set(aggregates), key=aggregates.count),
-        alpha_strategy=str(strategy),
+        alpha_strategy=str(shown),
         protocol={
             "fit_on": k,
             "evaluate_on": n - k,
@@ -100,5 +112,12 @@ def evaluate_balanced(
             f"architectures, correlations computed on the other {n - k} only; mean/std over {repeats} splits",
         },
     )
+    if shown is not strategy:
+        result["balance_reason"] = f"{why}; judged on its own source benchmark, so refitted as made"
+        result["protocol"]["description"] = (
+            f"the label-free default is a balance fitted on this benchmark: judged as it was made, "
+            f"refitted on {k} random architectures and judged on the other {n - k}; mean/std over "
+            f"{repeats} splits"
+        )
     assert first_scores is not None
     return first_scores, result

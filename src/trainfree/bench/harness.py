@@ -174,6 +174,7 @@ def run_benchmark(
                     space=bench.space,
                     ids=[e.id for e in bench.entries],
                     splits=splits,
+                    proxy=p.name,
                 )
             else:  # failed on every architecture
                 scores = np.full(n, math.nan)

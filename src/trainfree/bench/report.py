@@ -286,7 +286,9 @@ def markdown(
     if any(r.get("spearman_std") is not None for r in rows):
         lines += [
             "Rows with `fit:K`: alpha (and beta) fitted on K labelled architectures, correlations on "
-            "the others only, mean over the random splits (interval: 2.5-97.5 percentiles over splits).",
+            "the others only, mean over the random splits (interval: 2.5-97.5 percentiles over splits). "
+            "A label-free default that was itself fitted on this benchmark (the transferred balance of "
+            "`gpt2` and `transxl`) is judged the same way, refitted on half and judged on the other half.",
             "",
         ]
     lines += [

@@ -73,13 +73,13 @@ class Proxy:
     def __call__(self, space: Any, config: Any, ctx: ProxyContext | None = None) -> float:
         """The score of one architecture. A balanced proxy uses ``ctx.options["balance"]``
         (a :class:`~trainfree.proxies.balance.Balance`), by default the space's label-free
-        default (``balance.choose("heuristic", space=space)``)."""
+        default (``balance.choose("heuristic", space=space, proxy=self.name)``)."""
         ctx = ctx or ProxyContext()
         if not self.balanced:
             return float(self.fn(space, config, ctx))
         from trainfree.proxies.balance import choose, combine
 
-        balance = ctx.options.get("balance") or choose("heuristic", space=space)
+        balance = ctx.options.get("balance") or choose("heuristic", space=space, proxy=self.name)
         return float(combine(self.components(space, config, ctx), balance))
 
     def components(self, space: Any, config: Any, ctx: ProxyContext | None = None) -> dict[str, float]:

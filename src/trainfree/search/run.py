@@ -238,9 +238,9 @@ class SearchRun:
         comps = [r["components"] for r in records if r.get("feasible") and "components" in r]
         stacked = {k: np.array([c[k] for c in comps]) for k in comps[0]} if comps else None
         try:
-            return choose(str(self.settings.alpha), stacked, space=self.space)
+            return choose(str(self.settings.alpha), stacked, space=self.space, proxy=self.proxy.name)
         except ValueError:  # a strategy that needs a population, with none yet
-            return choose("heuristic", None, space=self.space)
+            return choose("heuristic", None, space=self.space, proxy=self.proxy.name)
 
     def _violations(self, rec: dict[str, Any]) -> list[float]:
         """Constraint values (<= 0 satisfied): failure first, then each limit."""
