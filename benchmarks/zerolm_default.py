@@ -62,8 +62,9 @@ def main() -> None:
         agreement = choose("agreement", comps)
         splits: list = []
         ids = [e.id for e in bench.entries]
-        _, judged = evaluate_balanced(comps, truth, True, AlphaStrategy("heuristic"), space=space,
-                                      ids=ids, proxy="zerolm", splits=splits)  # fmt: skip
+        raw = np.array([e.ground_truth for e in bench.entries])
+        _, judged = evaluate_balanced(comps, raw, bench.higher_is_better, AlphaStrategy("heuristic"),
+                                      space=space, ids=ids, proxy="zerolm", splits=splits)  # fmt: skip
         held = [idx for idx, _ in splits] or [np.arange(len(truth))]
         z = judged["spearman"]
         d_rho = float(np.mean([rho(decoder, i) for i in held]))
@@ -72,6 +73,7 @@ def main() -> None:
         boot = [rng.integers(0, len(truth), len(truth)) for _ in range(200)]
         boot_default = [choose("heuristic", {k: v[i] for k, v in comps.items()}, space=space) for i in boot]
         boot_agree = [choose("agreement", {k: v[i] for k, v in comps.items()}) for i in boot]
+        # how firmly the benchmark decides the transferred balance: refitted on each resample
         refits = [fit_balance({k: v[i] for k, v in comps.items()}, truth[i]) for i in boot] if splits else []
         if splits:  # held out: each split's default against decoder_params on the same half
             wins = np.mean([rho(sc, i) >= rho(decoder, i) - 0.005 for i, sc in splits])

@@ -77,3 +77,17 @@ def test_the_default_is_judged_held_out_on_its_source_and_on_all_of_another_set(
     scores, result = evaluate_balanced(comps, other, False, heuristic, **kwargs)
     assert result["n"] == 200 and "protocol" not in result and result["beta"] == 0.32
     assert np.allclose(scores, combine(comps, Balance(0.72, "sum", 0.32)))
+
+
+def test_a_runs_saved_balance_round_trips_and_a_damaged_one_is_chosen_again():
+    from dataclasses import asdict
+
+    from trainfree.search.run import _saved_balance
+
+    shipped = choose("heuristic", space=get_space("gpt2"), proxy="zerolm")
+    again = _saved_balance(asdict(shipped))
+    assert again == shipped and again.reason == shipped.reason and again.source == "gpt2"
+    damages = ({"alpha": "x", "aggregate": "sum"}, {"alpha": 0.5, "aggregate": "max"}, [0.5], {"beta": 1})
+    for damaged in damages:
+        with pytest.warns(RuntimeWarning, match="balance"):
+            assert _saved_balance(damaged) is None

@@ -334,9 +334,10 @@ def _print_frontier(run: Any, result: Any) -> None:
             highlight=False,
         )
     if result.balance is not None:
-        err_console.print(
-            f"balance: alpha {result.balance.alpha:.3f}, aggregation {result.balance.aggregate}"
-        )
+        b = result.balance
+        embedding = f", embedding {b.beta:.2f}" if b.beta else ""
+        why = f" ({b.reason})" if b.reason else ""
+        err_console.print(f"balance: alpha {b.alpha:.2f}, {b.aggregate}{embedding}{why}", highlight=False)
     err_console.print(
         f"wrote {run.out}/frontier.csv (measured costs), frontier.json, frontier.png, evaluated.csv; "
         f"configs/frontier_NNN_*.json per model",

@@ -89,6 +89,20 @@ class Balance:
             if not np.isfinite(getattr(self, name)):
                 raise ValueError(f"{name} is {getattr(self, name)!r}; expected a finite number")
 
+    @classmethod
+    def from_dict(cls, d: Any) -> Balance:
+        """A balance saved as JSON (a run's log); ValueError, naming the field, if it is not one."""
+        if not isinstance(d, Mapping):
+            raise ValueError(f"balance is {type(d).__name__}; expected an object")
+        try:
+            numbers = {k: float(d[k]) for k in ("alpha", "beta") if k in d}
+            if "alpha" not in numbers or isinstance(d["alpha"], bool):
+                raise ValueError("alpha missing")
+            texts = {k: str(d[k]) for k in ("aggregate", "reason", "source") if k in d}
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"balance: alpha and beta must be numbers ({exc})") from None
+        return cls(**numbers, **texts)
+
 
 #: label-free aggregation priors per space: (aggregation, the reason, stated)
 AGGREGATION_PRIORS: dict[str, tuple[str, str]] = {
@@ -236,14 +250,14 @@ def transferred_balance(space: str | None, proxy: str | None) -> Balance | None:
     fitted = entry.get("balances", {}).get(proxy or "")
     if fitted is None:
         return None
-    why = f"fitted on {entry['benchmark']} ({entry['n']} trained models) and transferred"
+    why = f"fitted on the {entry['n']} trained models of {entry['benchmark']} and transferred"
     return Balance(fitted["alpha"], fitted["aggregate"], fitted["beta"], reason=why, source=space or "")
 
 
 def entry_digest(arch_id: str, truth: float) -> str:
-    """A short fingerprint of one benchmark entry (its id and ground truth), so that a
-    transferred balance can tell its own source benchmark from another set of the space."""
-    return hashlib.sha256(f"{arch_id}\t{float(truth):.6g}".encode()).hexdigest()[:8]
+    """A short fingerprint of one benchmark entry (its id and ground truth, either sign), so
+    that a transferred balance can tell its own source benchmark from another set of the space."""
+    return hashlib.sha256(f"{arch_id}\t{abs(float(truth)):.6g}".encode()).hexdigest()[:8]
 
 
 def from_source(balance: Balance, ids: Sequence[str], truth: np.ndarray) -> np.ndarray:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -355,6 +356,6 @@ class _Loop:
             "pop_size": r.pop_size,
             "balance": None
             if r.balance is None
-            else {"alpha": r.balance.alpha, "aggregate": r.balance.aggregate, "beta": r.balance.beta},
+            else asdict(r.balance),
             "norm": None if r.norm is None else [list(map(float, r.norm[0])), list(map(float, r.norm[1]))],
         }

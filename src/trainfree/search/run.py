@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -122,7 +123,7 @@ class SearchRun:
         self.generation = sum(1 for e in self.log if "keys" in e)
         self.elapsed = float(self.log[-1]["elapsed"]) if self.log else 0.0
         last = self.log[-1] if self.log else {}
-        self.balance = Balance(**last["balance"]) if last.get("balance") else None
+        self.balance = _saved_balance(last.get("balance"))
         self.norm = tuple(np.array(v) for v in last["norm"]) if last.get("norm") else None
         self.pop_size: int | None = last.get("pop_size") or settings.pop_size
         self.algorithm: Any = None
@@ -369,3 +370,15 @@ def _read_settings(out: Path) -> SearchSettings | None:
         return SearchSettings.from_dict(data)
     except (ConfigError, TypeError) as exc:
         raise RunDirError(f"{path}: {exc}") from None
+
+
+def _saved_balance(saved: Any) -> Balance | None:
+    """The balance a resumed run used, from its log; a damaged one is chosen again (the same
+    label-free policy gives the same balance), with a warning that says so."""
+    if not saved:
+        return None
+    try:
+        return Balance.from_dict(saved)
+    except ValueError as exc:
+        warnings.warn(f"{state.LOG_NAME}: {exc}; the balance is chosen again", RuntimeWarning, stacklevel=2)
+        return None
