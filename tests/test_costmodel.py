@@ -330,3 +330,46 @@ def test_the_frontier_reserve_learns_the_runs_churn():
     assert lp.churn() == loop.CHURN_MAX
     lp.refine_seconds, lp.expected = 90.0, 30.0  # batches took 2.5x what the line expected
     assert lp.overhead() == pytest.approx(2.5)
+
+
+def test_a_search_measures_again_what_the_cache_holds_from_an_earlier_session(tmp_path, monkeypatch):
+    """Cache entries of this session are read back; one from hours ago (the machine's speed
+    drifts) is measured again, and the cache entry replaced."""
+    import time
+
+    from trainfree.hardware import MeasurementCache
+    from trainfree.hardware.profiler import Measurement
+    from trainfree.search.evaluator import EvaluationStore, Evaluator
+
+    sets = dict(n_layer=[1, 2], d_model=[64], d_inner=[128], n_head=[2], d_embed=[-1], div_val=[1])
+    space = get_space("gpt2", **sets)
+    rng = np.random.default_rng(0)
+    distinct: dict[str, object] = {}
+    while len(distinct) < 2:
+        c = space.sample(rng)
+        distinct.setdefault(space.config_to_json(c), c)
+    configs = list(distinct.values())
+    settings = HardwareSettings(seq_len=16, warmup=0, repeats=2)
+    cache = MeasurementCache(tmp_path / "hw")
+    timed: list[str] = []
+
+    def figures(latency: float, age: float, how: str) -> Measurement:
+        at = time.time() - age
+        return Measurement(True, latency, latency, latency, latency, 5.0, 1.0, 4.0, how, measured_at=at)
+
+    def fake_profile(space_, config, settings_, seed=0):
+        timed.append(space_.config_to_json(config))
+        return figures(10.0, 0.0, "fresh")
+
+    monkeypatch.setattr("trainfree.hardware.measurement_cache.profile", fake_profile)
+    keys = [cache.key(space.name, space.config_to_json(c), settings, 0) for c in configs]
+    cache.put(keys[0], figures(20.0, 60.0, "minutes ago"))
+    cache.put(keys[1], figures(20.0, 3 * 3600.0, "hours ago"))
+    store = EvaluationStore(tmp_path / "e.jsonl")
+    ev = Evaluator(space, "params", settings, store, None, cache, 0, "fp", True)  # type: ignore[arg-type]
+    got: dict[int, dict] = {}
+    ev._measure(configs, lambda i, fields: got.__setitem__(i, fields))
+    assert got[0]["latency_ms"] == 20.0 and got[0]["hardware_cached"]  # this session: read back
+    assert got[1]["latency_ms"] == 10.0 and not got[1]["hardware_cached"]  # hours old: measured again
+    assert timed == [space.config_to_json(configs[1])]
+    assert cache.get(keys[1]).latency_ms == 10.0  # the cache now holds the fresh figure

@@ -37,6 +37,7 @@ from trainfree.executors import Executor, MeasureResult
 from trainfree.executors.local import LocalExecutor
 from trainfree.hardware import HardwareSettings, MeasurementCache
 from trainfree.hardware.costmodel import cost_features, gene_values, weights_mb
+from trainfree.hardware.drift import SPAN_S
 from trainfree.hardware.profiler import Measurement
 from trainfree.io import append_text
 from trainfree.proxies import get_proxy
@@ -106,6 +107,23 @@ class EvaluationStore:
         self.writes += 1
         for r in records:
             self.records[r["key"]] = r
+
+
+class _WriteOnly:
+    """A hardware cache that stores measurements but serves none: each executor still keys
+    them its own way (a Ray device node's machine, or this one's)."""
+
+    def __init__(self, cache: MeasurementCache) -> None:
+        self.cache = cache
+
+    def key(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return self.cache.key(*args, **kwargs)
+
+    def get(self, key: dict[str, Any]) -> None:
+        return None
+
+    def put(self, key: dict[str, Any], measurement: Measurement) -> None:
+        self.cache.put(key, measurement)
 
 
 def measurement_fields(m: Measurement, cached: bool) -> dict[str, Any]:
@@ -203,22 +221,47 @@ class Evaluator:
     def _measure(self, configs: Sequence[Any], done: Callable[[int, dict[str, Any]], None]) -> None:
         """Measure ``configs`` through the executor (in parallel where it has several
         devices), calling ``done(i, fields)`` as each is final. A transient failure (a worker
-        that died, a timeout) is tried again, at most three times in all, after a back-off."""
+        that died, a timeout) is tried again, at most three times in all, after a back-off.
+
+        A hardware-cache entry measured in an earlier session of the machine (over
+        ``drift.SPAN_S`` ago) is measured again, and the cache entry replaced: this machine's
+        speed drifts by up to 12% over hours (docs/search.md), and a run's measured figures
+        are meant to be of the machine as it is now, like its cost model's."""
         t0 = time.perf_counter()
+        stale: list[int] = []
+
+        def fresh_or_stale(i: int, fields: dict[str, Any]) -> None:
+            at = fields.get("measured_at")
+            if fields.get("hardware_cached") and at is not None and time.time() - float(at) > SPAN_S:
+                stale.append(i)
+            else:
+                done(i, fields)
+
+        self._measure_batch(configs, fresh_or_stale, refresh=False)
+        if stale:
+            self._measure_batch(
+                [configs[i] for i in stale], lambda j, fields: done(stale[j], fields), refresh=True
+            )
+        if configs:
+            share = (time.perf_counter() - t0) / len(configs)
+            self.measure_seconds.extend([share] * len(configs))
+
+    def _measure_batch(
+        self, configs: Sequence[Any], done: Callable[[int, dict[str, Any]], None], refresh: bool
+    ) -> None:
+        """:meth:`_measure`'s retry loop; ``refresh``: measure past the cache, then store."""
         todo = list(range(len(configs)))
         for attempt in range(3):
             retry: list[int] = []
             on_result = functools.partial(self._measured, todo, retry, attempt == 2, done)
+            cache = _WriteOnly(self.cache) if refresh and self.cache is not None else self.cache
             self.executor.measure(
-                self.space, [configs[i] for i in todo], self.hardware, self.cache, self.seed, on_result
+                self.space, [configs[i] for i in todo], self.hardware, cache, self.seed, on_result
             )
             if not retry:
                 break
             time.sleep(0.5 * 2**attempt)  # a busy machine: back off, then try again
             todo = sorted(retry)
-        if configs:
-            share = (time.perf_counter() - t0) / len(configs)
-            self.measure_seconds.extend([share] * len(configs))
 
     @staticmethod
     def _measured(

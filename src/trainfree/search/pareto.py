@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import io
 import json
+import math
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,7 @@ RECORD_COLUMNS = (
     "seconds_proxy",
     "seconds_measure",
     "hardware_cached",
+    "measured_at",
 )
 FRONTIER_COLUMNS = (
     "costs",
@@ -48,6 +51,7 @@ FRONTIER_COLUMNS = (
     "params",
     "decoder_params",
     "flops",
+    "measured_at",
 )
 
 
@@ -63,6 +67,13 @@ def objective_matrix(
 
 def _num(x: Any) -> float:
     return float("nan") if x is None else float(x)
+
+
+def _shown(key: str, value: Any) -> Any:
+    """A record field as the output files show it: a measurement's time in UTC (ISO 8601)."""
+    if key == "measured_at" and isinstance(value, (int, float)) and math.isfinite(value):
+        return datetime.fromtimestamp(value, tz=UTC).isoformat(timespec="seconds")
+    return value
 
 
 def nondominated(F: np.ndarray) -> np.ndarray:
@@ -146,7 +157,7 @@ def evaluated_table(records: Sequence[dict[str, Any]], scores: np.ndarray, proxy
             row[f"{proxy}.{name}"] = value
         for key in RECORD_COLUMNS:
             if key in rec:
-                row[key] = rec[key]
+                row[key] = _shown(key, rec[key])
         row["config"] = json.dumps(rec["config"], separators=(",", ":"), sort_keys=True)
         rows.append(row)
     return pd.DataFrame(rows)
@@ -180,7 +191,7 @@ def write_outputs(
                 "index": rec["index"],
                 "config_file": f"configs/{name}",
                 proxy: float(scores[i]),
-                **{k: rec.get(k) for k in FRONTIER_COLUMNS if k in rec},
+                **{k: _shown(k, rec.get(k)) for k in FRONTIER_COLUMNS if k in rec},
                 "config": rec["config"],
             }
         )
