@@ -91,3 +91,13 @@ def test_a_runs_saved_balance_round_trips_and_a_damaged_one_is_chosen_again():
     for damaged in damages:
         with pytest.warns(RuntimeWarning, match="balance"):
             assert _saved_balance(damaged) is None
+
+
+def test_a_handful_of_its_source_models_is_refused_in_one_line(data_dir):
+    bench = load_benchmark("gpt2")
+    few = bench.entries[:5]
+    comps = _components(bench.space, [e.config for e in few])
+    truth = np.array([e.ground_truth for e in few])
+    with pytest.raises(ValueError, match="too few to judge it held out"):
+        evaluate_balanced(comps, truth, False, AlphaStrategy("heuristic"), space=bench.space,
+                          ids=[e.id for e in few], proxy="zerolm")  # fmt: skip
