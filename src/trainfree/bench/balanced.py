@@ -46,10 +46,10 @@ def evaluate_balanced(
         chosen = choose(strategy, components, space=space, ids=ids, proxy=proxy)
         own = from_source(chosen, ids, truth) if ids is not None else np.zeros(n, dtype=bool)
         if own.any():  # judged on its own source: as it was made, held out (module docstring)
-            if n < 10:
+            if n < 5:
                 raise ValueError(
                     f"the default balance of {proxy} was fitted on these architectures; {n} are too "
-                    "few to judge it held out (10 or more), so pass --alpha with a number"
+                    "few to judge it held out (5 or more), so pass --alpha with a number"
                 )
             strategy, why = AlphaStrategy("fit", k=n // 2), chosen.reason
     if strategy.kind != "fit":
