@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from trainfree.bench.correlation import rank_correlation
-from trainfree.proxies.balance import AlphaStrategy, choose, combine, from_source
+from trainfree.proxies.balance import AlphaStrategy, choose, combine, fitted_on
 
 
 def evaluate_balanced(
@@ -44,8 +44,7 @@ def evaluate_balanced(
     shown, why = strategy, ""
     if strategy.kind != "fit":
         chosen = choose(strategy, components, space=space, ids=ids, proxy=proxy)
-        own = from_source(chosen, ids, truth) if ids is not None else np.zeros(n, dtype=bool)
-        if own.any():  # judged on its own source: as it was made, held out (module docstring)
+        if ids is not None and fitted_on(chosen, ids, truth):  # as it was made, held out (see above)
             if n < 5:
                 raise ValueError(
                     f"the default balance of {proxy} was fitted on these architectures; {n} are too "

@@ -50,6 +50,13 @@ def measured_at(value: Any) -> float:
     return float(value) if math.isfinite(value) and value > 0 else math.nan
 
 
+def earlier_session(at: Any, now: float) -> bool:
+    """Whether a single measurement taken at ``at`` is certainly of an earlier session than
+    ``now``'s: more than ``SPAN_S`` ago, longer than any session runs (unknown times: no)."""
+    t = measured_at(at)
+    return math.isfinite(t) and now - t > SPAN_S
+
+
 def stale(times: Sequence[Any], now: float) -> bool:
     """Whether no row was measured in the session that ``now`` is in (none within ``GAP_S``):
     a run then measures a few architectures first, so that its predictions are levelled to

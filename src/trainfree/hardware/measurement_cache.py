@@ -11,6 +11,7 @@ may be transient (a busy machine, a timeout) and is cheap to retry.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -44,6 +45,15 @@ class MeasurementCache:
         self.hits = 0
         self.misses = 0
         self.write_errors = 0
+        self.serve = True  # False: a refreshing view (``refreshing``), which serves nothing
+
+    def refreshing(self) -> MeasurementCache:
+        """This cache for measurements that must be taken anew: it serves no entry and stores
+        what is measured, under the key each executor gives (a Ray device node's machine, or
+        this one's)."""
+        view = copy.copy(self)
+        view.serve = False
+        return view
 
     def machine(self, device: str) -> dict[str, Any]:
         if self._machine is None:
@@ -73,6 +83,8 @@ class MeasurementCache:
         return self.root / digest[:2] / f"{digest}.json"
 
     def get(self, key: dict[str, Any]) -> Measurement | None:
+        if not self.serve:
+            return None
         path = self._path(key)
         try:
             entry = json.loads(path.read_text())

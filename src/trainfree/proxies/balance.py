@@ -61,6 +61,7 @@ import numpy as np
 from scipy import stats
 
 from trainfree.proxies.spectral import EMBEDDING
+from trainfree.proxies.transferred import TRANSFERRED
 
 AGGREGATIONS = ("sum", "layer")
 ALPHAS = np.linspace(0.0, 1.0, 101)
@@ -244,8 +245,6 @@ def heuristic_balance(
 
 def transferred_balance(space: str | None, proxy: str | None) -> Balance | None:
     """The balance of ``proxy`` fitted on ``space``'s published benchmark, if there is one."""
-    from trainfree.proxies.transferred import TRANSFERRED
-
     entry = TRANSFERRED.get(space or "", {})
     fitted = entry.get("balances", {}).get(proxy or "")
     if fitted is None:
@@ -260,14 +259,10 @@ def entry_digest(arch_id: str, truth: float) -> str:
     return hashlib.sha256(f"{arch_id}\t{abs(float(truth)):.6g}".encode()).hexdigest()[:8]
 
 
-def from_source(balance: Balance, ids: Sequence[str], truth: np.ndarray) -> np.ndarray:
-    """Which architectures (a boolean mask) belong to the benchmark ``balance`` was fitted on."""
-    if not balance.source:
-        return np.zeros(len(ids), dtype=bool)
-    from trainfree.proxies.transferred import TRANSFERRED
-
-    known = set(TRANSFERRED.get(balance.source, {}).get("entries", ()))
-    return np.array([entry_digest(i, t) in known for i, t in zip(ids, truth, strict=True)], dtype=bool)
+def fitted_on(balance: Balance, ids: Sequence[str], truth: np.ndarray) -> bool:
+    """Whether any of these architectures belongs to the benchmark ``balance`` was fitted on."""
+    known = set(TRANSFERRED.get(balance.source, {}).get("entries", ())) if balance.source else set()
+    return any(entry_digest(i, t) in known for i, t in zip(ids, truth, strict=True))
 
 
 def component_names(aggregate: str) -> tuple[str, str]:

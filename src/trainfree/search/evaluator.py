@@ -35,9 +35,8 @@ from typing import Any
 
 from trainfree.executors import Executor, MeasureResult
 from trainfree.executors.local import LocalExecutor
-from trainfree.hardware import HardwareSettings, MeasurementCache
+from trainfree.hardware import HardwareSettings, MeasurementCache, drift
 from trainfree.hardware.costmodel import cost_features, gene_values, weights_mb
-from trainfree.hardware.drift import SPAN_S
 from trainfree.hardware.profiler import Measurement
 from trainfree.io import append_text
 from trainfree.proxies import get_proxy
@@ -107,23 +106,6 @@ class EvaluationStore:
         self.writes += 1
         for r in records:
             self.records[r["key"]] = r
-
-
-class _WriteOnly:
-    """A hardware cache that stores measurements but serves none: each executor still keys
-    them its own way (a Ray device node's machine, or this one's)."""
-
-    def __init__(self, cache: MeasurementCache) -> None:
-        self.cache = cache
-
-    def key(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        return self.cache.key(*args, **kwargs)
-
-    def get(self, key: dict[str, Any]) -> None:
-        return None
-
-    def put(self, key: dict[str, Any], measurement: Measurement) -> None:
-        self.cache.put(key, measurement)
 
 
 def measurement_fields(m: Measurement, cached: bool) -> dict[str, Any]:
@@ -223,16 +205,16 @@ class Evaluator:
         devices), calling ``done(i, fields)`` as each is final. A transient failure (a worker
         that died, a timeout) is tried again, at most three times in all, after a back-off.
 
-        A hardware-cache entry measured in an earlier session of the machine (over
-        ``drift.SPAN_S`` ago) is measured again, and the cache entry replaced: this machine's
+        A hardware-cache entry measured in an earlier session of the machine
+        (``drift.earlier_session``) is measured again, and the cache entry replaced: this machine's
         speed drifts by up to 12% over hours (docs/search.md), and a run's measured figures
         are meant to be of the machine as it is now, like its cost model's."""
         t0 = time.perf_counter()
         stale: list[int] = []
 
         def fresh_or_stale(i: int, fields: dict[str, Any]) -> None:
-            at = fields.get("measured_at")
-            if fields.get("hardware_cached") and at is not None and time.time() - float(at) > SPAN_S:
+            old = drift.earlier_session(fields.get("measured_at"), time.time())
+            if fields.get("hardware_cached") and old:
                 stale.append(i)
             else:
                 done(i, fields)
@@ -254,7 +236,7 @@ class Evaluator:
         for attempt in range(3):
             retry: list[int] = []
             on_result = functools.partial(self._measured, todo, retry, attempt == 2, done)
-            cache = _WriteOnly(self.cache) if refresh and self.cache is not None else self.cache
+            cache = self.cache.refreshing() if refresh and self.cache is not None else self.cache
             self.executor.measure(
                 self.space, [configs[i] for i in todo], self.hardware, cache, self.seed, on_result
             )
