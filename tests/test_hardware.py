@@ -4,7 +4,10 @@ of real models (PyTorch and ONNX Runtime), failure reporting and the on-disk cac
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -52,6 +55,31 @@ def test_cpu_probe_counts_a_freed_allocation_at_its_peak():
         assert 60 <= peak <= 80
     else:  # lifetime peak: only a lower bound is guaranteed
         assert peak >= 0
+
+
+_KEEPS_FREED = """
+import sys, torch
+from trainfree.hardware.profiler import _status_kb, steady_allocator
+if sys.argv[1] == "steady":
+    steady_allocator()
+x = torch.ones(64 * 1024 * 1024 // 4)  # 64 MB, touched
+before = _status_kb("VmRSS")
+del x
+print((before - _status_kb("VmRSS")) / 1024)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc (Linux)")
+@pytest.mark.parametrize("mode", ["default", "steady"])
+def test_steady_allocator_keeps_what_a_run_frees(mode):
+    """glibc hands a freed 64 MB block back to the system (the next run page-faults it in
+    again); after steady_allocator it keeps it, as the timed runs need."""
+    out = subprocess.run([sys.executable, "-c", _KEEPS_FREED, mode], capture_output=True, text=True, check=True)
+    returned_mb = float(out.stdout.split()[-1])
+    if mode == "default":
+        assert returned_mb >= 60
+    else:
+        assert returned_mb <= 4
 
 
 def test_inference_of_a_language_model_includes_the_output_layer(tiny):

@@ -31,7 +31,7 @@ from trainfree.hardware.profiler import HardwareSettings, machine_info
 from trainfree.io import atomic_write_json
 from trainfree.spaces.base import ConfigError
 
-FORMAT = "trainfree-costmodel-rows/1"
+FORMAT = "trainfree-costmodel-rows/2"  # /2: latencies timed with a steady allocator
 
 
 def calibration_sample(space: Any, n: int, seed: int = 0) -> list[Any]:

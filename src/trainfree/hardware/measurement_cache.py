@@ -22,7 +22,9 @@ from typing import Any
 from trainfree.hardware.profiler import HardwareSettings, Measurement, machine_info, profile
 from trainfree.io import atomic_write_json
 
-FORMAT = "trainfree-hardware-cache/2"  # /2: memory_mb is the footprint (weights + activations)
+#: /2: memory_mb is the footprint (weights + activations); /3: latency timed with a steady
+#: allocator (``profiler.steady_allocator``)
+FORMAT = "trainfree-hardware-cache/3"
 ENV_VAR = "TRAINFREE_CACHE"
 
 
