@@ -74,7 +74,8 @@ print((before - _status_kb("VmRSS")) / 1024)
 def test_steady_allocator_keeps_what_a_run_frees(mode):
     """glibc hands a freed 64 MB block back to the system (the next run page-faults it in
     again); after steady_allocator it keeps it, as the timed runs need."""
-    out = subprocess.run([sys.executable, "-c", _KEEPS_FREED, mode], capture_output=True, text=True, check=True)
+    cmd = [sys.executable, "-c", _KEEPS_FREED, mode]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
     returned_mb = float(out.stdout.split()[-1])
     if mode == "default":
         assert returned_mb >= 60
