@@ -233,10 +233,10 @@ class Evaluator:
     ) -> None:
         """:meth:`_measure`'s retry loop; ``refresh``: measure past the cache, then store."""
         todo = list(range(len(configs)))
+        cache = self.cache.refreshing() if refresh and self.cache is not None else self.cache
         for attempt in range(3):
             retry: list[int] = []
             on_result = functools.partial(self._measured, todo, retry, attempt == 2, done)
-            cache = self.cache.refreshing() if refresh and self.cache is not None else self.cache
             self.executor.measure(
                 self.space, [configs[i] for i in todo], self.hardware, cache, self.seed, on_result
             )

@@ -354,8 +354,6 @@ class _Loop:
         r = self.run
         return {
             "pop_size": r.pop_size,
-            "balance": None
-            if r.balance is None
-            else asdict(r.balance),
+            "balance": None if r.balance is None else asdict(r.balance),
             "norm": None if r.norm is None else [list(map(float, r.norm[0])), list(map(float, r.norm[1]))],
         }
