@@ -32,7 +32,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from trainfree import get_space
 from trainfree.hardware import MeasurementCache, profile_cached
 from trainfree.hardware.calibration import calibration_sample, measured_row
-from trainfree.hardware.costmodel import fit_cost_model
+from trainfree.hardware.costmodel import accuracy, fit_cost_model
 from trainfree.search.settings import SEARCH_HARDWARE
 
 #: ops timed alone (what they run), the rest only counted
@@ -135,8 +135,8 @@ def main() -> None:
         p = model.predict(
             [r["features"] for r in test], [r["weights_mb"] for r in test], [r["genes"] for r in test]
         )
-        err = np.abs(p["latency_ms"] / np.array([r["latency_ms"] for r in test]) - 1)
-        print(f"| {label} | {np.mean(err <= 0.1):.0%} | {np.median(err):.1%} |")
+        a = accuracy(p["latency_ms"], np.array([r["latency_ms"] for r in test]))
+        print(f"| {label} | {a['within_10pct']:.0%} | {a['median_ape']:.1%} |")
 
 
 if __name__ == "__main__":
