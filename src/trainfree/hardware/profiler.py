@@ -400,6 +400,8 @@ def profile(
 
     Never raises for a model that cannot run: an exception, a crash (e.g. the kernel killing
     the worker for memory) or a timeout all return ``Measurement(ok=False, error=...)``.
+    ``isolate=False`` measures in this process (a Ray task's fresh worker), and leaves its
+    allocator as :func:`steady_allocator` set it.
     """
     settings = settings or HardwareSettings()
     reason = too_big(space, config)
