@@ -76,7 +76,7 @@ def test_fit_recovers_a_linear_cost_and_reports_held_out_accuracy():
     assert model.trustworthy() == (True, "")
     noisy = fit_cost_model(_rows(60, noise=0.5))  # 50% noise: the held-out figures must show it
     assert noisy.accuracy["latency_ms"]["within_10pct"] < 0.5
-    assert not noisy.trustworthy()[0] and "Spearman" in noisy.trustworthy()[1]
+    assert not noisy.trustworthy()[0] and "latency pairs" in noisy.trustworthy()[1]
     few = fit_cost_model(_rows(8, noise=0.0))
     assert not few.trustworthy()[0] and "calibration measurements" in few.trustworthy()[1]
 
@@ -279,18 +279,20 @@ def test_predicted_search_measures_every_frontier_model(tmp_path, monkeypatch):
     assert len(third.cost.model.sessions) == 2  # yesterday's rows and today's
 
 
-def test_a_model_below_the_bar_falls_back_to_measuring(tmp_path, monkeypatch):
+def test_a_model_below_the_bar_keeps_choosing_on_predictions(tmp_path, monkeypatch):
+    """Below the bar the search still evaluates candidates on predicted costs (measuring
+    every architecture on a busy machine left 64 of them in a 4-minute run), and says so."""
     monkeypatch.setenv("TRAINFREE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(costmodel, "MIN_SPEARMAN", 1.01)  # no model can reach it
+    monkeypatch.setattr(costmodel, "MIN_ORDERED", 1.01)  # no model can reach it
     s = _predicted_settings()
     s.budget = "28"
     run = SearchRun.open(tmp_path / "run", s)
     result = run.run()
     run.close()
-    assert result.costs == "measured" and "not trusted" in run.cost.note
+    assert result.costs == "predicted" and "below its accuracy bar" in run.cost.note
     evaluated = pd.read_csv(tmp_path / "run" / "evaluated.csv")
-    assert (evaluated["costs"] == "measured").all()
-    assert "not trusted" in json.loads((tmp_path / "run" / "frontier.json").read_text())["cost_model_note"]
+    assert (evaluated["costs"] == "predicted").sum() > 0
+    assert "measures more" in json.loads((tmp_path / "run" / "frontier.json").read_text())["cost_model_note"]
 
 
 def test_calibrate_command(tmp_path, monkeypatch):

@@ -17,7 +17,7 @@ from trainfree import get_space
 from trainfree.errors import ConfigError
 from trainfree.hardware import HardwareSettings, Measurement, MeasurementCache, profile, profile_cached
 from trainfree.hardware.measurement_cache import FORMAT
-from trainfree.hardware.profiler import cpu_peak_probe
+from trainfree.hardware.memory_probes import cpu_peak_probe
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,7 @@ def test_cpu_probe_counts_a_freed_allocation_at_its_peak():
 
 _KEEPS_FREED = """
 import sys, torch
-from trainfree.hardware.profiler import _status_kb, steady_allocator
+from trainfree.hardware.memory_probes import _status_kb, steady_allocator
 if sys.argv[1] == "steady":
     steady_allocator()
 x = torch.ones(64 * 1024 * 1024 // 4)  # 64 MB, touched

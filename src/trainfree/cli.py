@@ -162,7 +162,14 @@ def info(
 
 
 def _hardware_settings(
-    backend: str, device: str, batch_size: int, seq_len: int, threads: int, warmup: int, repeats: int
+    backend: str,
+    device: str,
+    batch_size: int,
+    seq_len: int,
+    threads: int,
+    warmup: int,
+    repeats: int,
+    max_repeats: int | None = None,
 ):
     from trainfree.hardware import HardwareSettings
 
@@ -178,6 +185,7 @@ def _hardware_settings(
             threads=threads,
             warmup=warmup,
             repeats=repeats,
+            max_repeats=max_repeats,
         )
     except TrainfreeError as exc:
         raise _fail(str(exc)) from None

@@ -36,10 +36,11 @@ from trainfree.cli import (
     err_console,
     make_executor,
 )
+from trainfree.cli_progress import SearchDisplay, process_started
 from trainfree.errors import TrainfreeError
 from trainfree.executors.base import measured_elsewhere
 from trainfree.search.costs import MEASURED_FIELDS
-from trainfree.search.settings import SEARCH_HARDWARE, SearchSettings
+from trainfree.search.settings import MAX_REPEATS_FACTOR, SEARCH_HARDWARE, SearchSettings
 
 
 def default_workers() -> int:
@@ -155,7 +156,10 @@ def search(
                 proxy=proxy,
                 alpha=alpha,
                 objectives=[o.strip() for o in objectives.split(",") if o.strip()],
-                hardware=_hardware_settings(backend, device, batch_size, seq_len, threads, warmup, repeats),
+                hardware=_hardware_settings(
+                    *(backend, device, batch_size, seq_len, threads, warmup, repeats),
+                    max_repeats=MAX_REPEATS_FACTOR * repeats,
+                ),
                 limits=limits,
                 costs=costs,
                 budget=budget or "4m",
@@ -204,9 +208,6 @@ def _run_search(run: Any, resumed: bool) -> int:
         + (f" (continuing: {len(run.store)} evaluated)" if resumed else ""),
         highlight=False,
     )
-    shown = {"accuracy": False}
-    evals, seconds = run.budget_evals, run.budget_seconds
-
     terminated = []
 
     def on_term(signum: int, frame: Any) -> None:  # SIGTERM stops cleanly, like Ctrl-C
@@ -217,39 +218,12 @@ def _run_search(run: Any, resumed: bool) -> int:
     result, stopped = None, False
     try:
         try:
-            with Progress(
-                TextColumn("[bold]{task.description}"),
-                BarColumn(bar_width=16),
-                TextColumn("{task.fields[status]}"),
-                TimeElapsedColumn(),
-                TimeRemainingColumn(),
-                console=err_console,
-            ) as progress:
-                task = progress.add_task("search", total=evals or seconds, status="starting")
-
-                def on_progress(p: Any) -> None:
-                    model = run.cost.model
-                    if p.phase == "search" and model is not None and not shown["accuracy"]:
-                        shown["accuracy"] = True
-                        progress.console.print(
-                            accuracy_table(
-                                model.accuracy,
-                                f"cost model: held-out accuracy ({model.n} measured)",
-                            )
-                        )
-                        progress.console.print(f"cost model: {model.form()}", highlight=False)
-                        if run.cost.note:
-                            progress.console.print(f"[yellow]{run.cost.note}[/]", highlight=False)
-                    hv = "-" if p.hypervolume is None else f"{p.hypervolume:.3f}"
-                    progress.update(
-                        task,
-                        completed=p.evaluations if evals else min(p.elapsed, seconds or 0),
-                        description=p.phase if p.phase != "search" else f"gen {p.generation}",
-                        status=f"{p.evaluations} ev {p.evals_per_second:.1f}/s | front "
-                        f"{p.frontier_measured}/{p.frontier_size} meas. | HV {hv}",
-                    )
-
-                result = run.run(on_progress=on_progress)
+            if run.finished:  # the same command again: reprinted, nothing evaluated or written
+                result = run.run()
+            else:
+                with SearchDisplay(err_console, run) as display:
+                    progress = lambda p: display.on_progress(p, accuracy_table)  # noqa: E731
+                    result = run.run(on_progress=progress, started=process_started())
         except KeyboardInterrupt:  # a second stop while the outputs were written (they are atomic)
             stopped = True
         finally:
@@ -338,6 +312,16 @@ def _print_frontier(run: Any, result: Any) -> None:
         embedding = f", embedding {b.beta:.2f}" if b.beta else ""
         why = f" ({b.reason})" if b.reason else ""
         err_console.print(f"balance: alpha {b.alpha:.2f}, {b.aggregate}{embedding}{why}", highlight=False)
+    load = run.machine_load
+    if load is not None and load.busy and not run.load_told:
+        err_console.print(f"[yellow]{load.describe(s.hardware.clock)}[/]", highlight=False)
+    if result.stopped == "finished earlier":
+        err_console.print(
+            f"this run finished earlier (budget {s.budget}): reprinted, nothing evaluated; to continue "
+            f"it, give a larger budget: `trainfree search --resume --out {run.out} --budget N`",
+            highlight=False,
+        )
+        return
     err_console.print(
         f"wrote {run.out}/frontier.csv (measured costs), frontier.json, frontier.png, evaluated.csv; "
         f"configs/frontier_NNN_*.json per model",
@@ -374,7 +358,9 @@ def calibrate(
     from trainfree.hardware.calibration import RowCache
     from trainfree.spaces import get_space
 
-    hw = _hardware_settings(backend, device, batch_size, seq_len, threads, warmup, repeats)
+    hw = _hardware_settings(
+        backend, device, batch_size, seq_len, threads, warmup, repeats, MAX_REPEATS_FACTOR * repeats
+    )
     if cache:  # what calibrate is for: measurements kept for this machine; check before measuring
         _check_writable(MeasurementCache().root, "the hardware cache ($TRAINFREE_CACHE)", folder=True)
     try:

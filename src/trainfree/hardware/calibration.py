@@ -31,7 +31,8 @@ from trainfree.hardware.profiler import HardwareSettings, machine_info
 from trainfree.io import atomic_write_json
 from trainfree.spaces.base import ConfigError
 
-FORMAT = "trainfree-costmodel-rows/2"  # /2: latencies timed with a steady allocator
+#: /2: latencies timed with a steady allocator; /3: a single-thread latency is on-CPU time
+FORMAT = "trainfree-costmodel-rows/3"
 
 
 def calibration_sample(space: Any, n: int, seed: int = 0) -> list[Any]:

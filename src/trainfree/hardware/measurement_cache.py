@@ -23,8 +23,9 @@ from trainfree.hardware.profiler import HardwareSettings, Measurement, machine_i
 from trainfree.io import atomic_write_json
 
 #: /2: memory_mb is the footprint (weights + activations); /3: latency timed with a steady
-#: allocator (``profiler.steady_allocator``)
-FORMAT = "trainfree-hardware-cache/3"
+#: allocator (``profiler.steady_allocator``); /4: a single-thread CPU latency is on-CPU time
+#: (``timing``)
+FORMAT = "trainfree-hardware-cache/4"
 ENV_VAR = "TRAINFREE_CACHE"
 
 

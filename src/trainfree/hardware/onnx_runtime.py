@@ -12,7 +12,8 @@ from typing import Any
 
 import torch
 
-from trainfree.hardware.profiler import HardwareSettings, Measurement, _memory_then_latency, cpu_peak_probe
+from trainfree.hardware.memory_probes import cpu_peak_probe
+from trainfree.hardware.profiler import HardwareSettings, Measurement, _memory_then_latency
 
 
 class _Inference(torch.nn.Module):

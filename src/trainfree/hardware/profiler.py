@@ -4,10 +4,13 @@ What is measured is ``space.inference(model, ids)`` (for the language-model spac
 states *and* output log-probabilities) on a seeded batch of random token ids, in inference
 mode, with the model in eval mode:
 
-- **latency**: ``warmup`` untimed runs, then ``repeats`` timed runs; the median is the figure,
-  the quartiles and the minimum say how noisy it was. On CUDA every run is synchronised. On
-  the CPU the timed runs follow :func:`steady_allocator`: memory a run frees is kept for the
-  next, as in a serving process, so the figure is the compute, not page faults.
+- **latency**: ``warmup`` untimed runs, then ``repeats`` timed runs (more, up to
+  ``max_repeats``, while they disagree); the median is the figure, the quartiles and the
+  minimum say how noisy it was. A single-thread CPU measurement is timed by its on-CPU time,
+  so that another program taking the core does not count (:mod:`trainfree.hardware.timing`);
+  the wall times are kept beside it. On CUDA every run is synchronised. On the CPU the timed
+  runs follow :func:`steady_allocator`: memory a run frees is kept for the next, as in a
+  serving process, so the figure is the compute, not page faults.
 - **memory**: the peak inference footprint in MB, ``memory_mb = weights_mb + activation_mb``:
   what a device must hold at once to run the model. ``weights_mb`` is the parameters' size;
   ``activation_mb`` is the peak memory one forward pass *adds* on top of them. On CUDA it is
@@ -28,8 +31,6 @@ worker: the measurement comes back as failed, with the reason.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import math
 import os
 import platform
@@ -39,10 +40,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from trainfree.errors import ConfigError
+from trainfree.hardware.memory_probes import cpu_peak_probe, cuda_peak_probe, steady_allocator
+from trainfree.hardware.timing import clock_for, reference_ms, time_runs
 from trainfree.hardware.workers import die_with_parent, main_hidden, too_big, worker_context
 
 BACKENDS = ("torch", "onnx")
@@ -62,6 +64,8 @@ class HardwareSettings:
     warmup: int = 2
     repeats: int = 10
     timeout_s: float = 600.0
+    #: more timed runs while they disagree, up to this many in all (None: ``repeats``)
+    max_repeats: int | None = None
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -80,12 +84,20 @@ class HardwareSettings:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 raise ConfigError(name, value, f"an integer >= {minimum}")
+        top = self.max_repeats
+        if top is not None and (isinstance(top, bool) or not isinstance(top, int) or top < self.repeats):
+            raise ConfigError("max_repeats", top, f"an integer >= repeats ({self.repeats})")
         if not self.timeout_s > 0:
             raise ConfigError("timeout_s", self.timeout_s, "a positive number of seconds")
 
     @property
     def name(self) -> str:
         return f"{self.backend}-{self.device}"
+
+    @property
+    def clock(self) -> str:
+        """``cpu`` (on-CPU time) or ``wall``: what times the runs (``timing.clock_for``)."""
+        return clock_for(self.device, self.threads)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -109,7 +121,16 @@ class Measurement:
     seconds_memory: float = 0.0
     seconds_latency: float = 0.0
     error: str | None = None
-    runs_ms: list[float] = field(default_factory=list)
+    runs_ms: list[float] = field(default_factory=list)  # wall time of each timed run
+    cpu_runs_ms: list[float] = field(default_factory=list)  # on-CPU time of each timed run
+    #: what ``latency_ms`` is the median of: ``cpu`` (on-CPU time) or ``wall``
+    latency_clock: str = "wall"
+    latency_spread: float = math.nan  # the runs' IQR over their median
+    repeatable: bool = True  # False: the runs still disagreed by more than 10% at max_repeats
+    #: the share of runs that another program interrupted (single-thread CPU runs; else NaN)
+    interrupted_share: float = math.nan
+    reference_ms: float = math.nan  # on-CPU time of the reference kernel (``timing``)
+    others_running: float = math.nan  # other programs running while it was timed (mean)
     #: when it was taken (Unix time; None: unknown, as in caches from before it was kept):
     #: the machine's speed drifts, and the cost model levels measurements by their session
     measured_at: float | None = None
@@ -137,6 +158,10 @@ class Measurement:
                     raise ValueError(f"measurement field {name}: {value!r} is not a finite number >= 0")
             if not isinstance(out.runs_ms, list) or not isinstance(out.memory_method, str):
                 raise ValueError("measurement fields runs_ms/memory_method have the wrong type")
+            if not isinstance(out.cpu_runs_ms, list) or out.latency_clock not in ("cpu", "wall"):
+                raise ValueError("measurement fields cpu_runs_ms/latency_clock have the wrong type")
+            if not isinstance(out.repeatable, bool):
+                raise ValueError("measurement field repeatable is not true or false")
         t = out.measured_at
         if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t)):
             raise ValueError(f"measurement field measured_at: {t!r} is not a time")
@@ -179,127 +204,7 @@ def machine_info(device: str = "cpu") -> dict[str, Any]:
     return info
 
 
-# ----------------------------------------------------------------- CPU memory probes
-def _status_kb(field_name: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field_name + ":"):
-            return int(line.split()[1])
-    raise OSError(f"{field_name} not in /proc/self/status")
-
-
-def _libc() -> Any:
-    name = ctypes.util.find_library("c")
-    return ctypes.CDLL(name) if name else None
-
-
-def _release_free_heap() -> None:
-    """Give freed heap pages back to the system, so they cannot hide the next run's growth."""
-    libc = _libc()
-    if libc is not None and hasattr(libc, "malloc_trim"):
-        libc.malloc_trim(0)
-
-
-#: glibc's ``mallopt`` parameters (malloc.h)
-_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
-
-
-def steady_allocator() -> None:
-    """Make the C allocator keep what a forward pass frees (glibc only; elsewhere a no-op).
-
-    By default glibc serves large blocks with ``mmap`` and hands freed memory back to the
-    system, with thresholds that it moves as blocks are freed. Each timed run then page-faults
-    a share of its buffers that follows the order and sizes of its allocations, not its
-    compute: GPT-2 models of similar shape differed by up to 20% for that alone, and the cost
-    model's held-out share within +-10% stayed near 80% (docs/search.md). A serving process
-    in steady state reuses its memory (a caching allocator, ONNX Runtime's arena, CUDA's
-    caching allocator), so the timed runs do too: no ``mmap``, no trimming. It is called
-    after the memory run, whose peak is thus taken as before, from a fresh heap."""
-    libc = _libc()
-    if libc is None or not hasattr(libc, "mallopt"):
-        return
-    libc.mallopt(_M_MMAP_MAX, 0)
-    libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1)
-
-
-def cpu_peak_probe() -> tuple[str, Callable[[], None], Callable[[], float]]:
-    """``(method, start, stop)``: ``stop()`` returns the peak MB added since ``start()``.
-
-    ``vmhwm`` (Linux: exact high-water mark) when the kernel lets us reset the peak counter,
-    else ``ru_maxrss`` (the process's lifetime peak; exact only when the run sets a new peak,
-    which in a fresh worker it usually does)."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        _status_kb("VmHWM")
-    except OSError:
-        import resource
-
-        scale = 1.0 if platform.system() == "Darwin" else 1024.0  # bytes vs KiB
-        state: dict[str, float] = {}
-
-        def start_rss() -> None:
-            state["before"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
-
-        def stop_rss() -> float:
-            return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale - state["before"]) / MB
-
-        return "ru_maxrss", start_rss, stop_rss
-
-    state_kb: dict[str, int] = {}
-
-    def start() -> None:
-        _release_free_heap()
-        Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
-        state_kb["before"] = _status_kb("VmRSS")
-
-    def stop() -> float:
-        return max(0, _status_kb("VmHWM") - state_kb["before"]) / 1024.0
-
-    return "vmhwm", start, stop
-
-
-def cuda_peak_probe() -> tuple[str, Callable[[], None], Callable[[], float]]:
-    """``(method, start, stop)`` for CUDA: the caching allocator's peak minus what was
-    allocated at ``start()``, in MB (``stop()`` synchronises first)."""
-    state: dict[str, int] = {}
-
-    def start() -> None:
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats()
-        state["before"] = torch.cuda.memory_allocated()
-
-    def stop() -> float:
-        torch.cuda.synchronize()
-        return (torch.cuda.max_memory_allocated() - state["before"]) / MB
-
-    return "cuda-allocator", start, stop
-
-
 # ----------------------------------------------------------------- the measurement
-def _timed_runs(run: Callable[[], Any], settings: HardwareSettings, sync: Callable[[], None]) -> list[float]:
-    for _ in range(settings.warmup):
-        run()
-    sync()
-    times = []
-    for _ in range(settings.repeats):
-        t0 = time.perf_counter()
-        run()
-        sync()
-        times.append((time.perf_counter() - t0) * 1000.0)
-    return times
-
-
-def _summary(times: list[float]) -> dict[str, Any]:
-    arr = np.asarray(times)
-    p25, p50, p75 = np.percentile(arr, [25, 50, 75])
-    return {
-        "latency_ms": float(p50),
-        "latency_p25_ms": float(p25),
-        "latency_p75_ms": float(p75),
-        "latency_min_ms": float(arr.min()),
-        "runs_ms": [round(float(t), 4) for t in times],
-    }
-
-
 def _memory_then_latency(
     run: Callable[[], Any],
     sync: Callable[[], None],
@@ -318,7 +223,9 @@ def _memory_then_latency(
     seconds_memory = time.perf_counter() - t0
     t0 = time.perf_counter()
     steady_allocator()
-    times = _timed_runs(run, settings, sync)
+    top = settings.max_repeats or settings.repeats
+    reference = reference_ms if settings.device == "cpu" else None
+    timing = time_runs(run, sync, settings.warmup, settings.repeats, top, settings.clock, reference)
     return Measurement(
         ok=True,
         memory_mb=float(weights_mb + activation_mb),
@@ -329,7 +236,7 @@ def _memory_then_latency(
         seconds_memory=seconds_memory,
         seconds_latency=time.perf_counter() - t0,
         measured_at=time.time(),
-        **_summary(times),
+        **timing.summary(),
     )
 
 

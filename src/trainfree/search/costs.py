@@ -10,8 +10,10 @@
   (``predictor.json``, plain data) with its held-out accuracy, and the calibration
   measurements are kept per machine, space, value sets and hardware settings in
   ``$TRAINFREE_CACHE/costmodels``, so the next run on this machine starts searching at once.
-  A model below the accuracy bar (``CostModel.trustworthy``) is reported and the run
-  measures instead.
+  A model below the accuracy bar (``CostModel.trustworthy``) is reported; the run measures
+  more of its calibration sample and of the candidates it chooses, but keeps choosing them
+  on its predictions: measuring every architecture instead (what it did once) cut a run on
+  a busy laptop from thousands of architectures to 64, no more accurately.
 
 Which figure a record holds is never ambiguous: ``measured`` is true only for figures timed
 on the device; predicted figures live in the record's ``predicted`` field and the output
@@ -56,16 +58,15 @@ class CostSource:
         # machine: the measuring machine's description (a device's, through Ray); None: this one
         self.rows_cache = RowCache(space, hardware, machine=machine) if use_cache else None
         self.model: CostModel | None = None
-        self.trusted = False  # whether the search may use the model's predictions
+        self.trusted = False  # whether the model meets its accuracy bar (loop.py: else measure more)
         self.live: dict[str, list[tuple[float, float]]] = {t: [] for t in MEASURED_FIELDS}
         self.note = ""  # why the run measures although predictions were asked for
 
     @property
     def predicting(self) -> bool:
-        """Whether new candidates are evaluated on predicted costs (else measured). A model
-        below the bar still fills in the costs of records already evaluated on predictions
-        (until they are measured), but candidates are measured."""
-        return self.mode == "predicted" and self.model is not None and self.trusted
+        """Whether new candidates are evaluated on predicted costs (else measured): with
+        ``--costs predicted``, whenever a model could be fitted, below its bar too."""
+        return self.mode == "predicted" and self.model is not None
 
     def calibration_size(self, budget_seconds: float | None, seconds_per_measure: float) -> int:
         if budget_seconds is None:
@@ -94,7 +95,10 @@ class CostSource:
             return None
         ok, why = model.trustworthy()
         self.model, self.trusted = model, ok
-        self.note = "" if ok else f"predictions not trusted ({why}); measuring every architecture"
+        self.note = "" if ok else (
+            f"cost model below its accuracy bar ({why}): the search still chooses candidates "
+            "on its predictions, and measures more of them"
+        )
         if self.rows_cache:
             self.rows_cache.save(list(rows.values()))
         self.save()

@@ -37,6 +37,7 @@ from trainfree.executors import Executor, MeasureResult
 from trainfree.executors.local import LocalExecutor
 from trainfree.hardware import HardwareSettings, MeasurementCache, drift
 from trainfree.hardware.costmodel import cost_features, gene_values, weights_mb
+from trainfree.hardware.load import under_load
 from trainfree.hardware.profiler import Measurement
 from trainfree.io import append_text
 from trainfree.proxies import get_proxy
@@ -120,6 +121,7 @@ def measurement_fields(m: Measurement, cached: bool) -> dict[str, Any]:
             if o.measured:
                 out[o.field] = getattr(m, o.field)
         out.update({f: getattr(m, f) for f in MEASUREMENT_FIELDS})
+        out["under_load"] = under_load(out)
     return out
 
 
@@ -145,6 +147,7 @@ class Evaluator:
         self.seed, self.fingerprint, self.device_costs = seed, fingerprint, device_costs
         self.executor = executor or LocalExecutor()
         self.measure_seconds: list[float] = []  # wall seconds per measurement (a batch's share)
+        self.on_measured: Callable[[], None] | None = None  # told after each measurement
 
     def close(self, kill: bool = False) -> None:
         self.runner.close(kill=kill)
@@ -218,6 +221,8 @@ class Evaluator:
                 stale.append(i)
             else:
                 done(i, fields)
+                if self.on_measured:
+                    self.on_measured()
 
         self._measure_batch(configs, fresh_or_stale, refresh=False)
         if stale:

@@ -4,7 +4,10 @@
    (sized to a share of the budget; rows cached on this machine from earlier runs count, and
    where all of them are from earlier sessions a few fresh ones are measured, so that the
    model is levelled to the machine's speed now), fit the cost model and print its held-out
-   accuracy. Below the accuracy bar, the run measures every architecture instead, and says so.
+   accuracy. Below the accuracy bar it measures more of the sample (up to a larger share of
+   the budget) and, if still below, searches on the predictions all the same but measures a
+   larger share of what they choose, and says so: on a busy machine the noise is the
+   machine's, and measuring every architecture is slow and no more accurate.
 2. **Search**: each generation the optimiser asks for a population; the new architectures
    get their proxy scores (worker pool) and their costs (predicted, or measured); the
    optimiser is told; the generation is logged. With predicted costs, the architectures that
@@ -14,11 +17,16 @@
    measurements need), every frontier model is measured, repeatedly, until the frontier
    holds measured models only. If that leaves a wall-time budget with time to spare (the
    reserve errs long), the search goes on and the frontier is measured again at its end.
+
+A wall-time budget is a deadline: no measurement starts that is not expected to end before
+it (less the seconds the outputs take to write), and whatever is left unmeasured then stays
+out of the written frontier, which holds measured models only.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -29,6 +37,7 @@ from pymoo.core.evaluator import Evaluator as PymooEvaluator
 from pymoo.problems.static import StaticProblem
 
 from trainfree.hardware.calibration import fresh_configs
+from trainfree.hardware.load import MachineLoad
 from trainfree.search import state
 from trainfree.search.costs import CALIBRATION_SHARE
 
@@ -36,11 +45,19 @@ from trainfree.search.costs import CALIBRATION_SHARE
 TARGET_GENERATIONS, POP_MIN, POP_MAX = 30, 12, 100
 #: seconds between rewrites of the output files during a run
 WRITE_EVERY_S = 15.0
-#: measuring frontier entrants during the search: at most this share of the search's time,
-#: this many models between refits
-REFINE_SHARE, REFINE_BATCH = 0.3, 4
-#: after a wall-time budget, the frontier may still be measured for this share of it
-FINAL_GRACE = 0.1
+#: measuring frontier entrants during the search: at most this share of the search's time
+#: (the larger one while the cost model is below its accuracy bar), this many models between
+#: refits
+REFINE_SHARE, REFINE_SHARE_UNTRUSTED, REFINE_BATCH = 0.3, 0.5, 4
+#: seconds a wall-time budget keeps for writing the outputs at its end (measured: 0.5-1.5 s
+#: for a main-job run, the plot included)
+OUTPUT_S = 2.0
+#: the calibration may grow to this share of a wall-time budget while below its accuracy bar
+CALIBRATION_EXTENDED_SHARE = 0.3
+#: the measurements that say how long the next will take (the machine's load changes)
+RECENT = 20
+#: seconds between progress reports while models are being measured
+REPORT_EVERY_S = 1.0
 #: the time kept for the frontier's last measurements. Measuring a model changes the frontier
 #: (a prediction was optimistic, and the models it had pushed out come back), so clearing U
 #: unmeasured entrants takes about U / (1 - churn) measurements, where churn is the number of
@@ -52,8 +69,9 @@ FINAL_GRACE = 0.1
 CHURN_PRIOR, CHURN_PRIOR_WEIGHT, CHURN_MAX, RESERVE_SAFETY = 0.75, 8, 0.85, 1.25
 #: a frontier measured with at least this share of a wall-time budget left: the search goes on
 RESUME_SHARE = 0.05
-#: the fewest calibration measurements a wall-time budget stops at (5-fold CV needs some)
-CALIBRATION_FLOOR = 16
+#: the fewest calibration measurements a wall-time budget stops at (5-fold CV needs some),
+#: unless they would take more than this share of it (a short budget on a busy machine)
+CALIBRATION_FLOOR, CALIBRATION_CAP = 16, 0.5
 
 if TYPE_CHECKING:
     from trainfree.search.run import SearchProgress, SearchRun
@@ -68,9 +86,15 @@ def _unmeasured(front: list[int], records: list[dict[str, Any]]) -> list[int]:
 
 
 class _Loop:
-    def __init__(self, run: SearchRun, on_progress: Callable[[SearchProgress], None] | None) -> None:
+    def __init__(
+        self,
+        run: SearchRun,
+        on_progress: Callable[[SearchProgress], None] | None,
+        started: float | None = None,
+    ) -> None:
         self.run, self.on_progress = run, on_progress
-        self.start, self.base = time.monotonic(), run.elapsed
+        # the session's clock starts when the command did (``started``), imports included
+        self.start, self.base = min(time.monotonic(), started or math.inf), run.elapsed
         self.evals_at_start = len(run.store)
         self.phase = "search"
         self.last_write = time.monotonic()
@@ -81,6 +105,13 @@ class _Loop:
         # refine_seconds)
         self.refined, self.revealed, self.expected = 0, 0, 0.0
         self.last_reserve = 0.0
+        self.last_report = 0.0
+        run.evaluator.on_measured = self.measured_one
+
+    def measured_one(self) -> None:
+        """A measurement finished: the progress line moves while a batch is measured."""
+        if time.monotonic() - self.last_report >= REPORT_EVERY_S:
+            self.report()
 
     # ------------------------------------------------------------------ clocks
     def spent(self) -> float:
@@ -94,14 +125,22 @@ class _Loop:
         r = self.run
         if r.budget_evals is not None and len(r.store) >= r.budget_evals:
             return True
-        return r.budget_seconds is not None and self.spent() + reserve >= r.budget_seconds
+        return r.budget_seconds is not None and self.spent() + reserve + OUTPUT_S >= r.budget_seconds
+
+    def time_left(self) -> float | None:
+        """Seconds of a wall-time budget left for work (the outputs' time kept back); None
+        without one."""
+        r = self.run
+        return None if r.budget_seconds is None else r.budget_seconds - OUTPUT_S - self.spent()
 
     def measure_seconds(self) -> float:
-        times = self.run.evaluator.measure_seconds
+        """Seconds per measurement lately (the median of the last few; 1.5 before any)."""
+        times = self.run.evaluator.measure_seconds[-RECENT:]
         return float(np.median(times)) if times else 1.5
 
     def report(self, message: str = "", view: _View | None = None) -> None:
         """Tell the progress callback; ``view``: ``run.frontier()`` when the caller has it."""
+        self.last_report = time.monotonic()
         if not self.on_progress:
             return
         from trainfree.search.run import SearchProgress
@@ -122,8 +161,20 @@ class _Loop:
                 self.rate(),
                 self.phase,
                 message,
+                self.load_notice(),
             )
         )
+
+    def load_notice(self) -> str:
+        """Once a run's measurements show a busy machine: the one line that says so."""
+        r = self.run
+        if r.load_told or not r.device:
+            return ""
+        r.machine_load = MachineLoad.of(list(r.store.records.values()))
+        if not r.machine_load.busy:
+            return ""
+        r.load_told = True
+        return r.machine_load.describe(r.settings.hardware.clock)
 
     # ------------------------------------------------------------------ phases
     def go(self) -> None:
@@ -141,16 +192,13 @@ class _Loop:
             while not self.budget_spent(self.reserve()):
                 self.generation()
             self.phase = "frontier"
-            grace = None
-            if r.budget_seconds is not None:  # the rest of the budget, and a grace of a tenth of it
-                grace = max(0.0, r.budget_seconds - self.spent()) + FINAL_GRACE * r.budget_seconds
             at_stop = {
                 "reserve_s": round(self.last_reserve, 1),
                 "churn_at_stop": round(self.churn(), 3),
                 "overhead_at_stop": round(self.overhead(), 3),
             }
             stopped, refined = self.spent(), self.refined
-            self.measure_frontier(seconds=grace)
+            self.measure_frontier(seconds=self.time_left())
             if not r.device:
                 break
             r.unmeasured_entrants = len(_unmeasured(*r.frontier()[:2]))
@@ -162,11 +210,14 @@ class _Loop:
                     "churn_at_end": round(self.churn(), 3),
                     "rounds": rounds,
                 }
-            left = None if r.budget_seconds is None else r.budget_seconds - self.spent()
+            left = self.time_left()
             if r.unmeasured_entrants or left is None or left < RESUME_SHARE * r.budget_seconds:
                 break  # else the frontier was measured early (the reserve errs long): search on
         r.elapsed = self.spent()
-        state.append_log(r.out, {"generation": r.generation, "elapsed": r.elapsed, **self._state()})
+        r.finished = True
+        state.append_log(
+            r.out, {"generation": r.generation, "elapsed": r.elapsed, "finished": True, **self._state()}
+        )
 
     def calibrate(self) -> None:
         r = self.run
@@ -177,27 +228,54 @@ class _Loop:
         per = self.measure_seconds()
         n = r.settings.calibration or cost.calibration_size(r.budget_seconds, per)
         have = len({row["key"] for row in cached} | {rec["key"] for rec in measured})
+        configs = cost.calibration_configs(n, r.settings.seed)
         if have < n:
-            configs = cost.calibration_configs(n, r.settings.seed)
             share = None if r.settings.calibration or r.budget_seconds is None else CALIBRATION_SHARE
-            for k in range(0, len(configs), 4):  # small batches: progress, and a kill loses little
-                if have >= n:
-                    break
-                if (
-                    share is not None
-                    and have >= CALIBRATION_FLOOR
-                    and self.spent() >= share * r.budget_seconds
-                ):
-                    break  # the calibration's share of a wall-time budget is spent
-                batch = configs[k : k + 4]
-                before = len(r.store)
-                r.evaluator.evaluate(batch, generation=-1, measure=True)
-                have += len(r.store) - before
-                self.report(f"calibration {min(have, n)}/{n}")
+            have = self.measure_sample(configs, have, n, share)
         else:
             self.measure_fresh(cached, measured, n)
         cost.fit(r.records(), cached)
+        if not cost.trusted and r.budget_seconds is not None and not r.settings.calibration:
+            # below the bar: more of the sample (a larger one), while the extended share lasts
+            more = cost.calibration_configs(2 * n, r.settings.seed)
+            while not cost.trusted:
+                got = self.measure_sample(more, have, have + 4, CALIBRATION_EXTENDED_SHARE)
+                if got <= have:
+                    break
+                have = got
+                cost.fit(r.records(), cached)
         self.report(cost.note or "cost model fitted")
+
+    def measure_sample(self, configs: list[Any], have: int, n: int, share: float | None) -> int:
+        """Measure ``configs`` not measured yet, 4 at a time, until ``n`` measurements are had
+        or ``share`` of a wall-time budget is spent (past ``CALIBRATION_FLOOR``), or the
+        deadline nears; returns how many are had."""
+        r = self.run
+        todo, k = list(self.run.evaluator.new_configs(configs).values()), 0
+        while k < len(todo) and have < n:  # small batches: progress, and a kill loses little
+            spent, bar = self.spent(), share if have >= CALIBRATION_FLOOR else CALIBRATION_CAP
+            if share is not None and spent >= bar * (r.budget_seconds or 0.0):
+                break  # the calibration's share of a wall-time budget is spent
+            # one at a time until a few measurements say how long one takes on this machine now
+            batch = todo[k : k + (4 if len(r.evaluator.measure_seconds) >= 4 else 1)]
+            fits = self.fitting([r.space.flops(c, r.settings.hardware.seq_len) for c in batch])
+            if fits == 0:
+                break  # the deadline: not one more measurement fits before it
+            before = len(r.store)
+            r.evaluator.evaluate(batch[:fits], generation=-1, measure=True)
+            k += fits
+            have += len(r.store) - before
+            self.report(f"calibration {min(have, n)}/{n}")
+        return have
+
+    def fitting(self, flops: list[Any], reserve: float = 0.0) -> int:
+        """How many of the models of these FLOPs, measured in this order, are expected to end
+        before the deadline (less ``reserve``): all without a wall-time budget."""
+        left = self.time_left()
+        if left is None:
+            return len(flops)
+        need = np.cumsum(self.seconds_to_measure(flops))
+        return int(np.searchsorted(need, left - reserve, side="right"))
 
     def measure_fresh(self, cached: list[dict[str, Any]], measured: list[dict[str, Any]], n: int) -> None:
         """A calibration complete from earlier sessions only: measure a few new architectures
@@ -205,7 +283,7 @@ class _Loop:
         r = self.run
         fresh = fresh_configs(r.space, [*cached, *measured], n, r.settings.seed)
         if fresh:
-            r.evaluator.evaluate(fresh, generation=-1, measure=True)
+            self.measure_sample(fresh, 0, len(fresh), None)
             self.report(f"measured {len(fresh)} models: the cached calibration levelled to this session")
 
     def population(self) -> int:
@@ -250,26 +328,28 @@ class _Loop:
         if not r.cost.predicting:
             return 0.0
         front, records, _ = r.frontier()
-        todo = [records[i].get("latency_ms") for i in _unmeasured(front, records)]
+        todo = [records[i].get("flops") for i in _unmeasured(front, records)]
         seconds = float(np.sum(self.seconds_to_measure(todo))) if todo else 0.0
         self.last_reserve = RESERVE_SAFETY * self.overhead() * seconds / (1.0 - self.churn())
         return self.last_reserve
 
-    def seconds_to_measure(self, latencies_ms: list[Any]) -> np.ndarray:
-        """Expected seconds to measure models of these (predicted) latencies: a straight line
-        through this run's measurements (a measurement is a build plus a fixed number of
-        forward passes, so its time grows with the latency), or the median where too few."""
+    def seconds_to_measure(self, flops: list[Any]) -> np.ndarray:
+        """Expected seconds to measure models of these FLOPs: a straight line through this
+        run's latest measurements (a measurement is a build plus a few forward passes, so its
+        time grows with the work; the latest, because a machine's load comes and goes), or
+        their median where too few. FLOPs, not predicted latencies: they are known before the
+        cost model is, for the calibration sample too."""
         recs = [
-            (rec["latency_ms"], rec["seconds_measure"])
+            (rec["flops"], rec["seconds_measure"])
             for rec in self.run.records()
-            if rec.get("seconds_measure") and rec.get("latency_ms") and not rec.get("hardware_cached")
-        ]
-        lat = np.asarray([x if isinstance(x, (int, float)) else np.nan for x in latencies_ms], dtype=float)
+            if rec.get("seconds_measure") and rec.get("flops") and not rec.get("hardware_cached")
+        ][-RECENT:]
+        f = np.asarray([x if isinstance(x, (int, float)) else np.nan for x in flops], dtype=float)
         if len(recs) < 5:
-            return np.full(len(lat), self.measure_seconds())
+            return np.full(len(f), self.measure_seconds())
         x, y = np.asarray(recs, dtype=float).T
         slope, intercept = np.polyfit(x, y, 1)
-        guess = intercept + slope * np.where(np.isfinite(lat), lat, np.nanmedian(x))
+        guess = intercept + slope * np.where(np.isfinite(f), f, np.nanmedian(x))
         return np.clip(guess, 0.1 * np.median(y), None)
 
     def generation(self) -> None:
@@ -308,7 +388,8 @@ class _Loop:
         )
         if r.cost.predicting:  # measure entrants, within a share of the search's time
             search_time = time.monotonic() - self.search_start
-            self.measure_frontier(seconds=max(0.0, REFINE_SHARE * search_time - self.refine_seconds))
+            share = REFINE_SHARE if r.cost.trusted else REFINE_SHARE_UNTRUSTED
+            self.measure_frontier(seconds=max(0.0, share * search_time - self.refine_seconds))
         if time.monotonic() - self.last_write > WRITE_EVERY_S:
             r.write_outputs()
             self.last_write = time.monotonic()
@@ -323,7 +404,10 @@ class _Loop:
         error let in more new entrants than the measurements did (a batch of 4 could bring
         6-10), so the phase did not end; but a model biased where the search ended (27% too
         fast on narrow deep models in one run) must learn, or every one of them is measured
-        (237 in that run; docs/search.md)."""
+        (237 in that run; docs/search.md).
+
+        A wall-time budget's deadline is strict: a batch holds only the models whose expected
+        measuring time fits before it (during the search, before the end phase's reserve)."""
         r = self.run
         if not r.device:
             return
@@ -334,9 +418,13 @@ class _Loop:
             if not todo:
                 return
             todo.sort(key=lambda i: -scores[i])
-            batch = todo[:REFINE_BATCH]
+            flops = [records[i].get("flops") for i in todo[:REFINE_BATCH]]
+            fits = self.fitting(flops, reserve=self.last_reserve if self.phase == "search" else 0.0)
+            if fits == 0:
+                return  # not one more model fits before the deadline
+            batch = todo[:fits]
             stored = [r.store.records[records[i]["key"]] for i in batch]
-            expected = float(np.sum(self.seconds_to_measure([records[i].get("latency_ms") for i in batch])))
+            expected = float(np.sum(self.seconds_to_measure(flops[:fits])))
             t1 = time.monotonic()
             after = r.evaluator.measure_records(stored)
             biased = r.cost.note_measured(stored, after)

@@ -77,7 +77,19 @@ OBJECTIVES: dict[str, Objective] = {
 }
 
 #: the record fields a device measurement fills in, besides the measured objectives'
-MEASUREMENT_FIELDS = ("latency_p25_ms", "latency_p75_ms", "weights_mb", "activation_mb", "measured_at")
+MEASUREMENT_FIELDS = (
+    "latency_p25_ms",
+    "latency_p75_ms",
+    "weights_mb",
+    "activation_mb",
+    "measured_at",
+    "latency_clock",
+    "latency_spread",
+    "repeatable",
+    "interrupted_share",
+    "reference_ms",
+    "others_running",
+)
 
 
 def get_objective(name: str) -> Objective:

@@ -41,6 +41,11 @@ RECORD_COLUMNS = (
     "seconds_measure",
     "hardware_cached",
     "measured_at",
+    "latency_clock",
+    "latency_spread",
+    "interrupted_share",
+    "others_running",
+    "under_load",
 )
 FRONTIER_COLUMNS = (
     "costs",
@@ -52,6 +57,8 @@ FRONTIER_COLUMNS = (
     "decoder_params",
     "flops",
     "measured_at",
+    "latency_clock",
+    "under_load",
 )
 
 
@@ -179,22 +186,10 @@ def write_outputs(
     table = evaluated_table(records, scores, proxy)
     atomic_write_text(out / "evaluated.csv", table.to_csv(index=False))
     configs_dir = real_dir(out / "configs")
-    models = []
-    for rank, i in enumerate(front):
-        rec = records[i]
-        name = f"frontier_{rank:03d}_arch{rec['index']:05d}.json"
-        payload = config_file_payload(space, space.config_from_dict(rec["config"]))
-        atomic_write_json(configs_dir / name, payload)
-        models.append(
-            {
-                "rank": rank,
-                "index": rec["index"],
-                "config_file": f"configs/{name}",
-                proxy: float(scores[i]),
-                **{k: _shown(k, rec.get(k)) for k in FRONTIER_COLUMNS if k in rec},
-                "config": rec["config"],
-            }
-        )
+    models = frontier_models(records, scores, front, proxy)
+    for m in models:
+        payload = config_file_payload(space, space.config_from_dict(m["config"]))
+        atomic_write_json(configs_dir / Path(m["config_file"]).name, payload)
     keep = {Path(m["config_file"]).name for m in models}
     for stale in configs_dir.glob("frontier_*.json"):
         if stale.name not in keep:
@@ -209,6 +204,28 @@ def write_outputs(
     )
     atomic_write_text(out / "frontier.csv", flat.to_csv(index=False))
     plot_frontier(out / "frontier.png", records, scores, proxy, costs, front, meta.get("title", ""))
+    return models
+
+
+def frontier_models(
+    records: Sequence[dict[str, Any]], scores: np.ndarray, front: Sequence[int], proxy: str
+) -> list[dict[str, Any]]:
+    """The frontier models (``front``: indices into ``records``) as ``frontier.json`` holds
+    them, each naming its config file under ``configs/``."""
+    models = []
+    for rank, i in enumerate(front):
+        rec = records[i]
+        name = f"frontier_{rank:03d}_arch{rec['index']:05d}.json"
+        models.append(
+            {
+                "rank": rank,
+                "index": rec["index"],
+                "config_file": f"configs/{name}",
+                proxy: float(scores[i]),
+                **{k: _shown(k, rec.get(k)) for k in FRONTIER_COLUMNS if k in rec},
+                "config": rec["config"],
+            }
+        )
     return models
 
 

@@ -10,7 +10,8 @@ The run directory holds everything needed to continue, as plain data (nothing is
 
 A run killed at any moment resumes where it stopped: the optimiser is rebuilt by replaying its
 generations, every evaluation comes from ``evaluations.jsonl``, and nothing finished is lost
-or repeated. A finished run opened again evaluates nothing and rewrites its outputs.
+or repeated. A finished run opened again (the same command twice) evaluates nothing and
+writes nothing: it is reprinted. Only a larger ``--budget`` continues it.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from trainfree.bench.score_cache import ScoreCache
 from trainfree.errors import ConfigError
 from trainfree.executors.local import LocalExecutor
 from trainfree.hardware import MeasurementCache
+from trainfree.hardware.load import MachineLoad
 from trainfree.io import atomic_write_json, make_dir
 from trainfree.proxies import get_proxy
 from trainfree.proxies.balance import Balance, choose, combine
@@ -39,7 +41,13 @@ from trainfree.search.evaluator import EvaluationStore, Evaluator
 from trainfree.search.loop import _Loop
 from trainfree.search.objectives import OBJECTIVES, needs_device
 from trainfree.search.operators import RandomSearch, SpaceProblem, make_nsga2
-from trainfree.search.pareto import frontier_rows, hypervolume, objective_matrix, write_outputs
+from trainfree.search.pareto import (
+    frontier_models,
+    frontier_rows,
+    hypervolume,
+    objective_matrix,
+    write_outputs,
+)
 from trainfree.search.settings import SearchSettings, parse_budget
 from trainfree.search.state import RunDirError, RunLock
 
@@ -63,6 +71,7 @@ class SearchProgress:
     evals_per_second: float = 0.0
     phase: str = "search"
     message: str = ""
+    notice: str = ""  # a line to print once (a busy machine)
 
 
 @dataclass
@@ -129,6 +138,9 @@ class SearchRun:
         self.algorithm: Any = None
         self.unmeasured_entrants = 0  # predicted frontier models left unmeasured when time ran out
         self.end_phase: dict[str, Any] | None = None  # the frontier's last measurements (loop.py)
+        self.finished = bool(last.get("finished"))  # the last session ended with its budget spent
+        self.machine_load: MachineLoad | None = None  # what the measurements say of the machine
+        self.load_told = False  # whether the progress display has said it (once)
         self._frontier_memo: tuple[Any, ...] | None = None  # frontier(): its last answer
         self.lock = RunLock(self.out)
         self._check_input_shape()
@@ -165,12 +177,14 @@ class SearchRun:
                 )
         chosen = saved or settings
         assert chosen is not None
+        raised = saved is not None and budget is not None and _larger(budget, saved.budget)
         if budget is not None:
             chosen.budget = budget
         if workers is not None:
             chosen.workers = workers
         chosen.validate()
         run = cls(out, chosen, executor)
+        run.finished = run.finished and not raised
         make_dir(out)
         run.lock.acquire()
         try:
@@ -300,10 +314,22 @@ class SearchRun:
         return F, G
 
     # ------------------------------------------------------------------ the loop
-    def run(self, on_progress: Callable[[SearchProgress], None] | None = None) -> SearchResult:
+    def run(
+        self, on_progress: Callable[[SearchProgress], None] | None = None, started: float | None = None
+    ) -> SearchResult:
         """Search until the budget is spent, measure the frontier, write the outputs.
-        Ctrl-C stops cleanly (``stopped == "interrupted"``), keeping everything finished."""
-        loop = _Loop(self, on_progress)
+        Ctrl-C stops cleanly (``stopped == "interrupted"``), keeping everything finished. A
+        run that finished earlier is only reprinted (``stopped == "finished earlier"``).
+        ``started``: the ``time.monotonic()`` at which the command started, so that a
+        wall-time budget counts its start-up too (default: now)."""
+        if self.finished:
+            records = self.view(self.records())
+            front, masked, scores = self.frontier(measured_only=True, viewed=records)
+            models = frontier_models(masked, scores, front, self.settings.proxy)
+            self._load(records)
+            hv = self.hypervolume(front, masked, scores) or 0.0
+            return self._result(models, hv, "finished earlier")
+        loop = _Loop(self, on_progress, started)
         stopped = "budget spent"
         try:
             loop.go()
@@ -315,6 +341,9 @@ class SearchRun:
             self.evaluator.close()
         front_models, hv = self.write_outputs()
         loop.report(stopped)
+        return self._result(front_models, hv, stopped)
+
+    def _result(self, front_models: list[dict[str, Any]], hv: float, stopped: str) -> SearchResult:
         return SearchResult(
             self.out,
             len(self.store),
@@ -326,6 +355,10 @@ class SearchRun:
             stopped,
             "predicted" if self.cost.predicting else ("measured" if self.device else "analytic"),
         )
+
+    def _load(self, records: list[dict[str, Any]]) -> MachineLoad:
+        self.machine_load = MachineLoad.of(records)
+        return self.machine_load
 
     def write_outputs(self) -> tuple[list[dict[str, Any]], float]:
         """Write the run's result files; returns the frontier models and their hypervolume.
@@ -346,6 +379,7 @@ class SearchRun:
             "limits": self.limits,
             "costs": s.costs if self.device else "analytic",
             "cost_model_note": self.cost.note,
+            **({"machine_load": self._load(records).as_dict()} if self.device else {}),
             "unmeasured_entrants": self.unmeasured_entrants,
             **({"end_phase": self.end_phase} if self.end_phase else {}),
             "resolution": s.resolution if self.device else 0.0,
@@ -356,6 +390,15 @@ class SearchRun:
             f"(batch {hw.batch_size}, {hw.seq_len} tokens), {len(records)} architectures",
         }
         return write_outputs(self.out, self.space, records, scores, front, s.proxy, self.costs, meta), hv
+
+
+def _larger(budget: str, saved: str) -> bool:
+    """Whether ``budget`` gives a finished run more to do than ``saved`` did (another kind of
+    budget counts as more)."""
+    new, old = parse_budget(budget), parse_budget(saved)
+    if (new[0] is None) != (old[0] is None):
+        return True
+    return (new[0] or 0) > (old[0] or 0) or (new[1] or 0.0) > (old[1] or 0.0)
 
 
 def _read_settings(out: Path) -> SearchSettings | None:

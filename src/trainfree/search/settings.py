@@ -27,7 +27,10 @@ ALGORITHMS = ("nsga2", "random")
 #: 1.1% of the latency over 91 models of a main job) is far inside the cost model's +-10%;
 #: measuring is where a search's time goes, so more runs would buy noise reduction nobody
 #: needs at the price of fewer architectures (docs/search.md)
-SEARCH_HARDWARE = HardwareSettings(warmup=0, repeats=3)
+#: the search times each model 3 times, and up to 9 while the runs disagree (a busy machine)
+SEARCH_HARDWARE = HardwareSettings(warmup=0, repeats=3, max_repeats=9)
+#: the most timed runs a search takes, as a multiple of ``repeats``
+MAX_REPEATS_FACTOR = 3
 COSTS = ("predicted", "measured")
 #: fields of older settings files, mapped onto ``limits``
 _OLD_LIMITS = {"max_latency_ms": "latency", "max_memory_mb": "memory", "max_params": "params"}
@@ -126,7 +129,10 @@ class SearchSettings:
         """What every evaluation record depends on (space and value sets, proxy, hardware
         settings, seed): records of another fingerprint are never mixed into a run."""
         keep = {k: getattr(self, k) for k in ("space", "space_values", "proxy", "seed")}
-        keep["hardware"] = {k: v for k, v in self.hardware.as_dict().items() if k != "timeout_s"}
+        # how long to wait and how often to repeat change no figure's meaning: runs written
+        # before max_repeats existed keep their fingerprint
+        skip = ("timeout_s", "max_repeats")
+        keep["hardware"] = {k: v for k, v in self.hardware.as_dict().items() if k not in skip}
         text = json.dumps(keep, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
