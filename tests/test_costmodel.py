@@ -319,9 +319,9 @@ def test_calibrate_command(tmp_path, monkeypatch):
 def test_the_frontier_reserve_learns_the_runs_churn():
     """Clearing U unmeasured entrants takes about U / (1 - churn) measurements; the churn
     starts at its prior and follows what this run's measuring batches revealed."""
-    from trainfree.search import loop
+    from trainfree.search import schedule as loop
 
-    lp = object.__new__(loop._Loop)
+    lp = object.__new__(loop.Schedule)
     lp.refined, lp.revealed, lp.refine_seconds, lp.expected = 0, 0, 0.0, 0.0
     assert lp.churn() == pytest.approx(loop.CHURN_PRIOR) and lp.overhead() == pytest.approx(1.0)
     lp.refined, lp.revealed = 40, 0  # measurements that revealed nothing: the prior stands

@@ -26,7 +26,6 @@ out of the written frontier, which holds measured models only.
 from __future__ import annotations
 
 import itertools
-import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -40,6 +39,7 @@ from trainfree.hardware.calibration import fresh_configs
 from trainfree.hardware.load import MachineLoad
 from trainfree.search import state
 from trainfree.search.costs import CALIBRATION_SHARE
+from trainfree.search.schedule import Schedule, unmeasured
 
 #: population sizing: generations a budget should allow, and the population's bounds
 TARGET_GENERATIONS, POP_MIN, POP_MAX = 30, 12, 100
@@ -49,24 +49,10 @@ WRITE_EVERY_S = 15.0
 #: (the larger one while the cost model is below its accuracy bar), this many models between
 #: refits
 REFINE_SHARE, REFINE_SHARE_UNTRUSTED, REFINE_BATCH = 0.3, 0.5, 4
-#: seconds a wall-time budget keeps for writing the outputs at its end (measured: 0.5-1.5 s
-#: for a main-job run, the plot included)
-OUTPUT_S = 2.0
 #: the calibration may grow to this share of a wall-time budget while below its accuracy bar
 CALIBRATION_EXTENDED_SHARE = 0.3
-#: the measurements that say how long the next will take (the machine's load changes)
-RECENT = 20
 #: seconds between progress reports while models are being measured
 REPORT_EVERY_S = 1.0
-#: the time kept for the frontier's last measurements. Measuring a model changes the frontier
-#: (a prediction was optimistic, and the models it had pushed out come back), so clearing U
-#: unmeasured entrants takes about U / (1 - churn) measurements, where churn is the number of
-#: entrants a measurement reveals. The run learns its churn from its own measuring batches
-#: (the prior CHURN_PRIOR counting as CHURN_PRIOR_WEIGHT measurements), never below the prior
-#: (the end phase churned more than the search's batches showed) nor above CHURN_MAX;
-#: RESERVE_SAFETY covers the spread of measuring times (a fixed reserve of twice the
-#: frontier's measuring time left 0-12 entrants unmeasured in main-job runs; docs/search.md)
-CHURN_PRIOR, CHURN_PRIOR_WEIGHT, CHURN_MAX, RESERVE_SAFETY = 0.75, 8, 0.85, 1.25
 #: a frontier measured with at least this share of a wall-time budget left: the search goes on
 RESUME_SHARE = 0.05
 #: the fewest calibration measurements a wall-time budget stops at (5-fold CV needs some),
@@ -80,11 +66,6 @@ if TYPE_CHECKING:
 _View = tuple[list[int], list[dict[str, Any]], np.ndarray]
 
 
-def _unmeasured(front: list[int], records: list[dict[str, Any]]) -> list[int]:
-    """The frontier members whose device costs are predicted, not measured."""
-    return [i for i in front if records[i].get("costs") == "predicted"]
-
-
 class _Loop:
     def __init__(
         self,
@@ -93,18 +74,10 @@ class _Loop:
         started: float | None = None,
     ) -> None:
         self.run, self.on_progress = run, on_progress
-        # the session's clock starts when the command did (``started``), imports included
-        self.start, self.base = min(time.monotonic(), started or math.inf), run.elapsed
-        self.evals_at_start = len(run.store)
+        self.clock = Schedule(run, started)
         self.phase = "search"
         self.last_write = time.monotonic()
         self.search_start = time.monotonic()
-        self.refine_seconds = 0.0
-        # frontier measurements so far: models measured, net entrants they revealed, and what
-        # seconds_to_measure expected of them (their wall time, refits included, is
-        # refine_seconds)
-        self.refined, self.revealed, self.expected = 0, 0, 0.0
-        self.last_reserve = 0.0
         self.last_report = 0.0
         run.evaluator.on_measured = self.measured_one
 
@@ -112,31 +85,6 @@ class _Loop:
         """A measurement finished: the progress line moves while a batch is measured."""
         if time.monotonic() - self.last_report >= REPORT_EVERY_S:
             self.report()
-
-    # ------------------------------------------------------------------ clocks
-    def spent(self) -> float:
-        return self.base + time.monotonic() - self.start
-
-    def rate(self) -> float:
-        dt = time.monotonic() - self.start
-        return (len(self.run.store) - self.evals_at_start) / dt if dt > 0 else 0.0
-
-    def budget_spent(self, reserve: float = 0.0) -> bool:
-        r = self.run
-        if r.budget_evals is not None and len(r.store) >= r.budget_evals:
-            return True
-        return r.budget_seconds is not None and self.spent() + reserve + OUTPUT_S >= r.budget_seconds
-
-    def time_left(self) -> float | None:
-        """Seconds of a wall-time budget left for work (the outputs' time kept back); None
-        without one."""
-        r = self.run
-        return None if r.budget_seconds is None else r.budget_seconds - OUTPUT_S - self.spent()
-
-    def measure_seconds(self) -> float:
-        """Seconds per measurement lately (the median of the last few; 1.5 before any)."""
-        times = self.run.evaluator.measure_seconds[-RECENT:]
-        return float(np.median(times)) if times else 1.5
 
     def report(self, message: str = "", view: _View | None = None) -> None:
         """Tell the progress callback; ``view``: ``run.frontier()`` when the caller has it."""
@@ -155,10 +103,10 @@ class _Loop:
                 len(front),
                 measured,
                 r.hypervolume(front, records, scores),
-                self.spent(),
+                self.clock.spent(),
                 r.budget_evals,
                 r.budget_seconds,
-                self.rate(),
+                self.clock.rate(),
                 self.phase,
                 message,
                 self.load_notice(),
@@ -189,31 +137,31 @@ class _Loop:
         self.search_start = time.monotonic()
         for rounds in itertools.count(1):
             self.phase = "search"
-            while not self.budget_spent(self.reserve()):
+            while not self.clock.budget_spent(self.clock.reserve()):
                 self.generation()
             self.phase = "frontier"
             at_stop = {
-                "reserve_s": round(self.last_reserve, 1),
-                "churn_at_stop": round(self.churn(), 3),
-                "overhead_at_stop": round(self.overhead(), 3),
+                "reserve_s": round(self.clock.last_reserve, 1),
+                "churn_at_stop": round(self.clock.churn(), 3),
+                "overhead_at_stop": round(self.clock.overhead(), 3),
             }
-            stopped, refined = self.spent(), self.refined
-            self.measure_frontier(seconds=self.time_left())
+            stopped, refined = self.clock.spent(), self.clock.refined
+            self.measure_frontier(seconds=self.clock.time_left())
             if not r.device:
                 break
-            r.unmeasured_entrants = len(_unmeasured(*r.frontier()[:2]))
+            r.unmeasured_entrants = len(unmeasured(*r.frontier()[:2]))
             if r.cost.predicting:  # how the end phase went against its reserve (docs/search.md)
                 r.end_phase = {
                     **at_stop,
-                    "measured": self.refined - refined,
-                    "seconds": round(self.spent() - stopped, 1),
-                    "churn_at_end": round(self.churn(), 3),
+                    "measured": self.clock.refined - refined,
+                    "seconds": round(self.clock.spent() - stopped, 1),
+                    "churn_at_end": round(self.clock.churn(), 3),
                     "rounds": rounds,
                 }
-            left = self.time_left()
+            left = self.clock.time_left()
             if r.unmeasured_entrants or left is None or left < RESUME_SHARE * r.budget_seconds:
                 break  # else the frontier was measured early (the reserve errs long): search on
-        r.elapsed = self.spent()
+        r.elapsed = self.clock.spent()
         r.finished = True
         state.append_log(
             r.out, {"generation": r.generation, "elapsed": r.elapsed, "finished": True, **self._state()}
@@ -225,7 +173,7 @@ class _Loop:
         cost = r.cost
         cached = cost.cached_rows()
         measured = [rec for rec in r.records() if rec.get("measured")]
-        per = self.measure_seconds()
+        per = self.clock.measure_seconds()
         n = r.settings.calibration or cost.calibration_size(r.budget_seconds, per)
         have = len({row["key"] for row in cached} | {rec["key"] for rec in measured})
         configs = cost.calibration_configs(n, r.settings.seed)
@@ -253,12 +201,12 @@ class _Loop:
         r = self.run
         todo, k = list(self.run.evaluator.new_configs(configs).values()), 0
         while k < len(todo) and have < n:  # small batches: progress, and a kill loses little
-            spent, bar = self.spent(), share if have >= CALIBRATION_FLOOR else CALIBRATION_CAP
+            spent, bar = self.clock.spent(), share if have >= CALIBRATION_FLOOR else CALIBRATION_CAP
             if share is not None and spent >= bar * (r.budget_seconds or 0.0):
                 break  # the calibration's share of a wall-time budget is spent
             # one at a time until a few measurements say how long one takes on this machine now
             batch = todo[k : k + (4 if len(r.evaluator.measure_seconds) >= 4 else 1)]
-            fits = self.fitting([r.space.flops(c, r.settings.hardware.seq_len) for c in batch])
+            fits = self.clock.fitting([r.space.flops(c, r.settings.hardware.seq_len) for c in batch])
             if fits == 0:
                 break  # the deadline: not one more measurement fits before it
             before = len(r.store)
@@ -267,15 +215,6 @@ class _Loop:
             have += len(r.store) - before
             self.report(f"calibration {min(have, n)}/{n}")
         return have
-
-    def fitting(self, flops: list[Any], reserve: float = 0.0) -> int:
-        """How many of the models of these FLOPs, measured in this order, are expected to end
-        before the deadline (less ``reserve``): all without a wall-time budget."""
-        left = self.time_left()
-        if left is None:
-            return len(flops)
-        need = np.cumsum(self.seconds_to_measure(flops))
-        return int(np.searchsorted(need, left - reserve, side="right"))
 
     def measure_fresh(self, cached: list[dict[str, Any]], measured: list[dict[str, Any]], n: int) -> None:
         """A calibration complete from earlier sessions only: measure a few new architectures
@@ -293,64 +232,9 @@ class _Loop:
         if r.budget_evals is not None:
             expected = r.budget_evals
         else:
-            per_eval = self._seconds_per_eval()
-            expected = max(0.0, (r.budget_seconds or 0.0) * 0.9 - self.spent()) / per_eval
+            per_eval = self.clock.seconds_per_eval()
+            expected = max(0.0, (r.budget_seconds or 0.0) * 0.9 - self.clock.spent()) / per_eval
         return int(np.clip(round(expected / TARGET_GENERATIONS / 4) * 4, POP_MIN, POP_MAX))
-
-    def _seconds_per_eval(self) -> float:
-        r = self.run
-        secs = [rec["seconds_proxy"] for rec in r.records() if rec.get("seconds_proxy") is not None]
-        proxy = float(np.median(secs)) if secs else 0.2
-        per = proxy / max(1, r.settings.workers) + 0.005
-        if r.device and not r.cost.predicting:
-            per += self.measure_seconds()
-        return per
-
-    def churn(self) -> float:
-        """Net frontier entrants revealed per frontier model measured, learned from this run's
-        measuring batches (no generation runs inside a batch, so every change is theirs). It
-        only ever rises above the prior: the end phase's churn exceeded what the search's
-        batches showed in every main-job run we looked at (0.35-0.69 learned by the stop,
-        0.59-0.85 by the end), because the search's batches are few and its frontier young."""
-        prior = CHURN_PRIOR * CHURN_PRIOR_WEIGHT
-        learned = (self.revealed + prior) / (self.refined + CHURN_PRIOR_WEIGHT)
-        return float(np.clip(learned, CHURN_PRIOR, CHURN_MAX))
-
-    def overhead(self) -> float:
-        """Wall time of the measuring batches over what ``seconds_to_measure`` expected of
-        them: refits, the frontier's upkeep, and the line's own error (prior: 10 s as 10 s)."""
-        return float(np.clip((self.refine_seconds + 10.0) / (self.expected + 10.0), 0.8, 3.0))
-
-    def reserve(self) -> float:
-        """Seconds to keep for measuring the frontier's unmeasured entrants at the end, and
-        those their measurements will reveal (see ``CHURN_PRIOR``)."""
-        r = self.run
-        if not r.cost.predicting:
-            return 0.0
-        front, records, _ = r.frontier()
-        todo = [records[i].get("flops") for i in _unmeasured(front, records)]
-        seconds = float(np.sum(self.seconds_to_measure(todo))) if todo else 0.0
-        self.last_reserve = RESERVE_SAFETY * self.overhead() * seconds / (1.0 - self.churn())
-        return self.last_reserve
-
-    def seconds_to_measure(self, flops: list[Any]) -> np.ndarray:
-        """Expected seconds to measure models of these FLOPs: a straight line through this
-        run's latest measurements (a measurement is a build plus a few forward passes, so its
-        time grows with the work; the latest, because a machine's load comes and goes), or
-        their median where too few. FLOPs, not predicted latencies: they are known before the
-        cost model is, for the calibration sample too."""
-        recs = [
-            (rec["flops"], rec["seconds_measure"])
-            for rec in self.run.records()
-            if rec.get("seconds_measure") and rec.get("flops") and not rec.get("hardware_cached")
-        ][-RECENT:]
-        f = np.asarray([x if isinstance(x, (int, float)) else np.nan for x in flops], dtype=float)
-        if len(recs) < 5:
-            return np.full(len(f), self.measure_seconds())
-        x, y = np.asarray(recs, dtype=float).T
-        slope, intercept = np.polyfit(x, y, 1)
-        guess = intercept + slope * np.where(np.isfinite(f), f, np.nanmedian(x))
-        return np.clip(guess, 0.1 * np.median(y), None)
 
     def generation(self) -> None:
         r = self.run
@@ -374,7 +258,7 @@ class _Loop:
         r.algorithm.tell(infills=pop)
         keys = [r.space.config_to_json(c) for c in configs]
         r.generation += 1
-        r.elapsed = self.spent()
+        r.elapsed = self.clock.spent()
         state.append_log(
             r.out,
             {
@@ -389,7 +273,7 @@ class _Loop:
         if r.cost.predicting:  # measure entrants, within a share of the search's time
             search_time = time.monotonic() - self.search_start
             share = REFINE_SHARE if r.cost.trusted else REFINE_SHARE_UNTRUSTED
-            self.measure_frontier(seconds=max(0.0, share * search_time - self.refine_seconds))
+            self.measure_frontier(seconds=max(0.0, share * search_time - self.clock.refine_seconds))
         if time.monotonic() - self.last_write > WRITE_EVERY_S:
             r.write_outputs()
             self.last_write = time.monotonic()
@@ -414,28 +298,29 @@ class _Loop:
         t0, view = time.monotonic(), None
         while seconds is None or time.monotonic() - t0 < seconds:
             front, records, scores = view or r.frontier()
-            todo = _unmeasured(front, records)
+            todo = unmeasured(front, records)
             if not todo:
                 return
             todo.sort(key=lambda i: -scores[i])
             flops = [records[i].get("flops") for i in todo[:REFINE_BATCH]]
-            fits = self.fitting(flops, reserve=self.last_reserve if self.phase == "search" else 0.0)
+            keep = self.clock.last_reserve if self.phase == "search" else 0.0
+            fits = self.clock.fitting(flops, reserve=keep)
             if fits == 0:
                 return  # not one more model fits before the deadline
             batch = todo[:fits]
             stored = [r.store.records[records[i]["key"]] for i in batch]
-            expected = float(np.sum(self.seconds_to_measure(flops[:fits])))
+            expected = float(np.sum(self.clock.seconds_to_measure(flops[:fits])))
             t1 = time.monotonic()
             after = r.evaluator.measure_records(stored)
             biased = r.cost.note_measured(stored, after)
             if self.phase != "frontier" or biased:
                 r.cost.fit(r.records(), r.cost.cached_rows())
             view = r.frontier()
-            left = len(_unmeasured(*view[:2]))
-            self.refined += len(stored)
-            self.revealed += left - (len(todo) - len(stored))
-            self.expected += expected
-            self.refine_seconds += time.monotonic() - t1
+            left = len(unmeasured(*view[:2]))
+            self.clock.refined += len(stored)
+            self.clock.revealed += left - (len(todo) - len(stored))
+            self.clock.expected += expected
+            self.clock.refine_seconds += time.monotonic() - t1
             self.report(f"measured {len(stored)} frontier models", view)
 
     def _state(self) -> dict[str, Any]:

@@ -337,7 +337,7 @@ class SearchRun:
             stopped = "interrupted"
             self.evaluator.close(kill=True)
         finally:
-            self.elapsed = max(self.elapsed, loop.spent())
+            self.elapsed = max(self.elapsed, loop.clock.spent())
             self.evaluator.close()
         front_models, hv = self.write_outputs()
         loop.report(stopped)
