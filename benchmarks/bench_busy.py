@@ -34,7 +34,8 @@ from pathlib import Path
 import numpy as np
 
 from trainfree import get_space
-from trainfree.hardware import HardwareSettings, profile
+from trainfree.hardware import HardwareSettings, costmodel, profile
+from trainfree.hardware.calibration import measured_row
 from trainfree.search.settings import SEARCH_HARDWARE
 
 BUSY = [sys.executable, "-c", "while True: pass"]
@@ -72,6 +73,7 @@ def timing_cmd(args: argparse.Namespace) -> None:
     configs = [space.sample(rng) for _ in range(args.n)]
     hw = SEARCH_HARDWARE
     figures: dict[int, list[dict[str, float]]] = {}
+    rows: dict[int, list] = {}
     extra: dict[int, list[float]] = {}
     for load in [0, *args.loads]:
         with busy_loops(load):
@@ -84,13 +86,37 @@ def timing_cmd(args: argparse.Namespace) -> None:
             f"not repeatable {sum(not m.repeatable for m in ms)}/{len(ms)}",
             flush=True,
         )
-    print(
-        f"\n{args.n} GPT-2 architectures, search settings; each loaded figure over the same statistic quiet:"
-    )
+        rows[load] = [measured_row(space, c, hw, m) for c, m in zip(configs, ms, strict=True)]
+    print(f"\n{args.n} GPT-2 architectures, search settings; each loaded figure vs the same statistic quiet:")
     for load in args.loads:
         for name in figures[0][0]:
             quiet = [f[name] for f in figures[0]]
             print(f"  {load} busy | {name:24s} | {_judge([f[name] for f in figures[load]], quiet)}")
+    print("\ncost model fitted on each machine's figures (5-fold), predictions vs the quiet measurement:")
+    for load in [0, *args.loads]:
+        for rounds, name in ((0, "least squares"), (costmodel.ROBUST_ROUNDS, "robust (Huber)")):
+            print(f"  {load} busy | {name:24s} | {_fit_ab(rows[load], rows[0], rounds)}")
+
+
+def _fit_ab(rows: list, quiet: list, rounds: int) -> str:
+    """Fit on 4/5 of ``rows`` (with ``rounds`` robust reweightings), predict the other fifth,
+    judge against ``quiet``'s latency of the same models."""
+    from sklearn.model_selection import KFold
+
+    ok = [i for i, (r, q) in enumerate(zip(rows, quiet, strict=True)) if r and q]
+    pred, truth = np.zeros(len(ok)), np.array([quiet[i]["latency_ms"] for i in ok])
+    saved = costmodel.ROBUST_ROUNDS
+    costmodel.ROBUST_ROUNDS = rounds
+    try:
+        for train, test in KFold(5, shuffle=True, random_state=0).split(ok):
+            model = costmodel.fit_cost_model([rows[ok[i]] for i in train])
+            held = [rows[ok[i]] for i in test]
+            got = model.predict([r["features"] for r in held], [r["weights_mb"] for r in held])
+            pred[test] = got["latency_ms"]
+    finally:
+        costmodel.ROBUST_ROUNDS = saved
+    err = np.abs(pred / truth - 1)
+    return f"median |err| {100 * np.median(err):5.1f}%, within 10% {100 * np.mean(err <= 0.1):3.0f}%"
 
 
 def _run_main_job(out: Path, env: dict[str, str], load: int) -> tuple[dict, float]:
