@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -135,20 +136,43 @@ def _run_main_job(out: Path, env: dict[str, str], load: int) -> tuple[dict, floa
     return frontier, wall
 
 
-def _remeasure(space_name: str, values: dict, models: list[dict], hw: HardwareSettings) -> tuple[str, str]:
+def _remeasure(
+    space_name: str, values: dict, models: list[dict], hw: HardwareSettings, records: dict[str, dict]
+) -> tuple[str, str]:
+    """Each frontier model measured again here; also the reference kernel's ratio over the
+    same two measurements (``records``: the run's records by config), to see whether the
+    machine's speed moved between them."""
     space = get_space(space_name, **values)
-    lat, mem = [], []
+    lat, mem, ref = [], [], []
     for m in models:
-        again = profile(space, space.config_from_dict(m["config"]), hw)
+        cfg = space.config_from_dict(m["config"])
+        again = profile(space, cfg, hw)
         if again.ok:
             lat.append(m["latency_ms"] / again.latency_ms)
             mem.append(m["memory_mb"] / again.memory_mb)
-    lat_r, mem_r = np.asarray(lat), np.asarray(mem)
+            before = records.get(space.config_to_json(cfg), {}).get("reference_ms")
+            now = getattr(again, "reference_ms", np.nan)  # a release before the reference kernel
+            ref.append(before / now if before else np.nan)
+    lat_r, mem_r, ref_r = np.asarray(lat), np.asarray(mem), np.asarray(ref)
+    ok = np.isfinite(ref_r)
+    if ok.sum() > 2:
+        rho = float(np.corrcoef(lat_r[ok], ref_r[ok])[0, 1])
+        levelled = lat_r[ok] / ref_r[ok]
+        print(
+            f"    reference kernel, run / re-measure: median {np.median(ref_r[ok]):.3f}; its correlation "
+            f"with the latency ratio {rho:.2f}; latency levelled by it: median {np.median(levelled):.3f}, "
+            f"{100 * np.mean(np.abs(levelled - 1) <= 0.1):.0f}% within 10%"
+        )
 
     def show(r: np.ndarray) -> str:
         return f"{np.median(r):.3f}, {100 * np.mean(np.abs(r - 1) <= 0.1):.0f}% within 10%"
 
     return show(lat_r), show(mem_r)
+
+
+def _verdict(frontier: dict) -> str:
+    load = frontier.get("machine_load")  # None: a release before it was recorded
+    return "-" if load is None else ("busy" if load["busy"] else "quiet")
 
 
 def _time_outputs(out: Path) -> float:
@@ -177,8 +201,14 @@ def main_job_cmd(args: argparse.Namespace) -> None:
             hw = HardwareSettings(**settings["hardware"])
             write_s = _time_outputs(out)
             print(f"    writing the outputs again took {write_s:.2f} s (quiet)")
+            records = {}
+            for line in (out / "evaluations.jsonl").read_text().splitlines():
+                rec = json.loads(line)
+                records[rec["key"]] = rec
+            if args.keep:
+                shutil.copytree(out, Path(args.keep) / f"load{load}", dirs_exist_ok=True)
             quiet_lat, quiet_mem = _remeasure(
-                settings["space"], settings["space_values"], frontier["models"], hw
+                settings["space"], settings["space_values"], frontier["models"], hw, records
             )
             models = frontier["models"]
             measured = sum(m["costs"] == "measured" for m in models)
@@ -187,10 +217,10 @@ def main_job_cmd(args: argparse.Namespace) -> None:
                 f"| {load} | {frontier['evaluations']:,} | {wall:.1f} s ({wall - budget:+.1f}) | "
                 f"{len(models)} ({measured} measured) | n {held['n']}, Spearman {held['spearman']:.3f}, "
                 f"{100 * held['median_ape']:.1f}%, {100 * held['within_10pct']:.0f}% within 10% | "
-                f"{quiet_lat} | {quiet_mem} | {'busy' if frontier['machine_load']['busy'] else 'quiet'} |"
+                f"{quiet_lat} | {quiet_mem} | {_verdict(frontier)} |"
             )
             print(row, flush=True)
-            print(f"    machine_load: {frontier['machine_load']}; note: {frontier['cost_model_note']!r}")
+            print(f"    machine_load: {frontier.get('machine_load')}; note: {frontier['cost_model_note']!r}")
             rows.append(row)
     print(
         "\n| busy loops | architectures | wall (vs 240 s) | frontier | calibration, latency held out "
@@ -209,6 +239,7 @@ def main() -> None:
     t.add_argument("--loads", type=int, nargs="+", default=[1, 2])
     m = sub.add_parser("main-job")
     m.add_argument("--loads", type=int, nargs="+", default=[0, 1, 2])
+    m.add_argument("--keep", help="copy each run directory here")
     args = p.parse_args()
     {"timing": timing_cmd, "main-job": main_job_cmd}[args.cmd](args)
 
