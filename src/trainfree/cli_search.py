@@ -66,8 +66,27 @@ def accuracy_table(acc: dict[str, dict[str, float]], title: str) -> Table:
     return table
 
 
+#: options that --resume honours (the rest are the run's saved settings)
+RESUME_OPTIONS = ("out", "resume", "budget", "workers", "executor", "ray_address", "measure_on")
+
+
+def _check_resume_options(ctx: typer.Context, out: Path) -> None:
+    """Refuse, on ``--resume``, an option that would be silently ignored: the run continues
+    with its saved settings, so a ``--seed`` given along would mislead."""
+    for param in ctx.command.params:
+        name = param.name or ""
+        source = ctx.get_parameter_source(name)
+        if name not in RESUME_OPTIONS and source is not None and source.name == "COMMANDLINE":
+            flag = max(param.opts, key=len) if getattr(param, "opts", None) else name
+            raise _fail(
+                f"{flag}: --resume continues the run in {out} with its saved settings, which it cannot "
+                f"change; drop {flag}, or start a new run in another --out"
+            )
+
+
 @app.command()
 def search(
+    ctx: typer.Context,
     out: Annotated[Path, typer.Option(help="run directory (created; holds results and checkpoints)")],
     space: Annotated[str, typer.Option(help="search space name")] = "gpt2",
     proxy: Annotated[str, typer.Option(help="proxy to maximise (see `trainfree proxies`)")] = "zerolm",
@@ -135,6 +154,8 @@ def search(
     from trainfree.spaces import list_spaces
 
     settings = None
+    if resume:
+        _check_resume_options(ctx, out)
     try:
         if not resume:
             if space not in list_spaces():

@@ -166,7 +166,8 @@ class _Loop:
             if r.unmeasured_entrants or left is None or left < RESUME_SHARE * r.budget_seconds:
                 break  # else the frontier was measured early (the reserve errs long): search on
         r.elapsed = self.spent()
-        state.append_log(r.out, {"generation": r.generation, "elapsed": r.elapsed, **self._state()})
+        end = {"generation": r.generation, "elapsed": r.elapsed, **self._state()}
+        state.append_end(r.out, r.log, end, changed=r.store.writes > 0)
 
     def calibrate(self) -> None:
         r = self.run

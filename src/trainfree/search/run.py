@@ -15,8 +15,10 @@ or repeated. A finished run opened again evaluates nothing and rewrites its outp
 
 from __future__ import annotations
 
+import functools
 import json
 import math
+import re
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -29,11 +31,11 @@ from trainfree.bench.score_cache import ScoreCache
 from trainfree.errors import ConfigError
 from trainfree.executors.local import LocalExecutor
 from trainfree.hardware import MeasurementCache
-from trainfree.io import atomic_write_json, make_dir
+from trainfree.io import UnsafeFileError, atomic_write_json, make_dir, read_json
 from trainfree.proxies import get_proxy
 from trainfree.proxies.balance import Balance, choose, combine
 from trainfree.proxies.runner import ProxyRunner
-from trainfree.search import state
+from trainfree.search import schema, state
 from trainfree.search.costs import CostSource
 from trainfree.search.evaluator import EvaluationStore, Evaluator
 from trainfree.search.loop import _Loop
@@ -104,7 +106,12 @@ class SearchRun:
             executor=executor,
         )
         self.fingerprint = settings.fingerprint()
-        self.store = EvaluationStore(self.out / "evaluations.jsonl", self.fingerprint)
+        self.store = EvaluationStore(  # read by _load_state, once the folder is locked
+            self.out / "evaluations.jsonl",
+            self.fingerprint,
+            check=functools.partial(schema.check_record, space=self.space),
+            load=False,
+        )
         self.evaluator = Evaluator(
             self.space,
             settings.proxy,
@@ -119,13 +126,12 @@ class SearchRun:
         )
         self.n_constr = 1 + len(self.limits)
         self.problem = SpaceProblem(self.space, n_obj=1 + len(self.costs), n_constr=self.n_constr)
-        self.log = state.read_log(self.out)
-        self.generation = sum(1 for e in self.log if "keys" in e)
-        self.elapsed = float(self.log[-1]["elapsed"]) if self.log else 0.0
-        last = self.log[-1] if self.log else {}
-        self.balance = _saved_balance(last.get("balance"))
-        self.norm = tuple(np.array(v) for v in last["norm"]) if last.get("norm") else None
-        self.pop_size: int | None = last.get("pop_size") or settings.pop_size
+        self.log: list[dict[str, Any]] = []  # generations.jsonl, read by _load_state
+        self.generation = 0
+        self.elapsed = 0.0
+        self.balance: Balance | None = None
+        self.norm: tuple[np.ndarray, ...] | None = None
+        self.pop_size: int | None = settings.pop_size
         self.algorithm: Any = None
         self.unmeasured_entrants = 0  # predicted frontier models left unmeasured when time ran out
         self.end_phase: dict[str, Any] | None = None  # the frontier's last measurements (loop.py)
@@ -170,10 +176,13 @@ class SearchRun:
         if workers is not None:
             chosen.workers = workers
         chosen.validate()
+        if saved is None:
+            _check_not_foreign(out)
         run = cls(out, chosen, executor)
         make_dir(out)
-        run.lock.acquire()
+        run.lock.acquire()  # before anything in the folder is read, cut or cleaned
         try:
+            run._load_state()
             for _ in state.clean_temporaries(out):
                 pass
             if saved is None or budget is not None or workers is not None:
@@ -182,6 +191,27 @@ class SearchRun:
             run.lock.release()
             raise
         return run
+
+    def _load_state(self) -> None:
+        """Read ``evaluations.jsonl`` and ``generations.jsonl`` (with the folder locked: a
+        last line cut by a kill is cut from the file), every line checked by its schema."""
+        from trainfree.search.loop import POP_MAX, POP_MIN
+
+        self.store.load()
+        fixed = self.settings.pop_size
+        check = functools.partial(
+            schema.check_log_entry,
+            n_obj=1 + len(self.costs),
+            n_constr=self.n_constr,
+            pop_range=(fixed, fixed) if fixed else (POP_MIN, POP_MAX),
+        )
+        self.log = state.read_log(self.out, check)
+        self.generation = sum(1 for e in self.log if "keys" in e)
+        last = self.log[-1] if self.log else {}
+        self.elapsed = float(last.get("elapsed", 0.0))
+        self.balance = _saved_balance(last.get("balance"))
+        self.norm = tuple(np.array(v, dtype=float) for v in last["norm"]) if last.get("norm") else None
+        self.pop_size = last.get("pop_size") or self.settings.pop_size
 
     def close(self) -> None:
         self.evaluator.close()
@@ -359,17 +389,45 @@ class SearchRun:
 
 
 def _read_settings(out: Path) -> SearchSettings | None:
+    """The run's saved settings (None: no ``settings.json``, so no run), read as a regular
+    file only and checked like the command line's."""
     path = out / "settings.json"
-    if not path.exists():
-        return None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RunDirError(f"{path} is not a readable settings file ({type(exc).__name__})") from None
+        data = read_json(path)
+    except FileNotFoundError:
+        return None
+    except UnsafeFileError as exc:
+        raise RunDirError(str(exc)) from None
+    except (OSError, ValueError) as exc:
+        raise RunDirError(f"{path} is not a readable settings file ({exc})") from None
     try:
         return SearchSettings.from_dict(data)
+    except KeyError as exc:  # an unknown space
+        raise RunDirError(f"{path}: {exc.args[0] if exc.args else exc}") from None
     except (ConfigError, TypeError) as exc:
         raise RunDirError(f"{path}: {exc}") from None
+
+
+#: what a folder may hold and still be taken for a new run: a lock and a settings file that a
+#: kill cut short (a run killed in its first milliseconds)
+_NEW_RUN_LEFTOVERS = re.compile(r"\.lock|\.settings\.json\.[^/]*\.tmp")
+
+
+def _check_not_foreign(out: Path) -> None:
+    """Refuse a folder that holds files but no run (no ``settings.json``): a search writes,
+    cleans and replaces files in its folder, and must never do so among the user's own."""
+    if not out.is_dir():
+        return
+    try:
+        names = [p.name for p in out.iterdir()]
+    except OSError as exc:
+        raise RunDirError(f"--out {out} cannot be read ({exc.strerror or exc})") from None
+    foreign = sorted(n for n in names if not _NEW_RUN_LEFTOVERS.fullmatch(n))
+    if foreign:
+        raise RunDirError(
+            f"--out {out} is not empty and holds no search run (no settings.json; it holds "
+            f"{foreign[0]!r}{' and more' if len(foreign) > 1 else ''}); choose an empty or new folder"
+        )
 
 
 def _saved_balance(saved: Any) -> Balance | None:

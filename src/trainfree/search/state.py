@@ -21,7 +21,7 @@ import fcntl
 import json
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from pymoo.core.evaluator import Evaluator as PymooEvaluator
 from pymoo.problems.static import StaticProblem
 
 from trainfree.errors import TrainfreeError
-from trainfree.io import WriteError, append_text, make_dir
+from trainfree.io import UnsafeFileError, WriteError, append_text, cut_to, make_dir, parse_json, read_regular
 
 LOG_NAME = "generations.jsonl"
 
@@ -75,26 +75,36 @@ class RunLock:
             self._fd = None
 
 
-def read_log(out: Path) -> list[dict[str, Any]]:
-    """The finished generations (a last line cut by a kill is dropped; others must parse)."""
+def read_log(out: Path, check: Callable[[Any], None] | None = None) -> list[dict[str, Any]]:
+    """The finished generations (a last line cut by a kill is cut from the file; others must
+    parse and pass ``check``: the first that does not ends the replay there, with a warning).
+    Only a regular file is read (:func:`~trainfree.io.read_regular`): a symbolic link, a FIFO
+    or a folder in its place is refused before anything is read or cut. Call it with the run
+    locked: cutting the last line is a write."""
     path = Path(out) / LOG_NAME
-    if not path.exists():
+    try:
+        data = read_regular(path)
+    except FileNotFoundError:
         return []
-    data = path.read_bytes()
+    except UnsafeFileError as exc:
+        raise RunDirError(str(exc)) from None
+    except OSError as exc:
+        raise RunDirError(f"{path} cannot be read ({exc.strerror or exc})") from None
     lines = data.splitlines(keepends=True)
     if lines and not lines[-1].endswith(b"\n"):
-        with open(path, "r+b") as fh:
-            fh.truncate(len(data) - len(lines[-1]))
+        cut_to(path, len(data) - len(lines[-1]))
         lines = lines[:-1]
     out_lines = []
     for number, line in enumerate(lines, 1):
         try:
-            entry = json.loads(line.decode("utf-8"))
+            entry = parse_json(line)
             if not isinstance(entry, dict) or not isinstance(entry.get("generation"), int):
                 raise ValueError("not a generation entry")
-        except (UnicodeDecodeError, ValueError) as exc:
+            if check is not None:
+                check(entry)
+        except ValueError as exc:
             warnings.warn(
-                f"{LOG_NAME} line {number} unreadable ({type(exc).__name__}); the optimiser is "
+                f"{LOG_NAME} line {number} unreadable ({exc}); the optimiser is "
                 "rebuilt up to the line before it",
                 RuntimeWarning,
                 stacklevel=2,
@@ -102,6 +112,17 @@ def read_log(out: Path) -> list[dict[str, Any]]:
             break
         out_lines.append(entry)
     return out_lines
+
+
+def append_end(out: Path, log: list[dict[str, Any]], entry: dict[str, Any], changed: bool) -> None:
+    """Append a session's closing entry, unless the session changed nothing and the log
+    already ends with the same closing entry: reopening a finished run (to reprint it)
+    leaves ``generations.jsonl`` as it was."""
+    last = log[-1] if log else None
+    same = last is not None and "keys" not in last and last.get("generation") == entry.get("generation")
+    if same and not changed:
+        return
+    append_log(out, entry)
 
 
 def append_log(out: Path, entry: dict[str, Any]) -> None:
@@ -133,14 +154,16 @@ def replay(algorithm: Any, problem: Any, space: Any, entries: list[dict[str, Any
 
 
 def clean_temporaries(out: Path) -> Iterator[Path]:
-    """Remove what an atomic write killed half-way left behind (``.NAME.*.tmp``)."""
-    for tmp in Path(out).glob(".*.tmp"):
-        if tmp.is_file() and not tmp.is_symlink():
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-                yield tmp
-    for tmp in (Path(out) / "configs").glob(".*.tmp"):
-        if tmp.is_file() and not tmp.is_symlink():
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-                yield tmp
+    """Remove what an atomic write killed half-way left behind (``.NAME.*.tmp``), in the run
+    folder and its own ``configs/``: a ``configs`` that is a symbolic link is not entered
+    (it points outside the run; the outputs replace it with a folder of the run's own)."""
+    folders = [Path(out)]
+    configs = Path(out) / "configs"
+    if configs.is_dir() and not configs.is_symlink():
+        folders.append(configs)
+    for folder in folders:
+        for tmp in folder.glob(".*.tmp"):
+            if tmp.is_file() and not tmp.is_symlink():
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+                    yield tmp
