@@ -320,7 +320,7 @@ def _print_frontier(run: Any, result: Any) -> None:
                 cells.append("-" if v is None else str(v))
         table.add_row(*cells)
     console.print(table)
-    if not result.frontier:
+    if not result.frontier and result.evaluations:
         reasons = {r.get("reason") for r in run.store.records.values() if r.get("reason")}
         err_console.print(
             "[yellow]no architecture satisfied every constraint;[/] "
@@ -406,6 +406,7 @@ def calibrate(
         raise _fail(str(exc)) from None
     ex = make_executor(executor, ray_address, measure_on)
     try:
+        ex.check_device(device)
         rows_cache = RowCache(sp, hw, machine=ex.machine(device)) if cache else None
         model, errors = _calibrate(sp, hw, n, seed, cache, rows_cache, ex)
     except TrainfreeError as exc:

@@ -72,6 +72,7 @@ class _Loop:
         self.run, self.on_progress = run, on_progress
         self.start, self.base = time.monotonic(), run.elapsed
         self.evals_at_start = len(run.store)
+        self.exhausted = False  # the optimiser has no new architecture left (a small space)
         self.phase = "search"
         self.last_write = time.monotonic()
         self.search_start = time.monotonic()
@@ -92,7 +93,7 @@ class _Loop:
 
     def budget_spent(self, reserve: float = 0.0) -> bool:
         r = self.run
-        if r.budget_evals is not None and len(r.store) >= r.budget_evals:
+        if self.exhausted or (r.budget_evals is not None and len(r.store) >= r.budget_evals):
             return True
         return r.budget_seconds is not None and self.spent() + reserve >= r.budget_seconds
 
@@ -163,7 +164,8 @@ class _Loop:
                     "rounds": rounds,
                 }
             left = None if r.budget_seconds is None else r.budget_seconds - self.spent()
-            if r.unmeasured_entrants or left is None or left < RESUME_SHARE * r.budget_seconds:
+            short = left is None or left < RESUME_SHARE * r.budget_seconds
+            if r.unmeasured_entrants or short or self.exhausted:
                 break  # else the frontier was measured early (the reserve errs long): search on
         r.elapsed = self.spent()
         end = {"generation": r.generation, "elapsed": r.elapsed, **self._state()}
@@ -276,6 +278,9 @@ class _Loop:
     def generation(self) -> None:
         r = self.run
         pop = r.algorithm.ask()
+        if pop is None or len(pop) == 0:  # every architecture it can find is evaluated
+            self.exhausted = True
+            return
         X = pop.get("X").astype(np.int64)
         configs = [r.space.decode(x) for x in X]
         measure = r.device and not r.cost.predicting

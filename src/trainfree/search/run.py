@@ -18,7 +18,6 @@ from __future__ import annotations
 import functools
 import json
 import math
-import re
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -28,10 +27,10 @@ from typing import Any
 import numpy as np
 
 from trainfree.bench.score_cache import ScoreCache
-from trainfree.errors import ConfigError
+from trainfree.errors import ConfigError, TrainfreeError
 from trainfree.executors.local import LocalExecutor
 from trainfree.hardware import MeasurementCache
-from trainfree.io import UnsafeFileError, atomic_write_json, make_dir, read_json
+from trainfree.io import atomic_write_json, make_dir
 from trainfree.proxies import get_proxy
 from trainfree.proxies.balance import Balance, choose, combine
 from trainfree.proxies.runner import ProxyRunner
@@ -44,6 +43,7 @@ from trainfree.search.operators import RandomSearch, SpaceProblem, make_nsga2
 from trainfree.search.pareto import frontier_rows, hypervolume, objective_matrix, write_outputs
 from trainfree.search.settings import SearchSettings, parse_budget
 from trainfree.search.state import RunDirError, RunLock
+from trainfree.signals import deferred
 
 FAILED = 1e12  # objective value given to failed architectures (pymoo needs finite numbers)
 
@@ -157,7 +157,7 @@ class SearchRun:
         out = Path(out)
         if out.exists() and not out.is_dir():
             raise RunDirError(f"--out {out} is a file, not a run directory")
-        saved = _read_settings(out)
+        saved = state.read_settings(out)
         if saved is None and settings is None:
             raise RunDirError(f"{out} holds no search run to resume (no settings.json)")
         if saved is not None and settings is not None:
@@ -177,8 +177,10 @@ class SearchRun:
             chosen.workers = workers
         chosen.validate()
         if saved is None:
-            _check_not_foreign(out)
+            state.check_not_foreign(out)
         run = cls(out, chosen, executor)
+        if run.device:  # a device that cannot measure: one line now, not a run of failures
+            run.executor.check_device(chosen.hardware.device)
         make_dir(out)
         run.lock.acquire()  # before anything in the folder is read, cut or cleaned
         try:
@@ -209,7 +211,7 @@ class SearchRun:
         self.generation = sum(1 for e in self.log if "keys" in e)
         last = self.log[-1] if self.log else {}
         self.elapsed = float(last.get("elapsed", 0.0))
-        self.balance = _saved_balance(last.get("balance"))
+        self.balance = state.saved_balance(last.get("balance"))
         self.norm = tuple(np.array(v, dtype=float) for v in last["norm"]) if last.get("norm") else None
         self.pop_size = last.get("pop_size") or self.settings.pop_size
 
@@ -343,7 +345,7 @@ class SearchRun:
         finally:
             self.elapsed = max(self.elapsed, loop.spent())
             self.evaluator.close()
-        front_models, hv = self.write_outputs()
+        front_models, hv = self._final_outputs(interrupted=stopped == "interrupted")
         loop.report(stopped)
         return SearchResult(
             self.out,
@@ -356,6 +358,25 @@ class SearchRun:
             stopped,
             "predicted" if self.cost.predicting else ("measured" if self.device else "analytic"),
         )
+
+    def _final_outputs(self, interrupted: bool) -> tuple[list[dict[str, Any]], float]:
+        """:meth:`write_outputs` with Ctrl-C and SIGTERM held until they are written (a stop
+        half-way could leave a module half-imported). After a stop in the loop, a failure to
+        write them (such a half-imported module) is a warning: everything finished is in
+        ``evaluations.jsonl``, and ``--resume`` writes the outputs."""
+        try:
+            with deferred():
+                return self.write_outputs()
+        except Exception as exc:
+            if not interrupted or isinstance(exc, TrainfreeError):
+                raise
+            warnings.warn(
+                f"the outputs were not written after the stop ({type(exc).__name__}: {exc}); "
+                "everything finished is kept and `trainfree search --resume` writes them",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return [], 0.0
 
     def write_outputs(self) -> tuple[list[dict[str, Any]], float]:
         """Write the run's result files; returns the frontier models and their hypervolume.
@@ -386,57 +407,3 @@ class SearchRun:
             f"(batch {hw.batch_size}, {hw.seq_len} tokens), {len(records)} architectures",
         }
         return write_outputs(self.out, self.space, records, scores, front, s.proxy, self.costs, meta), hv
-
-
-def _read_settings(out: Path) -> SearchSettings | None:
-    """The run's saved settings (None: no ``settings.json``, so no run), read as a regular
-    file only and checked like the command line's."""
-    path = out / "settings.json"
-    try:
-        data = read_json(path)
-    except FileNotFoundError:
-        return None
-    except UnsafeFileError as exc:
-        raise RunDirError(str(exc)) from None
-    except (OSError, ValueError) as exc:
-        raise RunDirError(f"{path} is not a readable settings file ({exc})") from None
-    try:
-        return SearchSettings.from_dict(data)
-    except KeyError as exc:  # an unknown space
-        raise RunDirError(f"{path}: {exc.args[0] if exc.args else exc}") from None
-    except (ConfigError, TypeError) as exc:
-        raise RunDirError(f"{path}: {exc}") from None
-
-
-#: what a folder may hold and still be taken for a new run: a lock and a settings file that a
-#: kill cut short (a run killed in its first milliseconds)
-_NEW_RUN_LEFTOVERS = re.compile(r"\.lock|\.settings\.json\.[^/]*\.tmp")
-
-
-def _check_not_foreign(out: Path) -> None:
-    """Refuse a folder that holds files but no run (no ``settings.json``): a search writes,
-    cleans and replaces files in its folder, and must never do so among the user's own."""
-    if not out.is_dir():
-        return
-    try:
-        names = [p.name for p in out.iterdir()]
-    except OSError as exc:
-        raise RunDirError(f"--out {out} cannot be read ({exc.strerror or exc})") from None
-    foreign = sorted(n for n in names if not _NEW_RUN_LEFTOVERS.fullmatch(n))
-    if foreign:
-        raise RunDirError(
-            f"--out {out} is not empty and holds no search run (no settings.json; it holds "
-            f"{foreign[0]!r}{' and more' if len(foreign) > 1 else ''}); choose an empty or new folder"
-        )
-
-
-def _saved_balance(saved: Any) -> Balance | None:
-    """The balance a resumed run used, from its log; a damaged one is chosen again (the same
-    label-free policy gives the same balance), with a warning that says so."""
-    if not saved:
-        return None
-    try:
-        return Balance.from_dict(saved)
-    except ValueError as exc:
-        warnings.warn(f"{state.LOG_NAME}: {exc}; the balance is chosen again", RuntimeWarning, stacklevel=2)
-        return None

@@ -10,6 +10,10 @@ from ``evaluations.jsonl``. If a replayed generation does not match (a changed p
 replay stops there with a warning and the search continues from that point: nothing finished
 is lost, only the optimiser's path differs.
 
+``settings.json`` is read back through the same checks as the command line's
+(:func:`read_settings`), and a folder that holds files but no ``settings.json`` is never taken
+for a new run (:func:`check_not_foreign`): a search writes and cleans files in its folder.
+
 Two processes must not run in one folder: :class:`RunLock` holds an exclusive ``flock`` on
 ``<run>/.lock`` for the life of the run and names the holder's pid to the second one.
 """
@@ -20,6 +24,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -29,8 +34,19 @@ import numpy as np
 from pymoo.core.evaluator import Evaluator as PymooEvaluator
 from pymoo.problems.static import StaticProblem
 
-from trainfree.errors import TrainfreeError
-from trainfree.io import UnsafeFileError, WriteError, append_text, cut_to, make_dir, parse_json, read_regular
+from trainfree.errors import ConfigError, TrainfreeError
+from trainfree.io import (
+    UnsafeFileError,
+    WriteError,
+    append_text,
+    cut_to,
+    make_dir,
+    parse_json,
+    read_json,
+    read_regular,
+)
+from trainfree.proxies.balance import Balance
+from trainfree.search.settings import SearchSettings
 
 LOG_NAME = "generations.jsonl"
 
@@ -167,3 +183,57 @@ def clean_temporaries(out: Path) -> Iterator[Path]:
                 with contextlib.suppress(OSError):
                     tmp.unlink()
                     yield tmp
+
+
+def read_settings(out: Path) -> SearchSettings | None:
+    """The run's saved settings (None: no ``settings.json``, so no run), read as a regular
+    file only and checked like the command line's."""
+    path = out / "settings.json"
+    try:
+        data = read_json(path)
+    except FileNotFoundError:
+        return None
+    except UnsafeFileError as exc:
+        raise RunDirError(str(exc)) from None
+    except (OSError, ValueError) as exc:
+        raise RunDirError(f"{path} is not a readable settings file ({exc})") from None
+    try:
+        return SearchSettings.from_dict(data)
+    except KeyError as exc:  # an unknown space
+        raise RunDirError(f"{path}: {exc.args[0] if exc.args else exc}") from None
+    except (ConfigError, TypeError) as exc:
+        raise RunDirError(f"{path}: {exc}") from None
+
+
+#: what a folder may hold and still be taken for a new run: a lock and a settings file that a
+#: kill cut short (a run killed in its first milliseconds)
+_NEW_RUN_LEFTOVERS = re.compile(r"\.lock|\.settings\.json\.[^/]*\.tmp")
+
+
+def check_not_foreign(out: Path) -> None:
+    """Refuse a folder that holds files but no run (no ``settings.json``): a search writes,
+    cleans and replaces files in its folder, and must never do so among the user's own."""
+    if not out.is_dir():
+        return
+    try:
+        names = [p.name for p in out.iterdir()]
+    except OSError as exc:
+        raise RunDirError(f"--out {out} cannot be read ({exc.strerror or exc})") from None
+    foreign = sorted(n for n in names if not _NEW_RUN_LEFTOVERS.fullmatch(n))
+    if foreign:
+        raise RunDirError(
+            f"--out {out} is not empty and holds no search run (no settings.json; it holds "
+            f"{foreign[0]!r}{' and more' if len(foreign) > 1 else ''}); choose an empty or new folder"
+        )
+
+
+def saved_balance(saved: Any) -> Balance | None:
+    """The balance a resumed run used, from its log; a damaged one is chosen again (the same
+    label-free policy gives the same balance), with a warning that says so."""
+    if not saved:
+        return None
+    try:
+        return Balance.from_dict(saved)
+    except ValueError as exc:
+        warnings.warn(f"{LOG_NAME}: {exc}; the balance is chosen again", RuntimeWarning, stacklevel=2)
+        return None
