@@ -277,3 +277,40 @@ def test_resume_refuses_settings_it_would_ignore(run_dir, option):
     before = (run_dir / "settings.json").read_bytes()
     one_line_error(resume(run_dir, *option), option[0], "--resume")
     assert (run_dir / "settings.json").read_bytes() == before
+
+
+def _lts_copy(data_dir: Path, tmp_path: Path) -> Path:
+    import yaml
+
+    src, dst = data_dir / "lts" / "random_GPT2_wt103", tmp_path / "lts"
+    for j in range(3):
+        (dst / "config_0" / f"j{j}").mkdir(parents=True)
+        shutil.copy(src / "config_0" / f"j{j}" / "model_config.yaml", dst / "config_0" / f"j{j}")
+    ppl = yaml.safe_load((src / "ppl_summary.yaml").read_text())
+    keep = {k: v for k, v in ppl.items() if k in {f"config_0_j{j}" for j in range(3)}}
+    (dst / "ppl_summary.yaml").write_text(yaml.safe_dump(keep))
+    return dst
+
+
+def test_a_negative_perplexity_is_skipped_not_ranked(data_dir, tmp_path):
+    import yaml
+
+    from trainfree.bench.loaders import load_benchmark
+
+    dst = _lts_copy(data_dir, tmp_path)
+    ppl = yaml.safe_load((dst / "ppl_summary.yaml").read_text())
+    ppl["config_0_j1"]["valid_ppl"] = -5.0
+    (dst / "ppl_summary.yaml").write_text(yaml.safe_dump(ppl))
+    bench = load_benchmark("gpt2", dst)
+    assert [e.id for e in bench.entries] == ["config_0_j0", "config_0_j2"]
+    assert [eid for eid, _ in bench.skipped] == ["config_0_j1"]
+
+
+def test_an_lts_entry_that_is_a_symlink_loop_is_noted(data_dir, tmp_path):
+    from trainfree.bench.loaders import load_benchmark
+
+    dst = _lts_copy(data_dir, tmp_path)
+    (dst / "M5").symlink_to(dst / "M5")  # a loop: the glob used to pass over it unsaid
+    bench = load_benchmark("gpt2", dst)
+    assert len(bench.entries) == 3
+    assert [eid for eid, why in bench.skipped if "symbolic link" in why] == ["M5"]
