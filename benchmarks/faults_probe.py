@@ -3,8 +3,8 @@ outside the target, hang, or end in a traceback.
 
 - ``symlink_logs``: ``evaluations.jsonl`` / ``generations.jsonl`` replaced by a link to a
   file outside the run whose last line is cut: refused (one line, exit 2), the file intact;
-- ``fifo_files``: a FIFO in place of either log (refused at once) or of a score-cache entry
-  (recomputed): nothing hangs;
+- ``fifo_files``: a FIFO in place of either log (refused at once) or of score-cache entries
+  that a second run reads (recomputed): nothing hangs;
 - ``symlink_configs``: ``configs/`` a link to an outside folder holding ``.*.tmp`` files: they
   survive the resume;
 - ``non_run_folder``: ``search --out`` into a folder of the user's files: refused, unchanged;
@@ -93,14 +93,22 @@ def fault_fifo_files(lab: Lab, o: Outcome) -> None:
         _expect(o, lab, code, (2,), f"FIFO {name}", "FIFO")
         path.unlink()
         path.write_bytes(saved)
+    keep = lab.finished()
+    lab.resume(o)
+    lab.check(o, keep)
+    # score-cache entries that a second run (another folder, the same settings) reads
     entries = [p for p in (lab.cache / "scores").rglob("*.json") if p.is_file()]
     for entry in lab.rng.sample(entries, k=min(2, len(entries))):
         entry.unlink()
         os.mkfifo(entry)
         o.injected += 1
-    keep = lab.finished()
-    lab.resume(o)
-    lab.check(o, keep)
+    second = lab.root / "second"
+    code = lab.run(out=second, timeout=120)
+    o.resumed += 1
+    if code != 0:
+        o.problems.append(f"a run reading FIFO cache entries exited {code}")
+    else:
+        lab.check(o, set(), out=second)
 
 
 def fault_symlink_configs(lab: Lab, o: Outcome) -> None:

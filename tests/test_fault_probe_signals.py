@@ -105,3 +105,38 @@ def test_machine_info_does_not_import_onnxruntime(tmp_path):
     pytest.importorskip("onnxruntime")
     assert version != "None"
     assert not list(tmp_path.rglob("deviceid"))
+
+
+def test_outputs_that_fail_after_a_stop_are_a_warning(tmp_path, monkeypatch):
+    """A SIGTERM that lands while matplotlib is first imported leaves it half-imported; the
+    outputs then fail with ``KeyError: 'Axes:kwdoc'``: after a stop that is a warning (the
+    evaluations are kept, --resume writes the outputs), not exit 1 with a traceback."""
+    from trainfree.hardware import HardwareSettings
+    from trainfree.search import SearchRun, SearchSettings
+    from trainfree.search.loop import _Loop
+
+    def stopped(self):
+        raise KeyboardInterrupt
+
+    def half_imported(self):
+        raise KeyError("Axes:kwdoc")
+
+    monkeypatch.setattr(_Loop, "go", stopped)
+    monkeypatch.setattr(SearchRun, "write_outputs", half_imported)
+    s = SearchSettings(
+        space="gpt2",
+        space_values={"n_layer": [1], "d_model": [64], "d_inner": [128, 256]},
+        objectives=["params"],
+        budget="4",
+        pop_size=4,
+        workers=1,
+        hardware=HardwareSettings(seq_len=32, warmup=0, repeats=1),
+        use_cache=False,
+    )
+    run = SearchRun.open(tmp_path / "run", s)
+    try:
+        with pytest.warns(RuntimeWarning, match="outputs were not written"):
+            result = run.run()
+    finally:
+        run.close()
+    assert result.stopped == "interrupted"
