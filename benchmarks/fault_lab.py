@@ -39,6 +39,8 @@ class Outcome:
     lost: int = 0
     duplicates: int = 0
     tracebacks: int = 0
+    hangs: int = 0  # commands that did not end within their time limit (killed)
+    outside: int = 0  # checks that found a file outside the target changed
     problems: list[str] = field(default_factory=list)
 
 
@@ -57,6 +59,7 @@ class Lab:
         self.before = self.sentinel_hash()
         self.env = {**os.environ, "TRAINFREE_CACHE": str(self.cache), "COLUMNS": "200"}
         self.logs: list[Path] = []
+        self.hangs = 0
 
     # ------------------------------------------------------------------ processes
     def args(self, out: Path | None = None, budget: int | None = None) -> list[str]:
@@ -64,7 +67,7 @@ class Lab:
         return [
             sys.executable,
             "-m",
-            "trainfree.cli",
+            "trainfree",
             "search",
             "--out",
             str(out or self.out),
@@ -76,11 +79,11 @@ class Lab:
             str(self.seed % 4),
         ]
 
-    def start(self, out: Path | None = None, budget: int | None = None) -> subprocess.Popen:
+    def start(self, out: Path | None = None, budget: int | None = None, **popen: object) -> subprocess.Popen:
         log = self.root / f"stderr-{len(self.logs)}.txt"
         self.logs.append(log)
         return subprocess.Popen(
-            self.args(out, budget), env=self.env, stdout=subprocess.DEVNULL, stderr=log.open("w")
+            self.args(out, budget), env=self.env, stdout=subprocess.DEVNULL, stderr=log.open("w"), **popen
         )
 
     def run(self, out: Path | None = None, budget: int | None = None, timeout: float = 300) -> int:
@@ -88,6 +91,21 @@ class Lab:
         try:
             return proc.wait(timeout)
         except subprocess.TimeoutExpired:
+            self.hangs += 1
+            proc.kill()
+            return proc.wait()
+
+    def cli(self, *args: str, timeout: float = 120, **popen: object) -> int:
+        """Run ``trainfree ARGS`` (stderr logged, a run past ``timeout`` killed and counted
+        as a hang); returns its exit code."""
+        log = self.root / f"stderr-{len(self.logs)}.txt"
+        self.logs.append(log)
+        cmd = [sys.executable, "-m", "trainfree", *args]
+        proc = subprocess.Popen(cmd, env=self.env, stdout=subprocess.DEVNULL, stderr=log.open("w"), **popen)
+        try:
+            return proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.hangs += 1
             proc.kill()
             return proc.wait()
 
@@ -157,6 +175,7 @@ class Lab:
         if len(configs) < self.budget:
             outcome.problems.append(f"only {len(configs)} of {self.budget} architectures evaluated")
         if self.sentinel_hash() != self.before:
+            outcome.outside += 1
             outcome.problems.append("a file outside the run folder changed")
         if outcome.duplicates or outcome.lost:
             outcome.problems.append(f"lost {outcome.lost}, duplicates {outcome.duplicates}")
@@ -218,17 +237,20 @@ def corrupt_line(path: Path, rng: random.Random, last: bool) -> bool:
 
 def table(outcomes: list[Outcome]) -> str:
     rows = {}
+    fields = ("runs", "faults", "resumed", "lost", "dups", "tracebk", "hangs", "outside", "failed")
+    widths = (5, 7, 8, 6, 6, 8, 6, 8, 7)
     for o in outcomes:
-        r = rows.setdefault(o.fault, [0, 0, 0, 0, 0, 0])
-        for i, v in enumerate((1, o.injected, o.resumed, o.lost, o.duplicates, o.tracebacks)):
+        r = rows.setdefault(o.fault, [0] * len(fields))
+        values = (1, o.injected, o.resumed, o.lost, o.duplicates, o.tracebacks, o.hangs, o.outside)
+        for i, v in enumerate((*values, int(bool(o.problems)))):
             r[i] += v
-    head = f"{'fault':<27}{'runs':>5}{'faults':>7}{'resumed':>8}{'lost':>6}{'dups':>6}{'tracebk':>8}"
+    head = f"{'fault':<27}" + "".join(f"{f:>{w}}" for f, w in zip(fields, widths, strict=True))
     lines = [head, "-" * len(head)]
     for name, r in rows.items():
-        lines.append(f"{name:<27}" + "".join(f"{v:>{w}}" for v, w in zip(r, (5, 7, 8, 6, 6, 8), strict=True)))
-    total = [sum(r[i] for r in rows.values()) for i in range(6)]
+        lines.append(f"{name:<27}" + "".join(f"{v:>{w}}" for v, w in zip(r, widths, strict=True)))
+    total = [sum(r[i] for r in rows.values()) for i in range(len(fields))]
     lines += [
         "-" * len(head),
-        f"{'total':<27}" + "".join(f"{v:>{w}}" for v, w in zip(total, (5, 7, 8, 6, 6, 8), strict=True)),
+        f"{'total':<27}" + "".join(f"{v:>{w}}" for v, w in zip(total, widths, strict=True)),
     ]
     return "\n".join(lines)

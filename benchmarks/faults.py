@@ -14,9 +14,15 @@ Faults: kill -9 of the main process, of a proxy pool worker and of a measurement
 random moments; SIGTERM; corrupted lines (middle and last) of ``evaluations.jsonl`` and
 ``generations.jsonl``; corrupted entries of the score cache, the hardware cache and the
 cost-model rows; a full disk (a small tmpfs, then remounted larger); two runs started on one
-folder; a planted ``state.pkl`` and planted symlinks.
+folder; a planted ``state.pkl`` and planted symlinks; and issue 30's kinds
+(``faults_probe.py``): symlinked logs and ``configs/``, FIFOs, a folder that is not a run,
+exports whose ``--out`` overlaps their input, interrupted exports, Ctrl-C/SIGTERM in a
+search's first seconds, out-of-bounds replay entries, records of the wrong shape. The table
+counts lost and duplicated architectures, tracebacks, hangs (a command past its time
+limit) and writes outside the target (a sentinel folder hashed before and after).
 
     python benchmarks/faults.py --repeats 3 --seed 0        # every fault, 3 seeds each
+    python benchmarks/faults.py --faults issue30 --repeats 12  # issue 30's kinds
     python benchmarks/faults.py --faults kill_main,full_disk  # some of them
 
 The fast subset runs in CI as ``tests/test_faults.py``.
@@ -51,6 +57,7 @@ from fault_lab import (  # the lab lives next to this script (its folder is on s
     kill_partway,
     table,
 )
+from faults_probe import PROBE_FAULTS
 
 __all__ = ["DEVICE", "FAST", "TINY", "Lab", "Outcome", "corrupt_line", "kill_partway", "table"]
 
@@ -315,6 +322,9 @@ FAULTS: dict[str, tuple[Callable[[Lab, Outcome], None], list[str], int]] = {
 }
 
 
+FAULTS.update(PROBE_FAULTS)  # issue 30: symlinks, FIFOs, non-run folders, exports, early stops
+
+
 def run_fault(name: str, seed: int, root: Path) -> Outcome:
     fn, profile, budget = FAULTS[name]
     outcome = Outcome(name)
@@ -324,6 +334,10 @@ def run_fault(name: str, seed: int, root: Path) -> Outcome:
     except Exception as exc:  # the harness itself: report, keep going
         outcome.problems.append(f"harness: {type(exc).__name__}: {exc}")
     outcome.tracebacks = lab.tracebacks()
+    outcome.hangs += lab.hangs
+    if lab.sentinel_hash() != lab.before and not outcome.outside:
+        outcome.outside += 1
+        outcome.problems.append("a file outside the target changed")
     return outcome
 
 
@@ -331,10 +345,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeats", type=int, default=3, help="seeds per fault")
     ap.add_argument("--seed", type=int, default=0, help="first seed")
-    ap.add_argument("--faults", default="all", help=f"comma-separated, of: {', '.join(FAULTS)}")
+    ap.add_argument(
+        "--faults", default="all", help=f"all, issue30 (its kinds), or some of: {', '.join(FAULTS)}"
+    )
     ap.add_argument("--json", type=Path, help="write every outcome here")
     args = ap.parse_args()
-    names = list(FAULTS) if args.faults == "all" else args.faults.split(",")
+    names = {"all": list(FAULTS), "issue30": list(PROBE_FAULTS)}.get(args.faults) or args.faults.split(",")
     outcomes = []
     for name in names:
         for seed in range(args.seed, args.seed + args.repeats):

@@ -95,11 +95,15 @@ def test_a_corrupted_middle_line_is_skipped_and_kept(tmp_path):
 
 
 def test_records_of_other_settings_are_never_mixed_in(tmp_path):
-    out = tmp_path / "run"
-    run_once(out, settings(budget="8"))
-    (out / "settings.json").unlink()  # a user deletes it and reruns with another seq_len
-    (out / "generations.jsonl").unlink()
+    first = tmp_path / "first"
+    run_once(first, settings(budget="8"))
+    (first / "settings.json").unlink()  # a user deletes it and reruns with another seq_len:
     other = settings(budget="8", hardware=HardwareSettings(seq_len=16, warmup=0, repeats=1))
+    with pytest.raises(RunDirError, match="holds no search run"):  # refused: no longer a run
+        SearchRun.open(first, other)
+    out = tmp_path / "run"  # ... so its records are copied into a new run of other settings
+    SearchRun.open(out, other).close()
+    (out / "evaluations.jsonl").write_bytes((first / "evaluations.jsonl").read_bytes())
     with pytest.warns(RuntimeWarning, match="other settings"):
         _run, result = run_once(out, other)
     fps = {json.loads(x)["fp"] for x in (out / "evaluations.jsonl").read_text().splitlines()}

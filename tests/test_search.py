@@ -157,10 +157,11 @@ def test_resume_continues_without_repeating(tmp_path):
 
 def test_store_drops_a_line_cut_by_a_kill(tmp_path):
     path = tmp_path / "evaluations.jsonl"
-    path.write_text(json.dumps({"key": "a", "index": 0}) + "\n" + '{"key": "b", "ind')
+    rec = {"key": "a", "index": 0, "generation": 0, "config": {}, "feasible": False}
+    path.write_text(json.dumps(rec) + "\n" + '{"key": "b", "ind')
     store = EvaluationStore(path)
     assert list(store.records) == ["a"]
-    store.add([{"key": "c", "index": 1}])
+    store.add([{**rec, "key": "c", "index": 1}])
     assert [json.loads(x)["key"] for x in path.read_text().splitlines()] == ["a", "c"]
 
 

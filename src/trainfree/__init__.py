@@ -9,9 +9,29 @@ The public API in one place::
     print(space.param_counts(cfg).decoder)
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 from trainfree.errors import BenchmarkDataError, ConfigError, TrainfreeError
-from trainfree.proxies import get_proxy, list_proxies
-from trainfree.spaces import get_space, list_spaces
+
+#: imported when first asked for: the registries import torch (a second or more), which the
+#: command line must not do before it has set up its handling of Ctrl-C (``__main__``)
+_LAZY = {
+    "get_proxy": "trainfree.proxies",
+    "list_proxies": "trainfree.proxies",
+    "get_space": "trainfree.spaces",
+    "list_spaces": "trainfree.spaces",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'trainfree' has no attribute {name!r}")
+
 
 __all__ = [
     "BenchmarkDataError",

@@ -7,6 +7,7 @@ written and benchmarks too small to rank.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
 import tempfile
@@ -19,7 +20,8 @@ from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperGroup
 
-from trainfree.errors import TrainfreeError
+from trainfree.errors import Terminated, TrainfreeError
+from trainfree.signals import quiet_interrupts, restore_sigterm
 
 try:  # typer vendors its own copy of click (typer >= 0.22); its errors are not click's
     from typer._click.exceptions import UsageError
@@ -56,6 +58,7 @@ class _Commands(TyperGroup):
 
     def invoke(self, ctx: typer.Context) -> Any:
         warnings.showwarning = _show_warning
+        previous = quiet_interrupts()
         try:
             return super().invoke(ctx)
         except UsageError as exc:  # a bad option value: one line too, not a panel
@@ -65,6 +68,21 @@ class _Commands(TyperGroup):
             raise _fail(str(exc)) from None
         except RecursionError:
             raise _fail("an input is nested too deeply to be read (a JSON or YAML structure?)") from None
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (Terminated): whatever ran cleaned up
+            raise stopped(exc) from None
+        except OSError as exc:  # a file of the user's that cannot be read or written
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise _fail(f"{where}{exc.strerror or exc}") from None
+        finally:
+            restore_sigterm(previous)
+
+
+def stopped(exc: BaseException) -> typer.Exit:
+    """The one line of a command stopped by Ctrl-C (exit 130) or SIGTERM (exit 143)."""
+    how, code = ("SIGTERM", 143) if isinstance(exc, Terminated) else ("Ctrl-C", 130)
+    with contextlib.suppress(Exception):
+        err_console.print(f"stopped by {how}; nothing half-written was left", highlight=False)
+    return typer.Exit(code=code)
 
 
 def _flowing(text: str | None) -> str | None:

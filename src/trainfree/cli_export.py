@@ -43,7 +43,9 @@ def export(
             results = export_run(run, pick, out, fmt=fmt, as_=as_, force=force, seed=seed)
         else:
             sp, cfg = load_config(config, space)
-            results = [export_config(sp, cfg, out, fmt=fmt, as_=as_, force=force, seed=seed or 0)]
+            results = [
+                export_config(sp, cfg, out, fmt=fmt, as_=as_, force=force, seed=seed or 0, inputs=[config])
+            ]
     except TrainfreeError as exc:
         raise _fail(str(exc)) from None
     for r in results:

@@ -69,8 +69,27 @@ def accuracy_table(acc: dict[str, dict[str, float]], title: str) -> Table:
     return table
 
 
+#: options that --resume honours (the rest are the run's saved settings)
+RESUME_OPTIONS = ("out", "resume", "budget", "workers", "executor", "ray_address", "measure_on")
+
+
+def _check_resume_options(ctx: typer.Context, out: Path) -> None:
+    """Refuse, on ``--resume``, an option that would be silently ignored: the run continues
+    with its saved settings, so a ``--seed`` given along would mislead."""
+    for param in ctx.command.params:
+        name = param.name or ""
+        source = ctx.get_parameter_source(name)
+        if name not in RESUME_OPTIONS and source is not None and source.name == "COMMANDLINE":
+            flag = max(param.opts, key=len) if getattr(param, "opts", None) else name
+            raise _fail(
+                f"{flag}: --resume continues the run in {out} with its saved settings, which it cannot "
+                f"change; drop {flag}, or start a new run in another --out"
+            )
+
+
 @app.command()
 def search(
+    ctx: typer.Context,
     out: Annotated[Path, typer.Option(help="run directory (created; holds results and checkpoints)")],
     space: Annotated[str, typer.Option(help="search space name")] = "gpt2",
     proxy: Annotated[str, typer.Option(help="proxy to maximise (see `trainfree proxies`)")] = "zerolm",
@@ -138,6 +157,8 @@ def search(
     from trainfree.spaces import list_spaces
 
     settings = None
+    if resume:
+        _check_resume_options(ctx, out)
     try:
         if not resume:
             if space not in list_spaces():
@@ -275,7 +296,7 @@ def _print_frontier(run: Any, result: Any) -> None:
                 cells.append("-" if v is None else str(v))
         table.add_row(*cells)
     console.print(table)
-    if not result.frontier:
+    if not result.frontier and result.evaluations:
         reasons = {r.get("reason") for r in run.store.records.values() if r.get("reason")}
         err_console.print(
             "[yellow]no architecture satisfied every constraint;[/] "
@@ -373,6 +394,7 @@ def calibrate(
         raise _fail(str(exc)) from None
     ex = make_executor(executor, ray_address, measure_on)
     try:
+        ex.check_device(device)
         rows_cache = RowCache(sp, hw, machine=ex.machine(device)) if cache else None
         model, errors = _calibrate(sp, hw, n, seed, cache, rows_cache, ex)
     except TrainfreeError as exc:

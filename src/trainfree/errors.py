@@ -27,3 +27,8 @@ class ConfigError(TrainfreeError, ValueError):
 
 class BenchmarkDataError(TrainfreeError, ValueError):
     """A benchmark file is missing, malformed or partial (message names the file and entry)."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the process is as Ctrl-C is (:mod:`trainfree.signals`), so the
+    same clean-up runs; the command line ends with exit code 143 instead of 130."""

@@ -14,6 +14,7 @@ import contextlib
 import errno
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,102 @@ def append_text(path: str | Path, text: str) -> None:
         with contextlib.suppress(OSError):
             os.ftruncate(fd, start)
         raise WriteError(p, exc) from None
+    finally:
+        os.close(fd)
+
+
+class UnsafeFileError(TrainfreeError, OSError):
+    """A file that would be read (or trimmed) is not a regular file: a symbolic link (which
+    could point at the user's own files), a FIFO or device (a read that never returns), or a
+    folder. Reading never follows, blocks on or descends into such a thing."""
+
+    def __init__(self, path: str | Path, what: str) -> None:
+        OSError.__init__(self, errno.EINVAL, what)
+        self.path = Path(path)
+        self.what = what
+
+    def __str__(self) -> str:
+        return f"{self.path} is {self.what}; expected a regular file (nothing was read or changed)"
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a regular file"
+
+
+def open_regular(path: str | Path, write: bool = False, follow: bool = False) -> int:
+    """A descriptor of ``path`` opened for reading (``write``: reading and writing), only if it
+    is a regular file: never through a symbolic link (unless ``follow``: a file the user named
+    on the command line), never blocking on a FIFO (``O_NONBLOCK`` at open, then ``fstat``).
+    Raises :class:`UnsafeFileError` (missing: ``FileNotFoundError``)."""
+    p = Path(path)
+    flags = (os.O_RDWR if write else os.O_RDONLY) | os.O_NONBLOCK | os.O_CLOEXEC
+    if not follow:
+        flags |= os.O_NOFOLLOW
+    try:
+        fd = os.open(p, flags)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UnsafeFileError(p, "a symbolic link" if not follow else "a symbolic link loop") from None
+        if exc.errno == errno.EISDIR:
+            raise UnsafeFileError(p, "a folder") from None
+        if exc.errno == errno.ENXIO:
+            raise UnsafeFileError(p, "a FIFO, socket or device") from None
+        raise
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise UnsafeFileError(p, _kind(mode))
+    os.set_blocking(fd, True)
+    return fd
+
+
+def read_regular(path: str | Path, follow: bool = False, limit: int | None = None) -> bytes:
+    """The bytes of the regular file ``path`` (see :func:`open_regular`); ``limit``: refuse a
+    file larger than this many bytes (a cache entry is small; a planted huge one is not read)."""
+    fd = open_regular(path, follow=follow)
+    try:
+        if limit is not None and os.fstat(fd).st_size > limit:
+            raise UnsafeFileError(path, f"larger than {limit} bytes")
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            return fh.read()
+    finally:
+        os.close(fd)
+
+
+def parse_json(data: bytes | str) -> Any:
+    """``json.loads`` whose every failure is a ``ValueError``: invalid UTF-8, invalid JSON and
+    a structure nested too deeply to parse (``RecursionError``) alike, so a reader that
+    treats a damaged file as damaged needs one ``except``."""
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise ValueError("nested too deeply to be read") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"not UTF-8 ({exc.reason})") from None
+
+
+def read_json(path: str | Path, follow: bool = False, limit: int | None = None) -> Any:
+    """The JSON value in the regular file ``path``: ``FileNotFoundError`` if it is missing,
+    :class:`UnsafeFileError` if it is not a regular file, ``ValueError`` if it does not parse."""
+    return parse_json(read_regular(path, follow=follow, limit=limit))
+
+
+def cut_to(path: str | Path, length: int) -> None:
+    """Cut the regular file ``path`` back to ``length`` bytes (the tail of a write a kill cut
+    short), never through a symbolic link or on anything but a regular file."""
+    fd = open_regular(path, write=True)
+    try:
+        os.ftruncate(fd, length)
+    except OSError as exc:
+        raise WriteError(path, exc) from None
     finally:
         os.close(fd)
 

@@ -12,7 +12,6 @@ never silently dropped.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Callable
@@ -24,6 +23,7 @@ import yaml
 
 from trainfree.data import data_root
 from trainfree.errors import BenchmarkDataError, ConfigError
+from trainfree.io import read_json, read_regular
 from trainfree.spaces import SearchSpace, get_space, list_spaces
 from trainfree.spaces.base import BenchmarkSource
 
@@ -98,9 +98,9 @@ def load_benchmark(
 def read_nas_bench_bert(space: SearchSpace, path: Path, target: str) -> ReaderResult:
     """``BERT_benchmark.json`` (or its folder): a list of entries with ``hparams`` and ``scores``."""
     file = path / "BERT_benchmark.json" if path.is_dir() else path
-    try:
-        data = json.loads(file.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+    try:  # a regular file only (a FIFO would never answer); a deep nesting is a ValueError
+        data = read_json(file, follow=True)
+    except (OSError, ValueError) as exc:
         raise BenchmarkDataError(f"{file}: cannot read JSON ({exc})") from None
     if not isinstance(data, list):
         raise BenchmarkDataError(f"{file}: expected a JSON list of architectures, got {type(data).__name__}")
@@ -133,24 +133,30 @@ _RANDOM_RE = re.compile(r"^config_(\d+)$")
 
 def _read_yaml(file: Path) -> Any:
     try:
-        return yaml.safe_load(file.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise BenchmarkDataError(f"{file}: cannot read YAML ({exc})") from None
+        return yaml.safe_load(read_regular(file, follow=True))
+    except (OSError, yaml.YAMLError, RecursionError) as exc:
+        why = "nested too deeply to be read" if isinstance(exc, RecursionError) else exc
+        raise BenchmarkDataError(f"{file}: cannot read YAML ({why})") from None
 
 
-def _lts_config_files(folder: Path) -> list[tuple[str, Path]]:
-    """(id, model_config.yaml) for both layouts archai writes: config_N/jM/ and M*/."""
-    found = []
+def _lts_config_files(folder: Path) -> tuple[list[tuple[str, Path]], list[tuple[str, str]]]:
+    """(id, model_config.yaml) for both layouts archai writes: config_N/jM/ and M*/; and the
+    entries that cannot be read as folders (a symbolic link loop, a dangling link), each with
+    its reason: a glob passes over them in silence, and a benchmark must not shrink unsaid."""
+    found, broken = [], []
     for f in folder.glob("config_*/j*/model_config.yaml"):
         if _RANDOM_RE.match(f.parent.parent.name):
             found.append((f"{f.parent.parent.name}_{f.parent.name}", f))
     for f in folder.glob("*/model_config.yaml"):
         found.append((f.parent.name, f))
+    for p in folder.iterdir():
+        if p.is_symlink() and not p.exists():  # stat follows the link: a loop or nothing there
+            broken.append((p.name, "a symbolic link that leads nowhere (a loop, or a missing target)"))
 
-    def key(item: tuple[str, Path]) -> list[Any]:
+    def key(item: tuple[str, Any]) -> list[Any]:
         return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", item[0])]
 
-    return sorted(found, key=key)
+    return sorted(found, key=key), sorted(broken, key=key)
 
 
 def read_archai_folder(space: SearchSpace, folder: Path, target: str) -> ReaderResult:
@@ -160,7 +166,7 @@ def read_archai_folder(space: SearchSpace, folder: Path, target: str) -> ReaderR
         raise BenchmarkDataError(
             f"{folder}: expected an LTS folder (config_*/j*/model_config.yaml or M*/...)"
         )
-    files = _lts_config_files(folder)
+    files, broken = _lts_config_files(folder)
     if not files:
         raise BenchmarkDataError(f"{folder}: no model_config.yaml found (config_*/j*/ or M*/ layout)")
     ppl_file = folder / "ppl_summary.yaml"
@@ -177,7 +183,7 @@ def read_archai_folder(space: SearchSpace, folder: Path, target: str) -> ReaderR
             if not isinstance(table, dict):
                 raise BenchmarkDataError(f"{f}: expected a mapping of architecture id to values")
             extras[name] = table
-    entries, skipped = [], []
+    entries, skipped = [], list(broken)
     for eid, file in files:
         raw = _read_yaml(file)
         if not isinstance(raw, dict):
@@ -185,7 +191,7 @@ def read_archai_folder(space: SearchSpace, folder: Path, target: str) -> ReaderR
         config = _config(space, raw, str(file))
         value = _lts_ground_truth(ppl.get(eid), target)
         if value is None:
-            skipped.append((eid, f"no numeric '{target}' in {ppl_file.name}"))
+            skipped.append((eid, f"no positive numeric '{target}' in {ppl_file.name}"))
             continue
         extra = {name.removesuffix("_summary"): table[eid] for name, table in extras.items() if eid in table}
         entries.append(BenchmarkEntry(eid, config, value, extra))
@@ -196,7 +202,7 @@ def _lts_ground_truth(value: Any, target: str) -> float | None:
     """Random sets store ``{valid_ppl: x, test_ppl: y, ...}``; Pareto sets store one number."""
     if isinstance(value, dict):
         value = value.get(target)
-    return float(value) if _is_number(value) else None
+    return float(value) if _is_number(value) and value > 0 else None  # a perplexity is positive
 
 
 def _config(space: SearchSpace, raw: dict[str, Any], where: str) -> Any:

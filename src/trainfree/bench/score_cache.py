@@ -39,11 +39,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trainfree.io import atomic_write_bytes
+from trainfree.io import atomic_write_bytes, parse_json, read_regular
 
 #: Bump when the entry layout or the meaning of a stored value changes.
 CACHE_FORMAT = 1
 CACHE_ENV_VAR = "TRAINFREE_CACHE"
+#: an entry is a few kB; a larger file in its place is not read (it is invalid)
+MAX_ENTRY_BYTES = 1 << 20
 
 
 def default_cache_dir() -> Path:
@@ -167,12 +169,12 @@ class ScoreCache:
         its path remembered, and the caller recomputes and overwrites it)."""
         key = self.key(spec)
         path = self.path(spec, key)
-        try:
-            text = path.read_text()
+        try:  # a regular file only: a FIFO would block the read, a symlink point anywhere
+            text = read_regular(path, limit=MAX_ENTRY_BYTES)
         except FileNotFoundError:
             self.misses += 1
             return None
-        except (OSError, UnicodeDecodeError):
+        except OSError:  # UnsafeFileError included
             return self._invalid(path)
         found = _validate(text, key, spec)
         if found is None:
@@ -194,10 +196,10 @@ class ScoreCache:
         return None
 
 
-def _validate(text: str, key: str, spec: dict[str, Any]) -> CachedScore | None:
+def _validate(text: bytes | str, key: str, spec: dict[str, Any]) -> CachedScore | None:
     try:
-        entry = json.loads(text)
-    except (json.JSONDecodeError, ValueError):
+        entry = parse_json(text)  # a structure nested too deeply is a ValueError too
+    except ValueError:
         return None
     if not isinstance(entry, dict) or entry.get("format") != CACHE_FORMAT:
         return None

@@ -89,6 +89,18 @@ class Executor(ABC):
         ``on_result(i, result)`` as each finishes, in any order. Never raises for a model that
         cannot run: that is a failed measurement with the reason."""
 
+    def check_device(self, device: str) -> None:
+        """Refuse, before a search or calibration starts, a device the measuring machine
+        does not have: every measurement would fail, every architecture be infeasible, and
+        the command end as if it had worked. A machine with CUDA names its GPU
+        (:func:`~trainfree.hardware.profiler.machine_info`)."""
+        if device == "cuda" and "gpu" not in self.machine(device):
+            where = "this machine" if self.name == "local" else f"the measuring machine ({self.describe()})"
+            raise ExecutorError(
+                f"--device cuda: {where} has no CUDA GPU that torch can use "
+                "(torch.cuda.is_available() is False); measure on --device cpu, or run where a GPU is"
+            )
+
     def measure_slots(self) -> int:
         """How many measurements run at once (the devices available)."""
         return 1

@@ -14,11 +14,10 @@ export is checked: the saved model is loaded back and compared with trainfree's
 
 from __future__ import annotations
 
-import json
-import os
+import re
 import shutil
-import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,8 +26,8 @@ import torch
 
 from trainfree.errors import TrainfreeError
 from trainfree.export.card import model_card
-from trainfree.io import atomic_write_json, atomic_write_text
-from trainfree.spaces import get_space, list_spaces
+from trainfree.export.folders import check_out, publish, staging, within
+from trainfree.io import atomic_write_json, atomic_write_text, read_json
 from trainfree.spaces.base import seeded
 from trainfree.spaces.configfile import read_config_file, resolve_config
 
@@ -43,6 +42,9 @@ MODEL_TYPES = {
 }
 #: float32 agreement demanded of the exported model (max abs difference)
 HF_ATOL = 1e-5
+#: what an export holds at its peak, in float32 weights: the model, its Hugging Face copy, the
+#: copy loaded back to check it, and a build's temporaries
+EXPORT_FACTOR = 4.0
 HF_INSTALL = "pip install 'trainfree[hf]' (transformers>=5,<6, safetensors)"
 
 
@@ -74,37 +76,6 @@ def _require_hf() -> None:
         ) from None
 
 
-# ------------------------------------------------------------------ folders
-def check_out(out: Path, force: bool) -> None:
-    """Refuse an output that is a file, or a non-empty folder without ``force``."""
-    if out.exists() and not out.is_dir():
-        raise TrainfreeError(f"--out {out} is a file; choose a folder")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise TrainfreeError(f"--out {out} exists and is not empty; choose another folder or pass --force")
-
-
-def _staging(out: Path) -> Path:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-
-
-def _publish(tmp: Path, out: Path) -> None:
-    """Rename the finished ``tmp`` to ``out`` (an old ``out`` is moved aside first and
-    deleted after, so that at every moment one complete folder is in place)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    for path in (tmp, *tmp.rglob("*")):  # mkdtemp/mkstemp made them private
-        path.chmod((0o777 if path.is_dir() else 0o666) & ~umask)
-    old = None
-    if out.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-        old.rmdir()
-        out.rename(old)
-    tmp.rename(out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 # ------------------------------------------------------------------ exports
 def export_config(
     space: Any,
@@ -116,19 +87,20 @@ def export_config(
     force: bool = False,
     seed: int = 0,
     source: dict[str, Any] | None = None,
+    inputs: Sequence[str | Path] = (),
 ) -> ExportResult:
     """Export one typed ``config`` of ``space`` (a space object) to the folder ``out``.
 
     The weights are ``space.build(config, seed)``: the initialisation a proxy scored when
     the search used the same seed. ``source`` (run directory, frontier row) is recorded in
-    ``trainfree.json``."""
-    out = Path(out)
+    ``trainfree.json``; ``inputs``: files the export was read from, which ``out`` must not
+    hold (``--force`` replaces ``out`` as a whole)."""
     _check_options(space, fmt, as_)
-    check_out(out, force)
-    tmp = _staging(out)
+    out = check_out(Path(out), force, [Path(p) for p in inputs])
+    tmp = staging(out)
     try:
         result = _write(space, config, tmp, fmt, as_, seed, source or {})
-        _publish(tmp, out)
+        publish(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -155,7 +127,7 @@ def _write(
     space: Any, config: Any, folder: Path, fmt: str, as_: str, seed: int, source: dict
 ) -> ExportResult:
     start = time.perf_counter()
-    model = space.build(config, seed=seed).eval()
+    model = _build(space, config, seed)
     record: dict[str, Any] = {
         "space": space.name,
         "config": space.config_to_dict(config),
@@ -188,6 +160,26 @@ def _write(
         max_abs_diff=diff,
         files=sorted(p.name for p in folder.iterdir()),
     )
+
+
+def _build(space: Any, config: Any, seed: int) -> torch.nn.Module:
+    """The model, built only if it fits: an export holds the model, its Hugging Face copy and
+    the copy loaded back, so a model too large for this machine is refused in one line
+    before anything is allocated (``profile`` has the same guard, for one copy)."""
+    from trainfree.hardware.workers import MB, available_mb
+
+    need = space.param_counts(config).total * 4 / MB * EXPORT_FACTOR
+    have = available_mb()
+    if need > have:
+        raise TrainfreeError(
+            f"cannot export this model here: it needs about {need:,.0f} MB ({EXPORT_FACTOR:g} x its "
+            f"float32 weights), {have:,.0f} MB are available"
+        )
+    try:
+        return space.build(config, seed=seed).eval()
+    except (RuntimeError, MemoryError) as exc:  # an allocation the estimate did not foresee
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise TrainfreeError(f"cannot export this model here: building it failed ({first})") from None
 
 
 def _reference(space: Any, config: Any, model: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
@@ -282,51 +274,24 @@ def export_run(
 
     One row goes to ``out`` itself; ``all`` writes one sub-folder per row, named after its
     config file (``frontier_000_arch00042``), all published together. The space (with the
-    run's value sets) and, unless given, the seed come from the run's ``settings.json``."""
+    run's value sets) and, unless given, the seed come from the run's ``settings.json``.
+    Only the run's own files are read (regular files inside it), each checked."""
     run = Path(run_dir)
-    out = Path(out)
-    settings_path, frontier_path = run / "settings.json", run / "frontier.json"
-    if not run.is_dir():
-        raise TrainfreeError(f"--run {run}: no such run directory")
-    if not settings_path.exists():
-        raise TrainfreeError(f"--run {run}: not a search run (no settings.json)")
-    if not frontier_path.exists():
-        raise TrainfreeError(
-            f"--run {run} has no frontier yet (no frontier.json); let `trainfree search` finish"
-        )
-    try:
-        settings = json.loads(settings_path.read_text())
-        models = json.loads(frontier_path.read_text())["models"]
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise TrainfreeError(f"--run {run}: unreadable settings.json/frontier.json ({exc})") from None
-    if not models:
-        raise TrainfreeError(f"--run {run}: the frontier is empty (no architecture met the constraints)")
-    space_name = settings.get("space")
-    if space_name not in list_spaces():
-        raise TrainfreeError(f"--run {run}: settings.json names an unknown space {space_name!r}")
-    space = get_space(space_name, **(settings.get("space_values") or {}))
+    space, run_seed, models = _read_run(run)
     rows = _pick(pick, len(models), run)
-    seed = int(settings.get("seed", 0)) if seed is None else seed
+    seed = run_seed if seed is None else seed
     _check_options(space, fmt, as_)
-    check_out(out, force)
+    out = check_out(Path(out), force, [run])
     items = []
     for i in rows:
-        row = models[i]
-        name = Path(row.get("config_file") or f"frontier_{i:03d}.json")
-        path = run / name
-        file_space, data = read_config_file(path) if path.exists() else (None, row.get("config"))
-        if file_space is not None and file_space != space.name:
-            raise TrainfreeError(
-                f"{path}: a config of space '{file_space}', but the run searched '{space.name}'"
-            )
-        cfg = resolve_config(space, data, str(path))
+        name, data = _row_config(run, models[i], i, space)
         source = {
             "run": str(run.resolve()),
             "frontier_rank": i,
-            "frontier_row": {k: v for k, v in row.items() if k != "config"},
+            "frontier_row": {k: v for k, v in models[i].items() if k != "config"},
         }
-        items.append((name.stem, cfg, source))
-    tmp = _staging(out)
+        items.append((name.stem, resolve_config(space, data, str(run / name)), source))
+    tmp = staging(out)
     results = []
     try:
         for stem, cfg, source in items:
@@ -335,11 +300,65 @@ def export_run(
             result = _write(space, cfg, target, fmt, as_, seed, source)
             result.out = out if pick != "all" else out / stem
             results.append(result)
-        _publish(tmp, out)
+        publish(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return results
+
+
+def _read_run(run: Path) -> tuple[Any, int, list[dict[str, Any]]]:
+    """``(space, seed, frontier rows)`` of a finished run: ``settings.json`` read and checked
+    as a search reads it, ``frontier.json`` an object whose ``models`` are objects."""
+    from trainfree.search.settings import SearchSettings
+
+    if not run.is_dir():
+        raise TrainfreeError(f"--run {run}: no such run directory")
+    try:
+        settings = SearchSettings.from_dict(read_json(run / "settings.json"))
+        frontier = read_json(run / "frontier.json")
+    except FileNotFoundError as exc:
+        if Path(exc.filename or "").name == "settings.json":
+            raise TrainfreeError(f"--run {run}: not a search run (no settings.json)") from None
+        raise TrainfreeError(
+            f"--run {run} has no frontier yet (no frontier.json); let `trainfree search` finish"
+        ) from None
+    except (TrainfreeError, OSError, ValueError, TypeError, KeyError) as exc:
+        why = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        raise TrainfreeError(f"--run {run}: unreadable settings.json/frontier.json ({why})") from None
+    models = frontier.get("models") if isinstance(frontier, dict) else None
+    if not isinstance(models, list) or not all(isinstance(m, dict) for m in models):
+        raise TrainfreeError(f"--run {run}: frontier.json has no list of models (field 'models')")
+    if not models:
+        raise TrainfreeError(f"--run {run}: the frontier is empty (no architecture met the constraints)")
+    return settings.make_space(), settings.seed, models
+
+
+#: what a frontier row may name as its config file: one of the run's own ``configs/``
+_CONFIG_FILE = re.compile(r"configs/[A-Za-z0-9_.-]+\.json")
+
+
+def _row_config(run: Path, row: dict[str, Any], i: int, space: Any) -> tuple[Path, Any]:
+    """The config file name and config data of frontier row ``i``: its file in the run's own
+    ``configs/`` (a regular file, not through a symbolic link), else the row's own copy."""
+    name = row.get("config_file") or f"configs/frontier_{i:03d}.json"
+    if not isinstance(name, str) or not _CONFIG_FILE.fullmatch(name):
+        raise TrainfreeError(
+            f"--run {run}: frontier row {i} names config_file {name!r}; expected a file of the run's "
+            "configs/ folder (configs/NAME.json)"
+        )
+    path = run / name
+    if (run / "configs").is_symlink() or not within(path, run):
+        raise TrainfreeError(f"--run {run}: configs/ is a symbolic link; expected the run's own folder")
+    if path.exists() or path.is_symlink():
+        file_space, data = read_config_file(path, follow=False)
+    else:
+        file_space, data = None, row.get("config")
+    if not isinstance(data, dict):
+        raise TrainfreeError(f"--run {run}: frontier row {i} has no config (field 'config')")
+    if file_space is not None and file_space != space.name:
+        raise TrainfreeError(f"{path}: a config of space '{file_space}', but the run searched '{space.name}'")
+    return Path(name), data
 
 
 def _pick(pick: str | int, n: int, run: Path) -> list[int]:

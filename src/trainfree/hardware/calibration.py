@@ -28,7 +28,7 @@ from trainfree.hardware import drift
 from trainfree.hardware.costmodel import CostModel, cost_features, fit_cost_model, gene_values, make_row
 from trainfree.hardware.measurement_cache import MeasurementCache, default_cache_dir
 from trainfree.hardware.profiler import HardwareSettings, machine_info
-from trainfree.io import atomic_write_json
+from trainfree.io import atomic_write_json, read_json
 from trainfree.spaces.base import ConfigError
 
 #: /2: latencies timed with a steady allocator; /3: a single-thread latency is on-CPU time
@@ -95,7 +95,7 @@ class RowCache:
 
     def load(self) -> list[dict[str, Any]]:
         try:
-            data = json.loads(self.path.read_text())
+            data = read_json(self.path)
             if data.get("format") != FORMAT or data.get("key") != self.key:
                 return []
             rows = [r for r in data["rows"] if isinstance(r, dict) and isinstance(r.get("features"), dict)]

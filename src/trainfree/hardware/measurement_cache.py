@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from trainfree.hardware.profiler import HardwareSettings, Measurement, machine_info, profile
-from trainfree.io import atomic_write_json
+from trainfree.io import atomic_write_json, read_json
 
 #: /2: memory_mb is the footprint (weights + activations); /3: latency timed with a steady
 #: allocator (``profiler.steady_allocator``); /4: a single-thread CPU latency is on-CPU time
@@ -90,7 +90,7 @@ class MeasurementCache:
             return None
         path = self._path(key)
         try:
-            entry = json.loads(path.read_text())
+            entry = read_json(path, limit=1 << 20)  # a regular file only (a FIFO never blocks)
             if entry.get("format") != FORMAT or entry.get("key") != key:
                 raise ValueError("foreign entry")
             measurement = Measurement.from_dict(entry["measurement"])

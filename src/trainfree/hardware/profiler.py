@@ -197,11 +197,21 @@ def machine_info(device: str = "cpu") -> dict[str, Any]:
     if device == "cuda" and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
         info["cuda"] = torch.version.cuda
-    with contextlib.suppress(ImportError):
-        import onnxruntime
-
-        info["onnxruntime"] = onnxruntime.__version__
+    ort = _installed_version("onnxruntime", "onnxruntime-gpu")  # not imported: it writes under ~/.cache
+    if ort:
+        info["onnxruntime"] = ort
     return info
+
+
+def _installed_version(*names: str) -> str | None:
+    """The version of the first installed distribution of ``names``, read from its metadata
+    without importing it (importing onnxruntime writes a device-id file in the user's home)."""
+    from importlib import metadata
+
+    for name in names:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            return metadata.version(name)
+    return None
 
 
 # ----------------------------------------------------------------- the measurement

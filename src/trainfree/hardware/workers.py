@@ -101,8 +101,20 @@ def worker_context() -> Any:
             # imported once by the server, not by every child; torch._dynamo is what the first
             # build under a ``torch.device`` context imports lazily (about 2 s)
             _CONTEXT.set_forkserver_preload(
-                ["trainfree.hardware.profiler", "trainfree.spaces", "trainfree.proxies", "torch._dynamo"]
+                [
+                    "trainfree.hardware._forkserver",  # first: Ctrl-C and a failed start (its docstring)
+                    "trainfree.hardware.profiler",
+                    "trainfree.spaces",
+                    "trainfree.proxies",
+                    "torch._dynamo",
+                ]
             )
+            from multiprocessing import forkserver
+
+            from trainfree.signals import sigint_ignored
+
+            with sigint_ignored():  # the server's seconds of imports: a Ctrl-C is its owner's to handle
+                forkserver.ensure_running()
     return _CONTEXT
 
 

@@ -23,7 +23,6 @@ tables carry a ``costs`` column (``measured`` or ``predicted``).
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -33,7 +32,7 @@ import numpy as np
 
 from trainfree.hardware.calibration import RowCache, calibration_sample
 from trainfree.hardware.costmodel import TARGETS, CostModel, accuracy, fit_cost_model, make_row
-from trainfree.io import atomic_write_json
+from trainfree.io import atomic_write_json, read_json
 from trainfree.search.objectives import OBJECTIVES
 
 #: calibration size: at least, at most, and the share of a wall-time budget it may take
@@ -190,7 +189,7 @@ class CostSource:
     def restore_live(self) -> None:
         """The live accuracy pairs saved by an earlier session of this run."""
         with contextlib.suppress(OSError, ValueError, TypeError, KeyError, AttributeError):
-            pairs = json.loads((self.out / "predictor.json").read_text())["frontier_pairs"]
+            pairs = read_json(self.out / "predictor.json")["frontier_pairs"]
             for f in MEASURED_FIELDS:
                 self.live[f] = [(float(a), float(b)) for a, b in pairs.get(f, [])]
 

@@ -39,10 +39,11 @@ from trainfree.hardware import HardwareSettings, MeasurementCache, drift
 from trainfree.hardware.costmodel import cost_features, gene_values, weights_mb
 from trainfree.hardware.load import under_load
 from trainfree.hardware.profiler import Measurement
-from trainfree.io import append_text
+from trainfree.io import append_text, cut_to, parse_json, read_regular
 from trainfree.proxies import get_proxy
 from trainfree.proxies.runner import ProxyRunner
 from trainfree.search.objectives import MEASUREMENT_FIELDS, OBJECTIVES
+from trainfree.search.schema import check_record
 
 #: failures worth another try: the machine, not the architecture
 TRANSIENT = ("worker died", "timed out")
@@ -51,32 +52,43 @@ TRANSIENT = ("worker died", "timed out")
 class EvaluationStore:
     """The append-only record of a run's evaluations, keyed by the config's compact JSON."""
 
-    def __init__(self, path: Path, fingerprint: str | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        fingerprint: str | None = None,
+        check: Callable[[Any], None] | None = None,
+        load: bool = True,
+    ) -> None:
         self.path = path
         self.fingerprint = fingerprint
+        self.check = check or check_record  # a record of the wrong shape is skipped, not used
         self.records: dict[str, dict[str, Any]] = {}
         self.writes = 0  # calls to add: a record set's version, for what is derived from it
         self.skipped: list[str] = []  # what reading left out, one line each
-        if path.exists():
-            self._load()
+        if load:
+            self.load()
 
-    def _load(self) -> None:
-        data = self.path.read_bytes()
+    def load(self) -> None:
+        """Read the file (see the module docstring). Only a regular file is read: a symbolic
+        link, a FIFO or a folder in its place is refused (:class:`~trainfree.io.UnsafeFileError`)
+        before anything is read or cut. A run calls this with its folder locked: cutting the
+        last line is a write."""
+        try:
+            data = read_regular(self.path)
+        except FileNotFoundError:
+            return
         lines = data.splitlines(keepends=True)
         foreign = 0
         for number, line in enumerate(lines, 1):
             if not line.endswith(b"\n"):  # the tail of a write cut short by a kill
-                with open(self.path, "r+b") as fh:
-                    fh.truncate(len(data) - len(line))
+                cut_to(self.path, len(data) - len(line))
                 self.skipped.append(f"line {number}: cut short by an interrupted write (removed)")
                 break
             try:
-                rec = json.loads(line.decode("utf-8"))
-                if not isinstance(rec, dict) or not isinstance(rec.get("key"), str):
-                    raise ValueError("not an evaluation record")
-                int(rec["index"])
-            except (UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
-                self.skipped.append(f"line {number}: unreadable ({type(exc).__name__}), skipped and kept")
+                rec = parse_json(line)
+                self.check(rec)
+            except ValueError as exc:
+                self.skipped.append(f"line {number}: unreadable ({exc}), skipped and kept")
                 continue
             if self.fingerprint is not None and rec.get("fp") != self.fingerprint:
                 foreign += 1

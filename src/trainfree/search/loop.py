@@ -75,6 +75,7 @@ class _Loop:
     ) -> None:
         self.run, self.on_progress = run, on_progress
         self.clock = Schedule(run, started)
+        self.exhausted = False  # the optimiser has no new architecture left (a small space)
         self.phase = "search"
         self.last_write = time.monotonic()
         self.search_start = time.monotonic()
@@ -137,7 +138,7 @@ class _Loop:
         self.search_start = time.monotonic()
         for rounds in itertools.count(1):
             self.phase = "search"
-            while not self.clock.budget_spent(self.clock.reserve()):
+            while not (self.exhausted or self.clock.budget_spent(self.clock.reserve())):
                 self.generation()
             self.phase = "frontier"
             at_stop = {
@@ -159,13 +160,13 @@ class _Loop:
                     "rounds": rounds,
                 }
             left = self.clock.time_left()
-            if r.unmeasured_entrants or left is None or left < RESUME_SHARE * r.budget_seconds:
+            short = left is None or left < RESUME_SHARE * r.budget_seconds
+            if r.unmeasured_entrants or short or self.exhausted:
                 break  # else the frontier was measured early (the reserve errs long): search on
         r.elapsed = self.clock.spent()
         r.finished = True
-        state.append_log(
-            r.out, {"generation": r.generation, "elapsed": r.elapsed, "finished": True, **self._state()}
-        )
+        end = {"generation": r.generation, "elapsed": r.elapsed, "finished": True, **self._state()}
+        state.append_end(r.out, r.log, end, changed=r.store.writes > 0)
 
     def calibrate(self) -> None:
         r = self.run
@@ -239,6 +240,9 @@ class _Loop:
     def generation(self) -> None:
         r = self.run
         pop = r.algorithm.ask()
+        if pop is None or len(pop) == 0:  # every architecture it can find is evaluated
+            self.exhausted = True
+            return
         X = pop.get("X").astype(np.int64)
         configs = [r.space.decode(x) for x in X]
         measure = r.device and not r.cost.predicting

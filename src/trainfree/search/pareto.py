@@ -288,7 +288,7 @@ def plot_frontier(
             )
         ax.set_xlabel(OBJECTIVES[cost].title)
         ax.set_ylabel(f"{proxy} (higher is better)")
-        if cost in ("params", "flops"):
+        if cost in ("params", "flops") and (x[ok] > 0).any():  # log scale needs a positive point
             ax.set_xscale("log")
         ax.grid(alpha=0.3)
         ax.legend(loc="lower right", fontsize=8)

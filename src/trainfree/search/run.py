@@ -16,6 +16,7 @@ writes nothing: it is reprinted. Only a larger ``--budget`` continues it.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import warnings
@@ -27,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from trainfree.bench.score_cache import ScoreCache
-from trainfree.errors import ConfigError
+from trainfree.errors import ConfigError, TrainfreeError
 from trainfree.executors.local import LocalExecutor
 from trainfree.hardware import MeasurementCache
 from trainfree.hardware.load import MachineLoad
@@ -35,7 +36,7 @@ from trainfree.io import atomic_write_json, make_dir
 from trainfree.proxies import get_proxy
 from trainfree.proxies.balance import Balance, choose, combine
 from trainfree.proxies.runner import ProxyRunner
-from trainfree.search import state
+from trainfree.search import schema, state
 from trainfree.search.costs import CostSource
 from trainfree.search.evaluator import EvaluationStore, Evaluator
 from trainfree.search.loop import _Loop
@@ -50,6 +51,7 @@ from trainfree.search.pareto import (
 )
 from trainfree.search.settings import SearchSettings, parse_budget
 from trainfree.search.state import RunDirError, RunLock
+from trainfree.signals import deferred
 
 FAILED = 1e12  # objective value given to failed architectures (pymoo needs finite numbers)
 
@@ -113,7 +115,12 @@ class SearchRun:
             executor=executor,
         )
         self.fingerprint = settings.fingerprint()
-        self.store = EvaluationStore(self.out / "evaluations.jsonl", self.fingerprint)
+        self.store = EvaluationStore(  # read by _load_state, once the folder is locked
+            self.out / "evaluations.jsonl",
+            self.fingerprint,
+            check=functools.partial(schema.check_record, space=self.space),
+            load=False,
+        )
         self.evaluator = Evaluator(
             self.space,
             settings.proxy,
@@ -128,17 +135,16 @@ class SearchRun:
         )
         self.n_constr = 1 + len(self.limits)
         self.problem = SpaceProblem(self.space, n_obj=1 + len(self.costs), n_constr=self.n_constr)
-        self.log = state.read_log(self.out)
-        self.generation = sum(1 for e in self.log if "keys" in e)
-        self.elapsed = float(self.log[-1]["elapsed"]) if self.log else 0.0
-        last = self.log[-1] if self.log else {}
-        self.balance = _saved_balance(last.get("balance"))
-        self.norm = tuple(np.array(v) for v in last["norm"]) if last.get("norm") else None
-        self.pop_size: int | None = last.get("pop_size") or settings.pop_size
+        self.log: list[dict[str, Any]] = []  # generations.jsonl, read by _load_state
+        self.generation = 0
+        self.elapsed = 0.0
+        self.balance: Balance | None = None
+        self.norm: tuple[np.ndarray, ...] | None = None
+        self.pop_size: int | None = settings.pop_size
         self.algorithm: Any = None
         self.unmeasured_entrants = 0  # predicted frontier models left unmeasured when time ran out
         self.end_phase: dict[str, Any] | None = None  # the frontier's last measurements (loop.py)
-        self.finished = bool(last.get("finished"))  # the last session ended with its budget spent
+        self.finished = False  # the last session ended with its budget spent (_load_state)
         self.machine_load: MachineLoad | None = None  # what the measurements say of the machine
         self.load_told = False  # whether the progress display has said it (once)
         self._frontier_memo: tuple[Any, ...] | None = None  # frontier(): its last answer
@@ -163,7 +169,7 @@ class SearchRun:
         out = Path(out)
         if out.exists() and not out.is_dir():
             raise RunDirError(f"--out {out} is a file, not a run directory")
-        saved = _read_settings(out)
+        saved = state.read_settings(out)
         if saved is None and settings is None:
             raise RunDirError(f"{out} holds no search run to resume (no settings.json)")
         if saved is not None and settings is not None:
@@ -183,11 +189,16 @@ class SearchRun:
         if workers is not None:
             chosen.workers = workers
         chosen.validate()
+        if saved is None:
+            state.check_not_foreign(out)
         run = cls(out, chosen, executor)
-        run.finished = run.finished and not raised
+        if run.device:  # a device that cannot measure: one line now, not a run of failures
+            run.executor.check_device(chosen.hardware.device)
         make_dir(out)
-        run.lock.acquire()
+        run.lock.acquire()  # before anything in the folder is read, cut or cleaned
         try:
+            run._load_state()
+            run.finished = run.finished and not raised
             for _ in state.clean_temporaries(out):
                 pass
             if saved is None or budget is not None or workers is not None:
@@ -196,6 +207,28 @@ class SearchRun:
             run.lock.release()
             raise
         return run
+
+    def _load_state(self) -> None:
+        """Read ``evaluations.jsonl`` and ``generations.jsonl`` (with the folder locked: a
+        last line cut by a kill is cut from the file), every line checked by its schema."""
+        from trainfree.search.loop import POP_MAX, POP_MIN
+
+        self.store.load()
+        fixed = self.settings.pop_size
+        check = functools.partial(
+            schema.check_log_entry,
+            n_obj=1 + len(self.costs),
+            n_constr=self.n_constr,
+            pop_range=(fixed, fixed) if fixed else (POP_MIN, POP_MAX),
+        )
+        self.log = state.read_log(self.out, check)
+        self.generation = sum(1 for e in self.log if "keys" in e)
+        last = self.log[-1] if self.log else {}
+        self.elapsed = float(last.get("elapsed", 0.0))
+        self.balance = state.saved_balance(last.get("balance"))
+        self.norm = tuple(np.array(v, dtype=float) for v in last["norm"]) if last.get("norm") else None
+        self.pop_size = last.get("pop_size") or self.settings.pop_size
+        self.finished = bool(last.get("finished"))
 
     def close(self) -> None:
         self.evaluator.close()
@@ -339,7 +372,7 @@ class SearchRun:
         finally:
             self.elapsed = max(self.elapsed, loop.clock.spent())
             self.evaluator.close()
-        front_models, hv = self.write_outputs()
+        front_models, hv = self._final_outputs(interrupted=stopped == "interrupted")
         loop.report(stopped)
         return self._result(front_models, hv, stopped)
 
@@ -359,6 +392,25 @@ class SearchRun:
     def _load(self, records: list[dict[str, Any]]) -> MachineLoad:
         self.machine_load = MachineLoad.of(records)
         return self.machine_load
+
+    def _final_outputs(self, interrupted: bool) -> tuple[list[dict[str, Any]], float]:
+        """:meth:`write_outputs` with Ctrl-C and SIGTERM held until they are written (a stop
+        half-way could leave a module half-imported). After a stop in the loop, a failure to
+        write them (such a half-imported module) is a warning: everything finished is in
+        ``evaluations.jsonl``, and ``--resume`` writes the outputs."""
+        try:
+            with deferred():
+                return self.write_outputs()
+        except Exception as exc:
+            if not interrupted or isinstance(exc, TrainfreeError):
+                raise
+            warnings.warn(
+                f"the outputs were not written after the stop ({type(exc).__name__}: {exc}); "
+                "everything finished is kept and `trainfree search --resume` writes them",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return [], 0.0
 
     def write_outputs(self) -> tuple[list[dict[str, Any]], float]:
         """Write the run's result files; returns the frontier models and their hypervolume.
@@ -399,29 +451,3 @@ def _larger(budget: str, saved: str) -> bool:
     if (new[0] is None) != (old[0] is None):
         return True
     return (new[0] or 0) > (old[0] or 0) or (new[1] or 0.0) > (old[1] or 0.0)
-
-
-def _read_settings(out: Path) -> SearchSettings | None:
-    path = out / "settings.json"
-    if not path.exists():
-        return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RunDirError(f"{path} is not a readable settings file ({type(exc).__name__})") from None
-    try:
-        return SearchSettings.from_dict(data)
-    except (ConfigError, TypeError) as exc:
-        raise RunDirError(f"{path}: {exc}") from None
-
-
-def _saved_balance(saved: Any) -> Balance | None:
-    """The balance a resumed run used, from its log; a damaged one is chosen again (the same
-    label-free policy gives the same balance), with a warning that says so."""
-    if not saved:
-        return None
-    try:
-        return Balance.from_dict(saved)
-    except ValueError as exc:
-        warnings.warn(f"{state.LOG_NAME}: {exc}; the balance is chosen again", RuntimeWarning, stacklevel=2)
-        return None

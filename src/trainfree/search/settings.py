@@ -19,7 +19,7 @@ from trainfree.hardware import HardwareSettings
 from trainfree.proxies import list_proxies
 from trainfree.proxies.balance import parse_alpha
 from trainfree.search.objectives import OBJECTIVES, check_limits, check_objectives
-from trainfree.spaces import get_space
+from trainfree.spaces import get_space, list_spaces
 
 ALGORITHMS = ("nsga2", "random")
 #: how a search measures: the peak-memory run is a full cold forward pass and serves as the
@@ -88,8 +88,8 @@ class SearchSettings:
     resolution: float = 0.05
 
     def validate(self) -> None:
-        if not isinstance(self.space, str):
-            raise ConfigError("space", self.space, "a space name")
+        if not isinstance(self.space, str) or self.space not in list_spaces():
+            raise ConfigError("space", self.space, f"a registered space ({', '.join(list_spaces())})")
         if self.proxy not in list_proxies():
             raise ConfigError("proxy", self.proxy, f"a registered proxy ({', '.join(list_proxies())})")
         if not isinstance(self.objectives, list) or not all(isinstance(o, str) for o in self.objectives):
@@ -123,6 +123,11 @@ class SearchSettings:
             raise ConfigError("use_cache", self.use_cache, "true or false")
         if not isinstance(self.space_values, dict):
             raise ConfigError("space_values", self.space_values, "an object {name: [values]}")
+        try:  # a value set the space does not have (a bad value is a ConfigError of its own)
+            self.make_space()
+        except (TypeError, KeyError) as exc:
+            expected = f"value sets of '{self.space}' ({exc})"
+            raise ConfigError("space_values", self.space_values, expected) from None
 
     def make_space(self) -> Any:
         return get_space(self.space, **self.space_values)

@@ -10,6 +10,10 @@ from ``evaluations.jsonl``. If a replayed generation does not match (a changed p
 replay stops there with a warning and the search continues from that point: nothing finished
 is lost, only the optimiser's path differs.
 
+``settings.json`` is read back through the same checks as the command line's
+(:func:`read_settings`), and a folder that holds files but no ``settings.json`` is never taken
+for a new run (:func:`check_not_foreign`): a search writes and cleans files in its folder.
+
 Two processes must not run in one folder: :class:`RunLock` holds an exclusive ``flock`` on
 ``<run>/.lock`` for the life of the run and names the holder's pid to the second one.
 """
@@ -20,8 +24,9 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +34,19 @@ import numpy as np
 from pymoo.core.evaluator import Evaluator as PymooEvaluator
 from pymoo.problems.static import StaticProblem
 
-from trainfree.errors import TrainfreeError
-from trainfree.io import WriteError, append_text, make_dir
+from trainfree.errors import ConfigError, TrainfreeError
+from trainfree.io import (
+    UnsafeFileError,
+    WriteError,
+    append_text,
+    cut_to,
+    make_dir,
+    parse_json,
+    read_json,
+    read_regular,
+)
+from trainfree.proxies.balance import Balance
+from trainfree.search.settings import SearchSettings
 
 LOG_NAME = "generations.jsonl"
 
@@ -75,26 +91,36 @@ class RunLock:
             self._fd = None
 
 
-def read_log(out: Path) -> list[dict[str, Any]]:
-    """The finished generations (a last line cut by a kill is dropped; others must parse)."""
+def read_log(out: Path, check: Callable[[Any], None] | None = None) -> list[dict[str, Any]]:
+    """The finished generations (a last line cut by a kill is cut from the file; others must
+    parse and pass ``check``: the first that does not ends the replay there, with a warning).
+    Only a regular file is read (:func:`~trainfree.io.read_regular`): a symbolic link, a FIFO
+    or a folder in its place is refused before anything is read or cut. Call it with the run
+    locked: cutting the last line is a write."""
     path = Path(out) / LOG_NAME
-    if not path.exists():
+    try:
+        data = read_regular(path)
+    except FileNotFoundError:
         return []
-    data = path.read_bytes()
+    except UnsafeFileError as exc:
+        raise RunDirError(str(exc)) from None
+    except OSError as exc:
+        raise RunDirError(f"{path} cannot be read ({exc.strerror or exc})") from None
     lines = data.splitlines(keepends=True)
     if lines and not lines[-1].endswith(b"\n"):
-        with open(path, "r+b") as fh:
-            fh.truncate(len(data) - len(lines[-1]))
+        cut_to(path, len(data) - len(lines[-1]))
         lines = lines[:-1]
     out_lines = []
     for number, line in enumerate(lines, 1):
         try:
-            entry = json.loads(line.decode("utf-8"))
+            entry = parse_json(line)
             if not isinstance(entry, dict) or not isinstance(entry.get("generation"), int):
                 raise ValueError("not a generation entry")
-        except (UnicodeDecodeError, ValueError) as exc:
+            if check is not None:
+                check(entry)
+        except ValueError as exc:
             warnings.warn(
-                f"{LOG_NAME} line {number} unreadable ({type(exc).__name__}); the optimiser is "
+                f"{LOG_NAME} line {number} unreadable ({exc}); the optimiser is "
                 "rebuilt up to the line before it",
                 RuntimeWarning,
                 stacklevel=2,
@@ -102,6 +128,17 @@ def read_log(out: Path) -> list[dict[str, Any]]:
             break
         out_lines.append(entry)
     return out_lines
+
+
+def append_end(out: Path, log: list[dict[str, Any]], entry: dict[str, Any], changed: bool) -> None:
+    """Append a session's closing entry, unless the session changed nothing and the log
+    already ends with the same closing entry: reopening a finished run (to reprint it)
+    leaves ``generations.jsonl`` as it was."""
+    last = log[-1] if log else None
+    same = last is not None and "keys" not in last and last.get("generation") == entry.get("generation")
+    if same and not changed:
+        return
+    append_log(out, entry)
 
 
 def append_log(out: Path, entry: dict[str, Any]) -> None:
@@ -133,14 +170,70 @@ def replay(algorithm: Any, problem: Any, space: Any, entries: list[dict[str, Any
 
 
 def clean_temporaries(out: Path) -> Iterator[Path]:
-    """Remove what an atomic write killed half-way left behind (``.NAME.*.tmp``)."""
-    for tmp in Path(out).glob(".*.tmp"):
-        if tmp.is_file() and not tmp.is_symlink():
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-                yield tmp
-    for tmp in (Path(out) / "configs").glob(".*.tmp"):
-        if tmp.is_file() and not tmp.is_symlink():
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-                yield tmp
+    """Remove what an atomic write killed half-way left behind (``.NAME.*.tmp``), in the run
+    folder and its own ``configs/``: a ``configs`` that is a symbolic link is not entered
+    (it points outside the run; the outputs replace it with a folder of the run's own)."""
+    folders = [Path(out)]
+    configs = Path(out) / "configs"
+    if configs.is_dir() and not configs.is_symlink():
+        folders.append(configs)
+    for folder in folders:
+        for tmp in folder.glob(".*.tmp"):
+            if tmp.is_file() and not tmp.is_symlink():
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+                    yield tmp
+
+
+def read_settings(out: Path) -> SearchSettings | None:
+    """The run's saved settings (None: no ``settings.json``, so no run), read as a regular
+    file only and checked like the command line's."""
+    path = out / "settings.json"
+    try:
+        data = read_json(path)
+    except FileNotFoundError:
+        return None
+    except UnsafeFileError as exc:
+        raise RunDirError(str(exc)) from None
+    except (OSError, ValueError) as exc:
+        raise RunDirError(f"{path} is not a readable settings file ({exc})") from None
+    try:
+        return SearchSettings.from_dict(data)
+    except KeyError as exc:  # an unknown space
+        raise RunDirError(f"{path}: {exc.args[0] if exc.args else exc}") from None
+    except (ConfigError, TypeError) as exc:
+        raise RunDirError(f"{path}: {exc}") from None
+
+
+#: what a folder may hold and still be taken for a new run: a lock and a settings file that a
+#: kill cut short (a run killed in its first milliseconds)
+_NEW_RUN_LEFTOVERS = re.compile(r"\.lock|\.settings\.json\.[^/]*\.tmp")
+
+
+def check_not_foreign(out: Path) -> None:
+    """Refuse a folder that holds files but no run (no ``settings.json``): a search writes,
+    cleans and replaces files in its folder, and must never do so among the user's own."""
+    if not out.is_dir():
+        return
+    try:
+        names = [p.name for p in out.iterdir()]
+    except OSError as exc:
+        raise RunDirError(f"--out {out} cannot be read ({exc.strerror or exc})") from None
+    foreign = sorted(n for n in names if not _NEW_RUN_LEFTOVERS.fullmatch(n))
+    if foreign:
+        raise RunDirError(
+            f"--out {out} is not empty and holds no search run (no settings.json; it holds "
+            f"{foreign[0]!r}{' and more' if len(foreign) > 1 else ''}); choose an empty or new folder"
+        )
+
+
+def saved_balance(saved: Any) -> Balance | None:
+    """The balance a resumed run used, from its log; a damaged one is chosen again (the same
+    label-free policy gives the same balance), with a warning that says so."""
+    if not saved:
+        return None
+    try:
+        return Balance.from_dict(saved)
+    except ValueError as exc:
+        warnings.warn(f"{LOG_NAME}: {exc}; the balance is chosen again", RuntimeWarning, stacklevel=2)
+        return None

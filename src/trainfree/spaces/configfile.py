@@ -4,13 +4,16 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from trainfree.errors import ConfigError, TrainfreeError
+from trainfree.io import UnsafeFileError, read_json
 from trainfree.spaces import get_space, list_spaces
+
+#: a config is a few kB; a file much larger is not one
+MAX_CONFIG_BYTES = 16 << 20
 
 
 def config_file_payload(space: Any, config: Any) -> dict[str, Any]:
@@ -21,17 +24,18 @@ def config_file_payload(space: Any, config: Any) -> dict[str, Any]:
     return {"space": space.name, "space_values": values, "config": space.config_to_dict(config)}
 
 
-def read_config_file(path: str | Path) -> tuple[str | None, dict[str, Any]]:
+def read_config_file(path: str | Path, follow: bool = True) -> tuple[str | None, dict[str, Any]]:
     """``(space or None, config dict)`` of a config file: a bare config dict, or
-    ``{"space": NAME, "config": {...}}``."""
+    ``{"space": NAME, "config": {...}}``. Only a regular file is read (a FIFO would never
+    answer); ``follow``: through a symbolic link (a file the user named, not a run's own)."""
     p = Path(path)
     try:
-        data = json.loads(p.read_text())
+        data = read_json(p, follow=follow, limit=MAX_CONFIG_BYTES)
     except FileNotFoundError:
         raise TrainfreeError(f"{p}: no such config file") from None
-    except RecursionError:
-        raise TrainfreeError(f"{p}: nested too deeply to be a config") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except UnsafeFileError as exc:
+        raise TrainfreeError(str(exc)) from None
+    except (OSError, ValueError) as exc:
         raise TrainfreeError(f"{p}: not a JSON config file ({exc})") from None
     if not isinstance(data, dict):
         raise TrainfreeError(f"{p}: expected a JSON object (a config), found {type(data).__name__}")
