@@ -87,13 +87,23 @@ class Lab:
         )
 
     def run(self, out: Path | None = None, budget: int | None = None, timeout: float = 300) -> int:
-        proc = self.start(out, budget)
-        try:
-            return proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.hangs += 1
-            proc.kill()
-            return proc.wait()
+        return self.wait(self.start(out, budget), timeout)
+
+    def wait(self, proc: subprocess.Popen, timeout: float) -> int:
+        """``proc``'s exit code; past ``timeout`` seconds of *awake* time it is killed and
+        counted as a hang. Awake: a machine that pauses background work (SIGSTOP while
+        someone times) stops this harness too, and those minutes are not the command's."""
+        awake, t = 0.0, time.monotonic()
+        while True:
+            try:
+                return proc.wait(1.0)
+            except subprocess.TimeoutExpired:
+                now = time.monotonic()
+                awake, t = awake + min(now - t, 2.0), now
+                if awake > timeout:
+                    self.hangs += 1
+                    proc.kill()
+                    return proc.wait()
 
     def cli(self, *args: str, timeout: float = 120, **popen: object) -> int:
         """Run ``trainfree ARGS`` (stderr logged, a run past ``timeout`` killed and counted
@@ -102,12 +112,7 @@ class Lab:
         self.logs.append(log)
         cmd = [sys.executable, "-m", "trainfree", *args]
         proc = subprocess.Popen(cmd, env=self.env, stdout=subprocess.DEVNULL, stderr=log.open("w"), **popen)
-        try:
-            return proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.hangs += 1
-            proc.kill()
-            return proc.wait()
+        return self.wait(proc, timeout)
 
     def stderr(self, i: int = -1) -> str:
         return self.logs[i].read_text(errors="replace")

@@ -314,3 +314,14 @@ def test_an_lts_entry_that_is_a_symlink_loop_is_noted(data_dir, tmp_path):
     bench = load_benchmark("gpt2", dst)
     assert len(bench.entries) == 3
     assert [eid for eid, why in bench.skipped if "symbolic link" in why] == ["M5"]
+
+
+def test_a_space_smaller_than_the_population_ends_cleanly(tmp_path):
+    """Three architectures, a population of four: the optimiser runs out of new ones (it used
+    to end in AttributeError: 'NoneType' object has no attribute 'get')."""
+    sets = ["--set", "n_layer=[1]", "--set", "d_model=[64]", "--set", "d_inner=[128]", "--set", "div_val=[1]"]
+    sets += ["--set", "d_embed=[-1]"]
+    args = ["search", "--out", str(tmp_path / "run"), *sets, "--objectives", "params", "--budget", "8"]
+    res = runner.invoke(app, [*args, "--pop-size", "4", "--seq-len", "32", "--workers", "1"])
+    assert res.exit_code == 0, res.output
+    assert 0 < len((tmp_path / "run" / "evaluations.jsonl").read_text().splitlines()) < 8

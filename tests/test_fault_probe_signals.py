@@ -45,7 +45,8 @@ def test_ctrl_c_to_the_whole_group_in_the_first_seconds_is_one_line(tmp_path, af
     text = err.decode(errors="replace")
     assert "Traceback" not in text, text
     assert proc.returncode in (130, 0), (proc.returncode, text)
-    assert "stopped" in text.strip().splitlines()[-1], text
+    if proc.returncode:  # (0: a paused machine let the run finish before the signal came)
+        assert "stopped" in text.strip().splitlines()[-1], text
 
 
 @pytest.mark.parametrize("after", [0.3, 3.0])

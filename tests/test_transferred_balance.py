@@ -82,7 +82,7 @@ def test_the_default_is_judged_held_out_on_its_source_and_on_all_of_another_set(
 def test_a_runs_saved_balance_round_trips_and_a_damaged_one_is_chosen_again():
     from dataclasses import asdict
 
-    from trainfree.search.run import _saved_balance
+    from trainfree.search.state import saved_balance as _saved_balance
 
     shipped = choose("heuristic", space=get_space("gpt2"), proxy="zerolm")
     again = _saved_balance(asdict(shipped))
