@@ -94,6 +94,8 @@ def spaces() -> None:
                 f"benchmark: {b.title}, $TRAINFREE_DATA/{b.path} (targets: {', '.join(b.targets)})",
                 highlight=False,
             )
+        else:
+            console.print("benchmark: none (no trained models of this space are published)", highlight=False)
         table = Table(box=box.SIMPLE_HEAD)
         table.add_column("value set")
         table.add_column("values")
