@@ -222,8 +222,10 @@ class LlamaSpace(SearchSpace[LlamaArch]):
     def cached_step(self, model: nn.Module, input_ids: torch.Tensor, cache: Any) -> torch.Tensor:
         """Read ``input_ids [B, T]`` after the tokens in ``cache`` (which grows by ``T``):
         logits of the last position ``[B, V]``, as ``generate`` computes them."""
-        out = model(input_ids=input_ids, past_key_values=cache, use_cache=True, logits_to_keep=1)
-        return out.logits[:, -1]
+        from trainfree.spaces.llama_model import cache_kwarg
+
+        kwargs = {cache_kwarg(type(model)): cache}
+        return model(input_ids=input_ids, use_cache=True, logits_to_keep=1, **kwargs).logits[:, -1]
 
     def crop_cache(self, cache: Any, length: int) -> None:
         """Keep the first ``length`` tokens of ``cache`` (transformers 5: a negative count)."""

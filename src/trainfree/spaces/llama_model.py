@@ -24,6 +24,9 @@ Shapes: ``B`` batch, ``T`` tokens, ``d`` hidden size, ``V`` vocabulary.
 
 from __future__ import annotations
 
+import functools
+import inspect
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -108,6 +111,13 @@ class LlamaLM(LlamaForCausalLM):
         return [layer.mlp.gate_proj for layer in self.model.layers]
 
 
+@functools.cache
+def cache_kwarg(model_class: type) -> str:
+    """The name under which ``forward`` takes the KV cache: ``cache`` from transformers 5.25
+    on (``past_key_values`` is deprecated there), ``past_key_values`` before."""
+    return "cache" if "cache" in inspect.signature(model_class.forward).parameters else "past_key_values"
+
+
 def hf_config(arch: LlamaArch) -> LlamaConfig:
     """The stock ``LlamaConfig`` of ``arch``."""
     return LlamaConfig(**hf_config_kwargs(arch))
@@ -152,4 +162,4 @@ def build_llama(arch: LlamaArch, seed: int | None = 0, device: str | torch.devic
     return model
 
 
-__all__ = ["BlockView", "LlamaLM", "build_llama", "hf_config", "init_llama_"]
+__all__ = ["BlockView", "LlamaLM", "build_llama", "cache_kwarg", "hf_config", "init_llama_"]
