@@ -125,6 +125,7 @@ def gpt2_cache(args: argparse.Namespace) -> None:
         old_model.tie_weights()
         with seeded(0):
             old_model.reset_parameters()
+        old_model.eval()
         ids = space.example_input(cfg, 2, 192, seed=1)
         with torch.no_grad():
             today, before = new_model.log_probs(ids), old_model.log_probs(ids)
@@ -263,15 +264,16 @@ def import_cost(args: argparse.Namespace) -> None:
             best.append(time.perf_counter() - t0)
         return min(best)
 
-    base = wall("import trainfree, trainfree.spaces; trainfree.spaces.list_spaces()")
-    with_llama = wall("import trainfree; from trainfree.spaces.llama_model import LlamaLM")
+    listing = "import sys, trainfree; trainfree.list_spaces(); assert 'transformers' not in sys.modules"
+    base = wall(listing)
+    with_llama = wall(listing.split("; assert")[0] + "; from transformers import LlamaForCausalLM")
     site = Path(importlib.util.find_spec("transformers").origin).parents[1]
     sizes = {}
     for pkg in ("transformers", "tokenizers", "huggingface_hub", "safetensors", "regex", "hf_xet"):
         path = site / pkg
         if path.exists():
             sizes[pkg] = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
-    out = {"import_trainfree_s": base, "import_with_llama_model_s": with_llama, "sizes_mb": sizes}
+    out = {"list_spaces_s": base, "list_spaces_and_import_llama_s": with_llama, "sizes_mb": sizes}
     print(json.dumps(out, indent=1))
     _dump(args.json, out)
 

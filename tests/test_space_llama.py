@@ -198,3 +198,15 @@ def test_spaces_lists_llama_without_a_benchmark():
     bench = CliRunner().invoke(app, ["bench", "--space", "llama", "--proxy", "params"])
     assert bench.exit_code == 2
     assert "space 'llama' has no benchmark" in bench.output
+
+
+def test_listing_and_counting_do_not_import_transformers():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, trainfree; sp = trainfree.get_space('llama'); "
+        "sp.param_counts(sp.references()['TinyLlama-1.1B']); print('transformers' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"

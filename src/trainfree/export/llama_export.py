@@ -1,6 +1,6 @@
 """``trainfree export --space llama``: a stock ``LlamaForCausalLM`` folder.
 
-The space's models already are ``LlamaForCausalLM`` (``spaces/llama_model.py``), so the export
+The space's models already are ``LlamaForCausalLM`` (``spaces/_llama_model.py``), so the export
 is transformers' own ``save_pretrained`` of the same tensors under the stock class: no
 ``modeling_trainfree.py``, no ``auto_map``, and ``AutoModelForCausalLM.from_pretrained(path)``
 loads it without ``trust_remote_code``. Checked before the folder is published: the loaded

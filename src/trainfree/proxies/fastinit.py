@@ -318,7 +318,7 @@ def flexibert_laws(space: Any, config: Any) -> list[MatrixLaw]:
 @declare("trainfree.spaces.llama.LlamaSpace")
 def llama_laws(space: Any, c: Any) -> list[MatrixLaw]:
     """transformers' Llama init: every Linear and the embedding N(0, initializer_range)
-    (spaces.llama_model.init_llama_); a tied head is the embedding's tensor (not a zerolm
+    (spaces._llama_model.init_llama_); a tied head is the embedding's tensor (not a zerolm
     matrix either way)."""
     out: list[MatrixLaw] = []
     d, std, q, k, f = c.hidden_size, c.initializer_range, c.q_width, c.kv_width, c.intermediate_size

@@ -1,7 +1,7 @@
 """The ``llama`` space: the decoders people ship (SmolLM2, MobileLLM, TinyLlama, Llama 3.2).
 
 Every config is a stock transformers ``LlamaConfig`` and every model a ``LlamaForCausalLM``
-(``llama_model.py``): grouped-query attention, SwiGLU, RMSNorm, rotary positions, tied or
+(``_llama_model.py``): grouped-query attention, SwiGLU, RMSNorm, rotary positions, tied or
 untied embeddings. Searched: layers, hidden size, attention heads, KV heads, head size, the
 SwiGLU width, tying and the tokenizer (which decides the vocabulary). Why each choice, the
 reference models and their sources: docs/llama.md.
@@ -173,13 +173,13 @@ class LlamaSpace(SearchSpace[LlamaArch]):
     def build(
         self, config: LlamaArch, seed: int | None = 0, device: str | torch.device | None = None
     ) -> nn.Module:
-        """A stock ``LlamaForCausalLM`` (``llama_model.LlamaLM``), initialised as transformers
+        """A stock ``LlamaForCausalLM`` (``_llama_model.LlamaLM``), initialised as transformers
         initialises Llama; ``device="meta"`` builds the structure only."""
         if not isinstance(config, LlamaArch):
             raise TypeError(f"expected a LlamaArch, got {type(config).__name__}")
         self.check_config(config)
         try:
-            from trainfree.spaces.llama_model import build_llama
+            from trainfree.spaces._llama_model import build_llama
         except ImportError as exc:  # transformers is the optional [hf] extra
             raise TrainfreeError(
                 f"the llama space builds transformers' LlamaForCausalLM: pip install 'trainfree[hf]' ({exc})"
@@ -222,7 +222,7 @@ class LlamaSpace(SearchSpace[LlamaArch]):
     def cached_step(self, model: nn.Module, input_ids: torch.Tensor, cache: Any) -> torch.Tensor:
         """Read ``input_ids [B, T]`` after the tokens in ``cache`` (which grows by ``T``):
         logits of the last position ``[B, V]``, as ``generate`` computes them."""
-        from trainfree.spaces.llama_model import cache_kwarg
+        from trainfree.spaces._llama_model import cache_kwarg
 
         kwargs = {cache_kwarg(type(model)): cache}
         return model(input_ids=input_ids, use_cache=True, logits_to_keep=1, **kwargs).logits[:, -1]

@@ -10,7 +10,7 @@ like a ``config.json``, and :func:`hf_config_kwargs` turns it into the keyword a
 - embedding tying is one boolean, ``tie_word_embeddings`` (MobileLLM's custom config says
   ``share_embedding: true`` with ``tie_word_embeddings: false``; both mean one shared table).
 
-This file knows nothing of PyTorch or transformers (``llama_model.py`` builds).
+This file knows nothing of PyTorch or transformers (``_llama_model.py`` builds).
 """
 
 from __future__ import annotations
