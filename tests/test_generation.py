@@ -80,6 +80,10 @@ def test_int8_weights_are_measured_apart(llama):
     dense = space.param_counts(cfg)
     # the untied Linears shrink to a byte per weight; the float32 table stays (tied head: + its int8 copy)
     assert m.weights_mb < dense.total * 4 / 2**20 + dense.embedding / 2**20
+    forward = profile(
+        space, cfg, HardwareSettings(seq_len=16, warmup=0, repeats=2, quantize="int8"), isolate=False
+    )
+    assert forward.ok and forward.weights_mb == m.weights_mb  # a forward pass is quantised too
     assert HardwareSettings(quantize="int8").as_dict() != HardwareSettings().as_dict()
     assert HardwareSettings().as_dict() == {  # every earlier cache key and settings file stays valid
         "backend": "torch",

@@ -35,7 +35,8 @@ from typing import Any
 import torch
 
 from trainfree.hardware.memory_probes import cpu_peak_probe, cuda_peak_probe
-from trainfree.hardware.profiler import MB, HardwareSettings, Measurement
+from trainfree.hardware.profiler import HardwareSettings, Measurement
+from trainfree.hardware.quantize import as_measured
 from trainfree.hardware.timing import reference_ms, time_runs
 
 #: the methods a space implements to be measured generating
@@ -129,11 +130,7 @@ def profile_generation(
         return Measurement(ok=False, error=reason)
     torch.set_num_threads(settings.threads)
     model = space.build(config, seed=seed).eval()
-    if settings.quantize == "int8":
-        from trainfree.hardware.quantize import quantize_int8
-
-        model = quantize_int8(model)
-    weights_mb = weights_size_mb(model)
+    model, weights_mb = as_measured(model, settings)
     ids = space.example_input(config, settings.batch_size, settings.context, seed=seed)
     if settings.device == "cuda":
         if not torch.cuda.is_available():
@@ -152,12 +149,3 @@ def profile_generation(
         measured_at=time.time(),
         **fields,
     )
-
-
-def weights_size_mb(model: torch.nn.Module) -> float:
-    """The bytes of the parameters and buffers that hold weights (an int8 model's packed
-    weights are buffers, or opaque packed parameters that report their own size)."""
-    from trainfree.hardware.quantize import packed_weights_bytes
-
-    dense = sum(p.numel() * p.element_size() for p in model.parameters())
-    return (dense + packed_weights_bytes(model)) / MB

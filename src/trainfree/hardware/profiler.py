@@ -44,6 +44,7 @@ import torch
 
 from trainfree.errors import ConfigError
 from trainfree.hardware.memory_probes import cpu_peak_probe, cuda_peak_probe, steady_allocator
+from trainfree.hardware.quantize import as_measured
 from trainfree.hardware.timing import clock_for, reference_ms, time_runs
 from trainfree.hardware.workers import die_with_parent, main_hidden, too_big, worker_context
 
@@ -320,8 +321,7 @@ def profile_here(space: Any, config: Any, settings: HardwareSettings, seed: int 
             f"({space.max_seq_len(config)} positions)",
         )
     torch.set_num_threads(settings.threads)
-    model = space.build(config, seed=seed).eval()
-    weights_mb = sum(p.numel() * p.element_size() for p in model.parameters()) / MB
+    model, weights_mb = as_measured(space.build(config, seed=seed).eval(), settings)  # int8 if asked
     ids = space.example_input(config, settings.batch_size, settings.seq_len, seed=seed)
     if settings.backend == "onnx":
         from trainfree.hardware.onnx_runtime import measure_onnx

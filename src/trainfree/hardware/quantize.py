@@ -14,6 +14,7 @@ products. docs/llama.md gives the figures. A tied head is quantised as its own L
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import torch
 from torch import nn
@@ -43,3 +44,12 @@ def packed_weights_bytes(model: nn.Module) -> int:
             if bias is not None:
                 total += bias.numel() * bias.element_size()
     return total
+
+
+def as_measured(model: nn.Module, settings: Any) -> tuple[nn.Module, float]:
+    """``model`` with the weights ``settings.quantize`` asks for, and their size in MB (the
+    parameters, plus the packed int8 weights that ``parameters()`` does not list)."""
+    if getattr(settings, "quantize", "none") == "int8":
+        model = quantize_int8(model)
+    dense = sum(p.numel() * p.element_size() for p in model.parameters())
+    return model, (dense + packed_weights_bytes(model)) / 2**20
