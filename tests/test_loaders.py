@@ -198,5 +198,5 @@ def test_a_space_declares_its_own_benchmark(tmp_path, monkeypatch):
         name = "gpt2-none"
         benchmark = None
 
-    with pytest.raises(BenchmarkDataError, match=r"declares no benchmark \(spaces with one: .*gpt2"):
+    with pytest.raises(BenchmarkDataError, match=r"has no benchmark: .*\(spaces with one: .*gpt2"):
         load_benchmark(NoBenchmark())

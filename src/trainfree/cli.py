@@ -12,7 +12,7 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 import typer
@@ -94,6 +94,8 @@ def spaces() -> None:
                 f"benchmark: {b.title}, $TRAINFREE_DATA/{b.path} (targets: {', '.join(b.targets)})",
                 highlight=False,
             )
+        else:
+            console.print("benchmark: none (no trained models of this space are published)", highlight=False)
         table = Table(box=box.SIMPLE_HEAD)
         table.add_column("value set")
         table.add_column("values")
@@ -124,12 +126,23 @@ def sample(
     set_values: Annotated[
         list[str] | None, typer.Option("--set", help="narrow a value set of the space: NAME=JSON-list")
     ] = None,
+    reference: Annotated[
+        str | None, typer.Option(help="print this reference model of the space instead (e.g. SmolLM2-135M)")
+    ] = None,
 ) -> None:
-    """Print N sampled configs of a space as JSON lines."""
+    """Print N sampled configs of a space as JSON lines (or one of its reference models)."""
     try:
         sp = get_space(space, **_parse_sets(set_values or []))  # a bad value set: one line (_Commands)
     except KeyError as exc:
         raise _fail(str(exc.args[0])) from None
+    if reference is not None:
+        refs = sp.references() if hasattr(sp, "references") else {}
+        if reference not in refs:
+            raise _fail(
+                f"--reference {reference!r}: space {space} has {', '.join(refs) or 'no reference models'}"
+            )
+        sys.stdout.write(sp.config_to_json(refs[reference]) + "\n")
+        return
     rng = np.random.default_rng(seed)
     for _ in range(n):
         sys.stdout.write(sp.config_to_json(sp.sample(rng)) + "\n")
@@ -170,7 +183,10 @@ def _hardware_settings(
     warmup: int,
     repeats: int,
     max_repeats: int | None = None,
+    **generation: Any,
 ):
+    """Hardware settings from the options; ``generation``: mode, prompt_len, context,
+    new_tokens, quantize (``HardwareSettings``)."""
     from trainfree.hardware import HardwareSettings
 
     cpus = os.cpu_count() or 1
@@ -186,6 +202,7 @@ def _hardware_settings(
             warmup=warmup,
             repeats=repeats,
             max_repeats=max_repeats,
+            **generation,
         )
     except TrainfreeError as exc:
         raise _fail(str(exc)) from None
@@ -223,6 +240,16 @@ SeqOpt = Annotated[int, typer.Option(min=1, help="sequence length of the measure
 ThreadsOpt = Annotated[int, typer.Option(min=1, help="CPU threads for the measured forward pass")]
 WarmupOpt = Annotated[int, typer.Option(min=0, help="untimed warm-up runs")]
 RepeatsOpt = Annotated[int, typer.Option(min=1, help="timed runs (the median is reported)")]
+PromptOpt = Annotated[
+    int, typer.Option(min=1, help="generation: tokens of the prompt read by the prefill (P)")
+]
+ContextOpt = Annotated[
+    int, typer.Option(min=2, help="generation: context at which decode and memory are measured (C)")
+]
+NewTokensOpt = Annotated[
+    int, typer.Option(min=1, help="generation: tokens generated per timed decode run (N)")
+]
+QuantizeOpt = Annotated[str, typer.Option(help="weights: none (float32) or int8 (dynamic quantization)")]
 
 
 @app.command()
@@ -236,6 +263,13 @@ def profile(
     threads: ThreadsOpt = 1,
     warmup: WarmupOpt = 2,
     repeats: RepeatsOpt = 10,
+    generate: Annotated[
+        bool, typer.Option("--generate", help="measure generation: prefill, decode per token, memory at C")
+    ] = False,
+    prompt_len: PromptOpt = 128,
+    context: ContextOpt = 512,
+    new_tokens: NewTokensOpt = 16,
+    quantize: QuantizeOpt = "none",
     cache: Annotated[bool, typer.Option(help="reuse/store the measurement in the on-disk cache")] = True,
     json_out: Annotated[
         Path | None, typer.Option("--json", help="write the measurement as JSON here")
@@ -250,7 +284,20 @@ def profile(
     if config is None:
         raise _fail("--config FILE is required")
     sp, cfg = _config_file(space, config)
-    settings = _hardware_settings(backend, device, batch_size, seq_len, threads, warmup, repeats)
+    settings = _hardware_settings(
+        *(backend, device, batch_size, seq_len, threads, warmup, repeats),
+        mode="generate" if generate else "forward",
+        prompt_len=prompt_len,
+        context=context,
+        new_tokens=new_tokens,
+        quantize=quantize,
+    )
+    if generate:
+        from trainfree.hardware.generation import generation_error
+
+        reason = generation_error(sp, cfg, settings)
+        if reason:
+            raise _fail(reason)
     ex = make_executor(executor, ray_address, measure_on)
     try:
         got, store = [], MeasurementCache() if cache else None
@@ -264,9 +311,10 @@ def profile(
     m, cached, node = got[0].measurement, got[0].cached, got[0].node
     if not m.ok:
         raise _fail(f"{config.name} cannot be measured on {settings.name}: {m.error}")
+    shape = f"prompt {prompt_len}, context {context}" if generate else f"{seq_len} tokens"
     table = Table(
-        title=f"{sp.name}: {config.name} on {settings.name} (batch {batch_size}, {seq_len} tokens, "
-        f"{threads} thread{'s' if threads > 1 else ''})",
+        title=f"{sp.name}: {config.name} on {settings.name} (batch {batch_size}, {shape}, "
+        f"{threads} thread{'s' if threads > 1 else ''}{', int8' if quantize == 'int8' else ''})",
         caption=f"{machine['cpu']}, {machine['cores']} cores"
         + (f", {machine['gpu']}" if "gpu" in machine else "")
         + (" (from cache)" if cached else "")
@@ -274,13 +322,21 @@ def profile(
     )
     table.add_column("measure")
     table.add_column("value", justify="right")
-    table.add_row(f"latency, median of {repeats}", f"{m.latency_ms:.2f} ms")
+    if generate:
+        table.add_row(f"prefill (pp{prompt_len}), median", f"{m.prefill_ms:.2f} ms")
+        table.add_row(f"decode per token at context {context} (tg)", f"{m.decode_ms_per_token:.2f} ms")
+        table.add_row(f"KV cache at {context} tokens", f"{m.kv_cache_mb:.1f} MB")
+    table.add_row(f"{'decode ' if generate else ''}latency, median of {repeats}", f"{m.latency_ms:.2f} ms")
     table.add_row("latency, quartiles", f"{m.latency_p25_ms:.2f} - {m.latency_p75_ms:.2f} ms")
     table.add_row("latency, fastest", f"{m.latency_min_ms:.2f} ms")
     how = "GPU allocator peak" if m.memory_method.startswith("cuda") else "process peak resident memory"
-    table.add_row("peak memory: weights + activations", f"{m.memory_mb:.1f} MB")
-    table.add_row("  weights (float32 parameters)", f"{m.weights_mb:.1f} MB")
-    table.add_row(f"  activations ({how})", f"{m.activation_mb:.1f} MB")
+    what = "weights + KV cache + activations" if generate else "weights + activations"
+    table.add_row(f"peak memory: {what}", f"{m.memory_mb:.1f} MB")
+    table.add_row(
+        f"  weights ({'int8 Linears' if quantize == 'int8' else 'float32 parameters'})",
+        f"{m.weights_mb:.1f} MB",
+    )
+    table.add_row(f"  {'KV cache + ' if generate else ''}activations ({how})", f"{m.activation_mb:.1f} MB")
     table.add_row("parameters", f"{sp.param_counts(cfg).total:,}")
     console.print(table)
     if json_out:
@@ -294,6 +350,14 @@ def profile(
                 "cached": cached,
                 "measured_on": node,
                 "measurement": m.as_dict(),
+                **(
+                    {
+                        k: getattr(m, k)
+                        for k in ("prefill_ms", "decode_ms_per_token", "memory_mb", "kv_cache_mb")
+                    }
+                    if generate
+                    else {}
+                ),
             },
         )
         err_console.print(f"wrote {json_out}")

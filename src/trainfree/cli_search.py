@@ -19,9 +19,13 @@ from rich.table import Table
 from trainfree.cli import (
     BackendOpt,
     BatchOpt,
+    ContextOpt,
     DeviceOpt,
     ExecutorOpt,
     MeasureOnOpt,
+    NewTokensOpt,
+    PromptOpt,
+    QuantizeOpt,
     RayAddressOpt,
     RepeatsOpt,
     SeqOpt,
@@ -40,6 +44,7 @@ from trainfree.cli_progress import SearchDisplay, process_started
 from trainfree.errors import TrainfreeError
 from trainfree.executors.base import measured_elsewhere
 from trainfree.search.costs import MEASURED_FIELDS
+from trainfree.search.objectives import OBJECTIVES
 from trainfree.search.settings import MAX_REPEATS_FACTOR, SEARCH_HARDWARE, SearchSettings
 
 
@@ -56,6 +61,8 @@ def accuracy_table(acc: dict[str, dict[str, float]], title: str) -> Table:
         table.add_column(col, justify="left" if col == "cost" else "right")
     for name, a in acc.items():
         if name not in MEASURED_FIELDS:  # a component (the activation peak): predictor.json has it
+            continue
+        if name == "latency_ms" and "decode_ms_per_token" in acc:  # generation: the same figure
             continue
         ordered = a.get("pairs_ordered")  # older predictor files have none
         table.add_row(
@@ -94,7 +101,11 @@ def search(
     space: Annotated[str, typer.Option(help="search space name")] = "gpt2",
     proxy: Annotated[str, typer.Option(help="proxy to maximise (see `trainfree proxies`)")] = "zerolm",
     objectives: Annotated[
-        str, typer.Option(help="costs to minimise, comma-separated: latency, memory, params, flops")
+        str,
+        typer.Option(
+            help="costs to minimise, comma-separated: latency, memory, params, flops; generation: "
+            "prefill, decode, kv_cache (memory is then the peak at --context)"
+        ),
     ] = "latency,memory",
     costs: Annotated[
         str, typer.Option(help="predicted (a cost model calibrated here) or measured (every model)")
@@ -141,6 +152,10 @@ def search(
     threads: ThreadsOpt = 1,
     warmup: WarmupOpt = SEARCH_HARDWARE.warmup,
     repeats: RepeatsOpt = SEARCH_HARDWARE.repeats,
+    prompt_len: PromptOpt = 128,
+    context: ContextOpt = 512,
+    new_tokens: NewTokensOpt = 16,
+    quantize: QuantizeOpt = "none",
     set_values: Annotated[
         list[str] | None, typer.Option("--set", help="narrow a value set of the space: NAME=JSON-list")
     ] = None,
@@ -153,7 +168,7 @@ def search(
 ) -> None:
     """Search a space for the Pareto frontier of proxy score vs latency/memory on this device."""
     from trainfree.search import SearchRun
-    from trainfree.search.objectives import parse_limits
+    from trainfree.search.objectives import needs_generation, parse_limits
     from trainfree.spaces import list_spaces
 
     settings = None
@@ -173,15 +188,21 @@ def search(
                     limits.update(
                         parse_limits([f"{name}={value!r}" if math.isfinite(value) else f"{name}=inf"])
                     )
+            names = [o.strip() for o in objectives.split(",") if o.strip()]
             settings = SearchSettings(
                 space=space,
                 space_values=_parse_sets(set_values or []),
                 proxy=proxy,
                 alpha=alpha,
-                objectives=[o.strip() for o in objectives.split(",") if o.strip()],
+                objectives=names,
                 hardware=_hardware_settings(
                     *(backend, device, batch_size, seq_len, threads, warmup, repeats),
                     max_repeats=MAX_REPEATS_FACTOR * repeats,
+                    mode="generate" if needs_generation(names, limits) else "forward",
+                    prompt_len=prompt_len,
+                    context=context,
+                    new_tokens=new_tokens,
+                    quantize=quantize,
                 ),
                 limits=limits,
                 costs=costs,
@@ -218,13 +239,23 @@ def search(
         raise typer.Exit(code=code)
 
 
+def _shape(hw: Any) -> str:
+    """What a run measures: a forward pass of ``seq_len`` tokens, or generation."""
+    if hw.mode != "generate":
+        return f"{hw.seq_len} tokens"
+    weights = ", int8 weights" if hw.quantize == "int8" else ""
+    return (
+        f"generating: prompt {hw.prompt_len}, context {hw.context}, {hw.new_tokens} tokens per run{weights}"
+    )
+
+
 def _run_search(run: Any, resumed: bool) -> int:
     s = run.settings
     limits = ", ".join(f"{k} <= {v:g}" for k, v in run.limits.items())
     err_console.print(
         f"[bold]search[/] {s.space}: maximise {s.proxy}, minimise {', '.join(s.objectives)}"
         + (f" ({limits})" if limits else "")
-        + f" on {s.hardware.name} (batch {s.hardware.batch_size}, {s.hardware.seq_len} tokens"
+        + f" on {s.hardware.name} (batch {s.hardware.batch_size}, {_shape(s.hardware)}"
         + ("" if run.executor.name == "local" else f"; {run.executor.describe()}")
         + "), "
         f"costs {s.costs if run.device else 'analytic'}, {s.algorithm}, budget {s.budget}, seed {s.seed}"
@@ -274,10 +305,15 @@ def _print_frontier(run: Any, result: Any) -> None:
         f"({result.generations} generations, {result.elapsed:.0f} s, {result.stopped})",
         box=box.SIMPLE_HEAD,
     )
+    generating = s.hardware.mode == "generate"
     cols = [
         ("#", "rank"),
         (s.proxy, s.proxy),
-        ("lat. ms", "latency_ms"),
+        *(
+            [("prefill ms", "prefill_ms"), ("decode ms/tok", "decode_ms_per_token"), ("KV MB", "kv_cache_mb")]
+            if generating
+            else [("lat. ms", "latency_ms")]
+        ),
         ("mem. MB", "memory_mb"),
         ("params", "params"),
         ("costs", "costs"),
@@ -296,6 +332,12 @@ def _print_frontier(run: Any, result: Any) -> None:
                 cells.append("-" if v is None else str(v))
         table.add_row(*cells)
     console.print(table)
+    if run.reference_rows:
+        from trainfree.search.references import comparisons
+
+        costs = [c for c in s.objectives if OBJECTIVES[c].measured] or ["params"]
+        for line in comparisons(run.reference_rows, result.frontier, costs):
+            console.print(line, highlight=False)
     if not result.frontier and result.evaluations:
         reasons = {r.get("reason") for r in run.store.records.values() if r.get("reason")}
         err_console.print(
@@ -364,6 +406,13 @@ def calibrate(
     threads: ThreadsOpt = 1,
     warmup: WarmupOpt = SEARCH_HARDWARE.warmup,
     repeats: RepeatsOpt = SEARCH_HARDWARE.repeats,
+    generate: Annotated[
+        bool, typer.Option("--generate", help="calibrate generation costs (prefill, decode, memory at C)")
+    ] = False,
+    prompt_len: PromptOpt = 128,
+    context: ContextOpt = 512,
+    new_tokens: NewTokensOpt = 16,
+    quantize: QuantizeOpt = "none",
     set_values: Annotated[
         list[str] | None, typer.Option("--set", help="narrow a value set of the space: NAME=JSON-list")
     ] = None,
@@ -382,7 +431,12 @@ def calibrate(
     from trainfree.spaces import get_space
 
     hw = _hardware_settings(
-        backend, device, batch_size, seq_len, threads, warmup, repeats, MAX_REPEATS_FACTOR * repeats
+        *(backend, device, batch_size, seq_len, threads, warmup, repeats, MAX_REPEATS_FACTOR * repeats),
+        mode="generate" if generate else "forward",
+        prompt_len=prompt_len,
+        context=context,
+        new_tokens=new_tokens,
+        quantize=quantize,
     )
     if cache:  # what calibrate is for: measurements kept for this machine; check before measuring
         _check_writable(MeasurementCache().root, "the hardware cache ($TRAINFREE_CACHE)", folder=True)

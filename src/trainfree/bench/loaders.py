@@ -62,7 +62,10 @@ def benchmark_source(space: SearchSpace) -> BenchmarkSource:
     """The space's declared benchmark, or a clear error naming the spaces that have one."""
     if space.benchmark is None:
         known = ", ".join(n for n in list_spaces() if get_space(n).benchmark is not None)
-        raise BenchmarkDataError(f"space '{space.name}' declares no benchmark (spaces with one: {known})")
+        raise BenchmarkDataError(
+            f"space '{space.name}' has no benchmark: no trained models of it are published to judge "
+            f"proxies on (spaces with one: {known})"
+        )
     return space.benchmark
 
 

@@ -15,7 +15,10 @@ _LOADERS = {
     "trainfree-transxl": "AutoModelForCausalLM",
     "trainfree-flexibert": "AutoModelForMaskedLM",
     "gpt2": "AutoModelForCausalLM",
+    "llama": "AutoModelForCausalLM",
 }
+#: model types saved as a stock transformers class (no remote code)
+_STOCK = {"gpt2": "a stock GPT-2", "llama": "a stock LlamaForCausalLM"}
 
 
 def model_card(space: Any, config: Any, model_type: str, as_: str, record: dict[str, Any]) -> str:
@@ -23,7 +26,7 @@ def model_card(space: Any, config: Any, model_type: str, as_: str, record: dict[
     counts = record["param_counts"]
     loader = _LOADERS.get(model_type, "AutoModel")
     vocab = space.vocab_size(config)
-    remote = model_type != "gpt2"
+    remote = model_type not in _STOCK
     lines = [
         "---",
         "library_name: transformers",
@@ -54,15 +57,22 @@ def model_card(space: Any, config: Any, model_type: str, as_: str, record: dict[
             "# with trainfree installed: import trainfree.export.hf_model  (registers the classes)",
         ]
     else:
-        lines.append(f'model = {loader}.from_pretrained("PATH")  # a stock GPT-2')
+        lines.append(f'model = {loader}.from_pretrained("PATH")  # {_STOCK[model_type]}')
+    named = getattr(config, "tokenizer", None)  # the llama space names its tokenizer
+    tokenizer = (
+        f"No tokenizer is included: the architecture was searched with the `{named}` tokenizer's "
+        f"{vocab:,} ids; use that tokenizer (see trainfree's docs/llama.md for who ships it)."
+        if named
+        else f"No tokenizer is included: the space fixes the vocabulary size ({vocab:,}), not the "
+        "tokenizer. Use any tokenizer with at most that many ids (or train one with exactly that "
+        "many); see trainfree's docs/export.md for the sizes LiteTransformerSearch used."
+    )
     lines += [
         "```",
         "",
         "## Tokenizer",
         "",
-        f"No tokenizer is included: the space fixes the vocabulary size ({vocab:,}), not the tokenizer. "
-        "Use any tokenizer with at most that many ids (or train one with exactly that many); see "
-        "trainfree's docs/export.md for the sizes LiteTransformerSearch used.",
+        tokenizer,
         "",
         "## trainfree config",
         "",

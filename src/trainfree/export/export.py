@@ -39,6 +39,7 @@ MODEL_TYPES = {
     "transxl": "trainfree-transxl",
     "flexibert": "trainfree-flexibert",
     "flexibert-published": "trainfree-flexibert",
+    "llama": "llama",  # the stock LlamaForCausalLM (export/llama_export.py)
 }
 #: float32 agreement demanded of the exported model (max abs difference)
 HF_ATOL = 1e-5
@@ -143,6 +144,11 @@ def _write(
     elif as_ == "gpt2":
         diff, params = _write_stock_gpt2(space, config, model, folder)
         model_type = "gpt2"
+    elif MODEL_TYPES.get(space.name) == "llama":
+        from trainfree.export.llama_export import write_stock_llama
+
+        diff, params = write_stock_llama(space, config, model, folder)
+        model_type = "llama"
     else:
         diff, params, model_type = _write_hf(space, config, model, folder, seed)
     record["check_max_abs_diff"] = diff
@@ -214,7 +220,9 @@ def _write_hf(
         with seeded(seed + 1):  # the heads (FlexiBERT) are new: seeded too
             wrapper = main(hf_config)
         getattr(wrapper, wrapper.base_model_prefix).load_state_dict(model.state_dict())
-        if hasattr(hf_config, "max_position_embeddings") and main.can_generate():
+        if getattr(main, "kv_cache", False):  # gpt2: a cache, and no max_length that every
+            wrapper.generation_config.use_cache = True  # generate(max_new_tokens=...) warns about
+        elif hasattr(hf_config, "max_position_embeddings") and main.can_generate():
             wrapper.generation_config.max_length = hf_config.max_position_embeddings
             wrapper.generation_config.use_cache = False
         wrapper.save_pretrained(folder)

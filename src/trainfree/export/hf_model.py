@@ -33,12 +33,14 @@ from transformers import (
     AutoModelForCausalLM,
     AutoModelForMaskedLM,
     AutoModelForSequenceClassification,
+    DynamicCache,
     GenerationMixin,
     PreTrainedModel,
 )
 from transformers.modeling_outputs import (
     BaseModelOutput,
     CausalLMOutput,
+    CausalLMOutputWithPast,
     MaskedLMOutput,
     SequenceClassifierOutput,
 )
@@ -183,11 +185,47 @@ class TrainfreeLTSForCausalLM(PreTrainedModel, GenerationMixin):
 
 
 class TrainfreeGPT2ForCausalLM(TrainfreeLTSForCausalLM):
-    """LTS heterogeneous GPT-2 (space ``gpt2``): learned positions, at most ``tgt_len`` tokens."""
+    """LTS heterogeneous GPT-2 (space ``gpt2``): learned positions, at most ``tgt_len`` tokens.
+
+    Generates with a KV cache (transformers' ``DynamicCache``, which ``GPT2LM`` fills layer by
+    layer): each step reads the new token only. ``generate`` refuses, in one line and before
+    generating, a prompt plus new tokens longer than the ``tgt_len`` learned positions.
+    """
 
     config_class = TrainfreeGPT2Config
     core_class = GPT2LM
     embedding_path = "model.embedding.wte"
+    #: generation keeps a KV cache (the export leaves ``use_cache`` on)
+    kv_cache = True
+
+    def hidden_states(self, input_ids: torch.Tensor, **kwargs: Any) -> tuple[torch.Tensor, Any]:
+        """Hidden states of ``input_ids`` after the tokens in the cache (``cache``, or
+        ``past_key_values`` before transformers 5.25; a new one when ``use_cache``)."""
+        cache = kwargs.get("cache", kwargs.get("past_key_values"))
+        if cache is None and kwargs.get("use_cache"):
+            cache = DynamicCache()
+        return self.model(input_ids, cache), cache
+
+    def output(self, loss: Any, logits: Any, extra: Any) -> CausalLMOutput:
+        if extra is None:
+            return CausalLMOutput(loss=loss, logits=logits)
+        name = "cache" if "cache" in CausalLMOutputWithPast.__dataclass_fields__ else "past_key_values"
+        return CausalLMOutputWithPast(loss=loss, logits=logits, **{name: extra})
+
+    # transformers' own: with a cache, each step passes the new tokens only
+    prepare_inputs_for_generation = GenerationMixin.prepare_inputs_for_generation
+
+    def generate(self, inputs: torch.Tensor | None = None, **kwargs: Any) -> Any:
+        ids = inputs if inputs is not None else kwargs.get("input_ids")
+        config = kwargs.get("generation_config") or self.generation_config
+        new = kwargs.get("max_new_tokens", config.max_new_tokens)
+        limit = self.config.max_position_embeddings
+        if ids is not None and new is not None and ids.shape[-1] + new > limit:
+            raise ValueError(
+                f"this GPT-2 has {limit} learned positions: a {ids.shape[-1]}-token prompt and "
+                f"max_new_tokens={new} need {ids.shape[-1] + new}; generate at most {limit - ids.shape[-1]}"
+            )
+        return super().generate(inputs, **kwargs)
 
 
 class TrainfreeTransXLForCausalLM(TrainfreeLTSForCausalLM):

@@ -25,7 +25,7 @@ import numpy as np
 from scipy.stats import qmc
 
 from trainfree.hardware import drift
-from trainfree.hardware.costmodel import CostModel, cost_features, fit_cost_model, gene_values, make_row
+from trainfree.hardware.costmodel import CostModel, features_for, fit_cost_model, gene_values, make_row
 from trainfree.hardware.measurement_cache import MeasurementCache, default_cache_dir
 from trainfree.hardware.profiler import HardwareSettings, machine_info
 from trainfree.io import atomic_write_json, read_json
@@ -58,7 +58,7 @@ def measured_row(space: Any, config: Any, settings: Any, m: Any) -> dict[str, An
     unusable): its features at ``settings``' batch and length, and its gene values."""
     if not m.ok:
         return None
-    features = cost_features(space, config, settings.batch_size, settings.seq_len)
+    features = features_for(space, config, settings)
     return make_row(space.config_to_json(config), features, m, gene_values(space, config))
 
 

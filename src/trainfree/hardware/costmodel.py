@@ -46,6 +46,9 @@ from trainfree.spaces.base import ConfigError
 
 #: what a cost model predicts, from which record fields
 TARGETS = ("latency_ms", "activation_mb")
+#: predicted too when every calibration row has it: the prefill of a generation measurement
+#: (whose ``latency_ms`` is the decode time per token, predicted as ``decode_ms_per_token``)
+OPTIONAL_TARGETS = ("prefill_ms",)
 MB = 1024.0 * 1024.0
 #: the accuracy bar, held out: the share of pairs of models whose measured costs differ by
 #: more than ``DISTINCT`` that the predictions put in the same order. That is what the search
@@ -62,6 +65,16 @@ HUBER_K, ROBUST_ROUNDS = 1.345, 3
 
 def cost_features(space: Any, config: Any, batch_size: int, seq_len: int) -> dict[str, float]:
     return {k: float(v) for k, v in space.cost_features(config, batch_size, seq_len).items()}
+
+
+def features_for(space: Any, config: Any, hardware: Any) -> dict[str, float]:
+    """The cost-model inputs of ``config`` measured with ``hardware``: a forward pass's
+    (``cost_features``), or, measuring generation, the space's ``generation_features`` (the
+    work of a decode step at the context and of the prefill)."""
+    if getattr(hardware, "mode", "forward") == "generate":
+        feats = space.generation_features(config, hardware.batch_size, hardware.prompt_len, hardware.context)
+        return {k: float(v) for k, v in feats.items()}
+    return cost_features(space, config, hardware.batch_size, hardware.seq_len)
 
 
 def gene_values(space: Any, config: Any) -> list[float]:
@@ -159,13 +172,26 @@ class CostModel:
         ``genes``: each row's :func:`gene_values`, for the shape correction; a row without
         them gets the linear prediction)."""
         X = self.matrix(rows)
-        out = {t: X @ np.asarray(self.coef[t]) + self.intercept[t] for t in TARGETS}
+        out = {t: X @ np.asarray(self.coef[t]) + self.intercept[t] for t in self.targets}
         out["activation_mb"] = np.maximum(out["activation_mb"], 0.0)
         out["latency_ms"] = np.maximum(out["latency_ms"], 1e-6)
         if self.correction and genes is not None and len(rows):
             out["latency_ms"] = out["latency_ms"] * self._correct(X, genes)
         out["memory_mb"] = np.asarray(weights, dtype=float) + out["activation_mb"]
+        # a generation model's latency is the decode time per token; a forward model has none
+        none = np.full(len(X), math.nan)
+        out["decode_ms_per_token"] = out["latency_ms"] if self.generation else none
+        out["prefill_ms"] = np.maximum(out["prefill_ms"], 1e-6) if self.generation else none
         return out
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        return (*TARGETS, *(t for t in OPTIONAL_TARGETS if t in self.coef))
+
+    @property
+    def generation(self) -> bool:
+        """Fitted on generation measurements (prefill and decode, memory at the context)."""
+        return "prefill_ms" in self.coef
 
     def _correct(self, X: np.ndarray, genes: Sequence[Sequence[float] | None]) -> np.ndarray:
         values = [_floats(g) for g in genes]
@@ -194,7 +220,7 @@ class CostModel:
         """Whether held-out accuracy allows searching on predictions, and why not."""
         if self.n < MIN_SAMPLES:
             return False, f"only {self.n} calibration measurements (at least {MIN_SAMPLES} needed)"
-        for target in ("latency_ms", "memory_mb"):
+        for target in ("latency_ms", "memory_mb", *(t for t in OPTIONAL_TARGETS if t in self.coef)):
             acc = self.accuracy.get(target, {})
             if "pairs_ordered" not in acc:  # saved before the bar was on ordered pairs
                 rho = acc.get("spearman", math.nan)
@@ -224,9 +250,10 @@ class CostModel:
             ok = (
                 k > 0
                 and len(model.scale) == k
-                and all(len(model.coef[t]) == k and math.isfinite(model.intercept[t]) for t in TARGETS)
+                and set(model.coef) <= {*TARGETS, *OPTIONAL_TARGETS}
+                and all(len(model.coef[t]) == k and math.isfinite(model.intercept[t]) for t in model.targets)
                 and all(math.isfinite(v) and v > 0 for v in model.scale)
-                and all(math.isfinite(v) for t in TARGETS for v in model.coef[t])
+                and all(math.isfinite(v) for t in model.targets for v in model.coef[t])
                 and isinstance(model.sessions, list)
             )
         except (TypeError, KeyError, ValueError) as exc:
@@ -251,13 +278,14 @@ def fit_cost_model(rows: Sequence[dict[str, Any]], folds: int = 5, seed: int = 0
     X = np.array([[r["features"][f] for f in names] for r in rows], dtype=float)
     scale = np.where(np.abs(X).max(axis=0) > 0, np.abs(X).max(axis=0), 1.0)
     Xs = X / scale
-    Y = {t: np.array([r[t] for r in rows], dtype=float) for t in TARGETS}
+    targets = (*TARGETS, *(t for t in OPTIONAL_TARGETS if all(_finite(r.get(t)) for r in rows)))
+    Y = {t: np.array([r[t] for r in rows], dtype=float) for t in targets}
     W = np.array([r["weights_mb"] for r in rows], dtype=float)
     times = [r.get("measured_at") for r in rows]
     labels = drift.sessions(times)
     Y["latency_ms"], factors = drift.level(Y["latency_ms"], labels, lambda y: _in_sample(Xs, y))
     coef, intercept = {}, {}
-    for t in TARGETS:
+    for t in targets:
         c, b = _fit_one(Xs, Y[t])
         coef[t], intercept[t] = c.tolist(), b
     model = CostModel(names, scale.tolist(), coef, intercept, len(rows))
@@ -273,6 +301,8 @@ def fit_cost_model(rows: Sequence[dict[str, Any]], folds: int = 5, seed: int = 0
             model.correction, model.n_genes = booster.model_to_string(), G.shape[1]
             model._booster = booster
             model.accuracy["latency_ms"] = corrected
+        if model.generation:  # its latency is the decode time per token
+            model.accuracy["decode_ms_per_token"] = model.accuracy["latency_ms"]
     return model
 
 
@@ -341,23 +371,33 @@ def _cross_validate(
     the held-out latency accuracy of the linear model times its correction, on the same folds."""
     from sklearn.model_selection import KFold
 
-    held = {t: np.zeros(len(W)) for t in TARGETS}
+    held = {t: np.zeros(len(W)) for t in Y}
     corrected = np.zeros(len(W))
     for train, test in KFold(folds, shuffle=True, random_state=seed).split(Xs):
-        for t in TARGETS:
+        for t in Y:
             c, b = _fit_one(Xs[train], Y[t][train])
             held[t][test] = Xs[test] @ c + b
             if t == "latency_ms" and shape is not None:
                 booster = _fit_correction(shape[train], Y[t][train], Xs[train] @ c + b)
                 corrected[test] = np.maximum(held[t][test], 1e-6) * np.exp(booster.predict(shape[test]))
     shaped = None if shape is None else accuracy(corrected, Y["latency_ms"])
-    return {
+    out = {
         "latency_ms": accuracy(np.maximum(held["latency_ms"], 1e-6), Y["latency_ms"]),
         "memory_mb": accuracy(W + np.maximum(held["activation_mb"], 0.0), W + Y["activation_mb"]),
         "activation_mb": accuracy(
             np.maximum(held["activation_mb"], 1e-6), np.maximum(Y["activation_mb"], 1e-6)
         ),
-    }, shaped
+    }
+    for t in (t for t in OPTIONAL_TARGETS if t in Y):
+        out[t] = accuracy(np.maximum(held[t], 1e-6), Y[t])
+    return out, shaped
+
+
+def _finite(x: Any) -> bool:
+    try:
+        return x is not None and math.isfinite(float(x))
+    except (TypeError, ValueError):
+        return False
 
 
 def _usable(r: dict[str, Any]) -> bool:
@@ -383,6 +423,7 @@ def make_row(
         if math.isfinite(when):
             row["measured_at"] = when
         row.update({t: float(get(t)) for t in (*TARGETS, "weights_mb")})
+        row.update({t: float(get(t)) for t in OPTIONAL_TARGETS if _finite(get(t))})
     except (TypeError, ValueError):
         return None
     return row if _usable(row) else None

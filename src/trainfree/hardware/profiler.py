@@ -44,11 +44,28 @@ import torch
 
 from trainfree.errors import ConfigError
 from trainfree.hardware.memory_probes import cpu_peak_probe, cuda_peak_probe, steady_allocator
+from trainfree.hardware.quantize import as_measured
 from trainfree.hardware.timing import clock_for, reference_ms, time_runs
 from trainfree.hardware.workers import die_with_parent, main_hidden, too_big, worker_context
 
 BACKENDS = ("torch", "onnx")
 DEVICES = ("cpu", "cuda")
+#: ``forward``: one forward pass of ``seq_len`` tokens; ``generate``: prefill, decode per
+#: token and memory at a context (:mod:`trainfree.hardware.generation`)
+MODES = ("forward", "generate")
+#: ``int8``: Linear weights quantised to int8, activations dynamically (PyTorch's dynamic
+#: quantization, torch backend on the CPU; :mod:`trainfree.hardware.quantize`)
+QUANTIZE = ("none", "int8")
+#: the generation settings and their defaults, sized for a 2-core CPU: a 128-token prompt,
+#: a 512-token context, 16 generated tokens per timed run. Left out of ``as_dict`` at their
+#: defaults, so that the keys of every earlier measurement stay as they were
+GENERATION_DEFAULTS = {
+    "mode": "forward",
+    "prompt_len": 128,
+    "context": 512,
+    "new_tokens": 16,
+    "quantize": "none",
+}
 MB = 1024.0 * 1024.0
 
 
@@ -66,6 +83,11 @@ class HardwareSettings:
     timeout_s: float = 600.0
     #: more timed runs while they disagree, up to this many in all (None: ``repeats``)
     max_repeats: int | None = None
+    mode: str = "forward"
+    prompt_len: int = 128  # P: the prompt of the prefill
+    context: int = 512  # C: the context at which decode and memory are measured
+    new_tokens: int = 16  # N: single-token steps per timed decode run
+    quantize: str = "none"
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -89,6 +111,28 @@ class HardwareSettings:
             raise ConfigError("max_repeats", top, f"an integer >= repeats ({self.repeats})")
         if not self.timeout_s > 0:
             raise ConfigError("timeout_s", self.timeout_s, "a positive number of seconds")
+        self._check_generation()
+
+    def _check_generation(self) -> None:
+        for name, choices in (("mode", MODES), ("quantize", QUANTIZE)):
+            if getattr(self, name) not in choices:
+                raise ConfigError(name, getattr(self, name), f"one of {list(choices)}")
+        for name in ("prompt_len", "context", "new_tokens"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(name, value, "an integer >= 1")
+        if self.prompt_len + self.new_tokens > self.context:
+            raise ConfigError(
+                "context",
+                self.context,
+                f"at least prompt_len + new_tokens = {self.prompt_len + self.new_tokens} tokens",
+            )
+        if self.quantize != "none" and (self.backend, self.device) != ("torch", "cpu"):
+            raise ConfigError(
+                "quantize",
+                self.quantize,
+                f"none with {self.name} (int8 is measured on the torch backend, cpu)",
+            )
 
     @property
     def name(self) -> str:
@@ -100,7 +144,16 @@ class HardwareSettings:
         return clock_for(self.device, self.threads)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The settings; the generation settings only where they differ from their defaults
+        (every earlier cache key and settings file stays valid)."""
+        out = asdict(self)
+        for key, default in GENERATION_DEFAULTS.items():
+            if out[key] == default:
+                del out[key]
+        if self.mode == "forward":  # the generation shape means nothing to a forward pass
+            for key in ("prompt_len", "context", "new_tokens"):
+                out.pop(key, None)
+        return out
 
 
 @dataclass
@@ -131,6 +184,13 @@ class Measurement:
     interrupted_share: float = math.nan
     reference_ms: float = math.nan  # on-CPU time of the reference kernel (``timing``)
     others_running: float = math.nan  # other programs running while it was timed (mean)
+    #: generation (``mode="generate"``, :mod:`trainfree.hardware.generation`; else NaN): the
+    #: prefill of ``prompt_len`` tokens, decode per token at ``context`` (the ``latency_*``
+    #: fields then describe decode too), the KV cache at ``context`` (analytic)
+    prefill_ms: float = math.nan
+    prefill_spread: float = math.nan
+    decode_ms_per_token: float = math.nan
+    kv_cache_mb: float = math.nan
     #: when it was taken (Unix time; None: unknown, as in caches from before it was kept):
     #: the machine's speed drifts, and the cost model levels measurements by their session
     measured_at: float | None = None
@@ -162,6 +222,10 @@ class Measurement:
                 raise ValueError("measurement fields cpu_runs_ms/latency_clock have the wrong type")
             if not isinstance(out.repeatable, bool):
                 raise ValueError("measurement field repeatable is not true or false")
+            for name in _GENERATION_FIGURES:  # NaN: not a generation measurement
+                value = getattr(out, name)
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                    raise ValueError(f"measurement field {name}: {value!r} is not a number >= 0")
         t = out.measured_at
         if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t)):
             raise ValueError(f"measurement field measured_at: {t!r} is not a time")
@@ -178,6 +242,9 @@ _FIGURES = (
     "weights_mb",
     "activation_mb",
 )
+
+
+_GENERATION_FIGURES = ("prefill_ms", "prefill_spread", "decode_ms_per_token", "kv_cache_mb")
 
 
 def machine_info(device: str = "cpu") -> dict[str, Any]:
@@ -253,6 +320,10 @@ def _memory_then_latency(
 def profile_here(space: Any, config: Any, settings: HardwareSettings, seed: int = 0) -> Measurement:
     """Measure in *this* process (no isolation); :func:`profile` is what callers want."""
     t_setup = time.perf_counter()
+    if settings.mode == "generate":
+        from trainfree.hardware.generation import profile_generation
+
+        return profile_generation(space, config, settings, seed, t_setup)
     if settings.seq_len > space.max_seq_len(config):
         return Measurement(
             ok=False,
@@ -260,8 +331,7 @@ def profile_here(space: Any, config: Any, settings: HardwareSettings, seed: int 
             f"({space.max_seq_len(config)} positions)",
         )
     torch.set_num_threads(settings.threads)
-    model = space.build(config, seed=seed).eval()
-    weights_mb = sum(p.numel() * p.element_size() for p in model.parameters()) / MB
+    model, weights_mb = as_measured(space.build(config, seed=seed).eval(), settings)  # int8 if asked
     ids = space.example_input(config, settings.batch_size, settings.seq_len, seed=seed)
     if settings.backend == "onnx":
         from trainfree.hardware.onnx_runtime import measure_onnx
@@ -321,7 +391,7 @@ def profile(
     allocator as :func:`steady_allocator` set it.
     """
     settings = settings or HardwareSettings()
-    reason = too_big(space, config)
+    reason = too_big(space, config, settings)
     if reason:
         return Measurement(ok=False, error=reason)
     if not isolate:

@@ -46,17 +46,20 @@ def available_mb() -> float:
     return math.inf
 
 
-def too_big(space: Any, config: Any) -> str | None:
+def too_big(space: Any, config: Any, settings: Any = None) -> str | None:
     """Why ``config`` cannot be built here (None if it can): its float32 weights, counted
-    analytically, times :data:`BUILD_FACTOR` against the memory available now. Activations
-    are not estimated; a model that fits but whose forward pass runs out of memory kills
-    only the worker process it runs in."""
+    analytically, times :data:`BUILD_FACTOR`, plus (measuring generation) its KV cache at
+    the context, against the memory available now. Other activations are not estimated; a
+    model that fits but whose forward pass runs out of memory kills only its worker."""
     need = space.param_counts(config).total * 4 / MB * BUILD_FACTOR
+    what = f"{BUILD_FACTOR} x its float32 weights"
+    if getattr(settings, "mode", "forward") == "generate" and hasattr(space, "kv_cache_mb"):
+        need += space.kv_cache_mb(config, settings.context, settings.batch_size)
+        what += f" + its KV cache at context {settings.context}"
     have = available_mb()
     if need > have:
         return (
-            f"out of memory by estimate: building it needs about {need:,.0f} MB "
-            f"({BUILD_FACTOR} x its float32 weights), {have:,.0f} MB are available"
+            f"out of memory by estimate: it needs about {need:,.0f} MB ({what}), {have:,.0f} MB are available"
         )
     return None
 

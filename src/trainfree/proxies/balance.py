@@ -184,6 +184,10 @@ def prior_balance(space: Any = None, alpha: float | None = None, proxy: str | No
     prior (a class attribute ``zerolm_aggregation``, else :data:`AGGREGATION_PRIORS`, else
     ``sum``) with ``alpha`` (default 0.5) and beta 0."""
     declared = getattr(space, "zerolm_aggregation", None)
+    if alpha is None and getattr(space, "balance_carried_from", None):
+        carried = carried_balance(space, proxy)
+        if carried is not None:
+            return carried
     if alpha is None:
         moved = transferred_balance(getattr(space, "name", None), proxy)
         if moved is not None and declared is None:
@@ -251,6 +255,22 @@ def transferred_balance(space: str | None, proxy: str | None) -> Balance | None:
         return None
     why = f"fitted on the {entry['n']} trained models of {entry['benchmark']} and transferred"
     return Balance(fitted["alpha"], fitted["aggregate"], fitted["beta"], reason=why, source=space or "")
+
+
+def carried_balance(space: Any, proxy: str | None) -> Balance | None:
+    """A space without trained models (``llama``) that names a source space in
+    ``balance_carried_from`` gets that space's transferred alpha and aggregation, without its
+    embedding weight beta: there the vocabulary is a tokenizer choice, and losses measured
+    with different tokenizers are not comparable, so no benchmark could have fitted it."""
+    source = space.balance_carried_from
+    moved = transferred_balance(source, proxy)
+    if moved is None:
+        return None
+    why = (
+        f"carried over from {source} ({moved.reason}; the nearest space with trained models), "
+        "embedding weight dropped (the vocabulary is a tokenizer choice here)"
+    )
+    return Balance(moved.alpha, moved.aggregate, 0.0, reason=why)
 
 
 def entry_digest(arch_id: str, truth: float) -> str:

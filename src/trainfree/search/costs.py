@@ -140,8 +140,10 @@ class CostSource:
         for i, rec in enumerate(after):
             if rec.get("measured"):
                 for f in MEASURED_FIELDS:
-                    pairs[f].append((float(pred[f][i]), float(rec[f])))
-                    self.live[f].append(pairs[f][-1])
+                    pair = (float(pred[f][i]), _num(rec.get(f)))
+                    if math.isfinite(pair[0]) and math.isfinite(pair[1]):  # a forward pass: no decode
+                        pairs[f].append(pair)
+                        self.live[f].append(pair)
         self.save()
         stated = {o.field: self.uncertainty().get(name, 0.0) for name, o in OBJECTIVES.items()}
         return any(

@@ -36,13 +36,13 @@ from typing import Any
 from trainfree.executors import Executor, MeasureResult
 from trainfree.executors.local import LocalExecutor
 from trainfree.hardware import HardwareSettings, MeasurementCache, drift
-from trainfree.hardware.costmodel import cost_features, gene_values, weights_mb
+from trainfree.hardware.costmodel import features_for, gene_values, weights_mb
 from trainfree.hardware.load import under_load
 from trainfree.hardware.profiler import Measurement
 from trainfree.io import append_text, cut_to, parse_json, read_regular
 from trainfree.proxies import get_proxy
 from trainfree.proxies.runner import ProxyRunner
-from trainfree.search.objectives import MEASUREMENT_FIELDS, OBJECTIVES
+from trainfree.search.objectives import GENERATION, MEASUREMENT_FIELDS, OBJECTIVES
 from trainfree.search.schema import check_record
 
 #: failures worth another try: the machine, not the architecture
@@ -130,7 +130,8 @@ def measurement_fields(m: Measurement, cached: bool) -> dict[str, Any]:
     }
     if m.ok:
         for o in OBJECTIVES.values():
-            if o.measured:
+            # a forward pass has no generation figures (NaN): not written into its records
+            if o.measured and not (o.name in GENERATION and math.isnan(getattr(m, o.field))):
                 out[o.field] = getattr(m, o.field)
         out.update({f: getattr(m, f) for f in MEASUREMENT_FIELDS})
         out["under_load"] = under_load(out)
@@ -296,6 +297,7 @@ class Evaluator:
             "params": counts.total,
             "decoder_params": counts.decoder,
             "flops": self.space.flops(config, self.hardware.seq_len),
+            **self._kv_cache(config),
             "feasible": error is None,
             "reason": None if error is None else f"proxy {self.proxy.name}: {error}",
             "seconds_proxy": seconds,
@@ -304,17 +306,25 @@ class Evaluator:
         if error is None:
             rec["components" if self.proxy.balanced else "score"] = value
         if self.device_costs:
-            too_long = self.hardware.seq_len > self.space.max_seq_len(config)
-            if too_long:
-                rec.update(
-                    feasible=False, reason=f"seq_len {self.hardware.seq_len} exceeds the model's positions"
-                )
-            rec["features"] = cost_features(
-                self.space, config, self.hardware.batch_size, self.hardware.seq_len
-            )
+            length, what = self.hardware.seq_len, "seq_len"
+            if self.hardware.mode == "generate":
+                length, what = self.hardware.context, "context"
+            if length > self.space.max_seq_len(config):
+                rec.update(feasible=False, reason=f"{what} {length} exceeds the model's positions")
+            rec["features"] = features_for(self.space, config, self.hardware)
             rec["weights_mb"] = weights_mb(self.space, config)
             rec["genes"] = gene_values(self.space, config)
         return rec
+
+    def _kv_cache(self, config: Any) -> dict[str, float]:
+        """The analytic KV cache at the run's context (runs that measure generation only)."""
+        if self.hardware.mode != "generate" or not hasattr(self.space, "kv_cache_mb"):
+            return {}
+        return {
+            "kv_cache_mb": float(
+                self.space.kv_cache_mb(config, self.hardware.context, self.hardware.batch_size)
+            )
+        }
 
 
 def _mark_failure(rec: dict[str, Any]) -> None:

@@ -55,26 +55,26 @@ class Objective:
 
 
 _COUNT = {"": 1.0, "k": 1e3, "m": 1e6, "g": 1e9, "b": 1e9, "t": 1e12}
+_MS = {"ms": 1.0, "": 1.0, "s": 1e3, "us": 1e-3}
+_MB = {"mb": 1.0, "": 1.0, "gb": 1024.0, "kb": 1 / 1024}
 
 #: name -> objective; the order is the default column order
 OBJECTIVES: dict[str, Objective] = {
     o.name: o
     for o in (
-        Objective(
-            "latency", "latency_ms", "latency", "ms", "measured", {"ms": 1.0, "": 1.0, "s": 1e3, "us": 1e-3}
-        ),
-        Objective(
-            "memory",
-            "memory_mb",
-            "peak memory (weights + activations)",
-            "MB",
-            "measured",
-            {"mb": 1.0, "": 1.0, "gb": 1024.0, "kb": 1 / 1024},
-        ),
+        Objective("latency", "latency_ms", "latency", "ms", "measured", _MS),
+        Objective("memory", "memory_mb", "peak memory (weights + activations)", "MB", "measured", _MB),
         Objective("params", "params", "parameters", "", "analytic", _COUNT),
         Objective("flops", "flops", "FLOPs", "", "analytic", _COUNT),
+        # generation (hardware mode "generate"; llama.cpp's pp and tg): memory then means the
+        # peak at the context, weights + KV cache + activations (hardware.generation)
+        Objective("prefill", "prefill_ms", "prefill (prompt processing)", "ms", "measured", _MS),
+        Objective("decode", "decode_ms_per_token", "decode per token", "ms", "measured", _MS),
+        Objective("kv_cache", "kv_cache_mb", "KV cache at the context", "MB", "analytic", _MB),
     )
 }
+#: the objectives that make a run measure generation (``HardwareSettings.mode="generate"``)
+GENERATION = ("prefill", "decode", "kv_cache")
 
 #: the record fields a device measurement fills in, besides the measured objectives'
 MEASUREMENT_FIELDS = (
@@ -141,6 +141,11 @@ def check_limits(limits: Mapping[str, Any]) -> dict[str, float]:
 def needs_device(objectives: Sequence[str], limits: Mapping[str, float]) -> bool:
     """Whether any objective or limit is a measured cost."""
     return any(OBJECTIVES[n].measured for n in (*objectives, *limits))
+
+
+def needs_generation(objectives: Sequence[str], limits: Mapping[str, float]) -> bool:
+    """Whether a run's costs are generation costs (any of :data:`GENERATION` used)."""
+    return any(n in GENERATION for n in (*objectives, *limits))
 
 
 def measured_names(objectives: Sequence[str], limits: Mapping[str, float]) -> list[str]:

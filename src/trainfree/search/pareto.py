@@ -37,6 +37,9 @@ RECORD_COLUMNS = (
     "memory_mb",
     "weights_mb",
     "activation_mb",
+    "prefill_ms",
+    "decode_ms_per_token",
+    "kv_cache_mb",
     "seconds_proxy",
     "seconds_measure",
     "hardware_cached",
@@ -53,6 +56,9 @@ FRONTIER_COLUMNS = (
     "memory_mb",
     "weights_mb",
     "activation_mb",
+    "prefill_ms",
+    "decode_ms_per_token",
+    "kv_cache_mb",
     "params",
     "decoder_params",
     "flops",
@@ -203,7 +209,12 @@ def write_outputs(
         ]
     )
     atomic_write_text(out / "frontier.csv", flat.to_csv(index=False))
-    plot_frontier(out / "frontier.png", records, scores, proxy, costs, front, meta.get("title", ""))
+    references = meta.get("references") or []
+    if references:
+        atomic_write_text(out / "references.csv", pd.DataFrame(references).to_csv(index=False))
+    plot_frontier(
+        out / "frontier.png", records, scores, proxy, costs, front, meta.get("title", ""), references
+    )
     return models
 
 
@@ -237,12 +248,14 @@ def plot_frontier(
     costs: Sequence[str],
     front: Sequence[int],
     title: str = "",
+    references: Sequence[dict[str, Any]] = (),
 ) -> None:
     """One panel per cost objective: every evaluated architecture (grey; hollow where its costs
     are predicted, not measured), the frontier over *all* objectives (red), and this panel's
     own two-objective front among the measured models (the step line; its points ringed). A
     frontier model below the step line is not dominated overall: it is better on another
-    panel's cost."""
+    panel's cost. The space's reference models (``search/references.py``) are labelled
+    vertical lines at their measured cost."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -286,6 +299,7 @@ def plot_frontier(
                 zorder=4,
                 label=f"front of this panel's 2 objectives ({len(two)})",
             )
+        _draw_references(ax, references, cost)
         ax.set_xlabel(OBJECTIVES[cost].title)
         ax.set_ylabel(f"{proxy} (higher is better)")
         if cost in ("params", "flops") and (x[ok] > 0).any():  # log scale needs a positive point
@@ -299,3 +313,23 @@ def plot_frontier(
     fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
     atomic_write_bytes(path, buf.getvalue())
+
+
+def _draw_references(ax: Any, references: Sequence[dict[str, Any]], cost: str) -> None:
+    """A dashed line and the name of each reference model at its cost on this panel."""
+    for ref in references:
+        x = _num(ref.get(COST_FIELDS[cost]))
+        if not ref.get("measured") or not np.isfinite(x):
+            continue
+        ax.axvline(x, color="tab:blue", ls="--", lw=0.8, alpha=0.7)
+        ax.text(
+            x,
+            0.98,
+            f" {ref['name']}",
+            transform=ax.get_xaxis_transform(),
+            rotation=90,
+            va="top",
+            ha="left",
+            fontsize=7,
+            color="tab:blue",
+        )

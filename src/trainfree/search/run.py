@@ -97,6 +97,8 @@ class SearchRun:
         self.out = Path(out)
         self.settings = settings
         self.executor = executor or LocalExecutor()  # where proxies and measurements run
+        #: the space's reference models as measured here (search/references.py; None: not yet)
+        self.reference_rows: list[dict[str, Any]] | None = None
         self.space = settings.make_space()
         self.proxy = get_proxy(settings.proxy)
         self.costs = list(settings.objectives)
@@ -242,6 +244,11 @@ class SearchRun:
                 "seq_len",
                 self.settings.hardware.seq_len,
                 f"at most {longest}, the positions the space's models have",
+            )
+        hw = self.settings.hardware
+        if hw.mode == "generate" and hw.context > longest:
+            raise ConfigError(
+                "context", hw.context, f"at most {longest}, the positions the space's models have"
             )
 
     def _new_algorithm(self, pop_size: int) -> Any:
@@ -441,6 +448,12 @@ class SearchRun:
             "title": f"{s.space}: {s.proxy} vs {', '.join(self.costs)} on {hw.name} "
             f"(batch {hw.batch_size}, {hw.seq_len} tokens), {len(records)} architectures",
         }
+        if self.reference_rows is None:  # measured once per run (and cached per machine)
+            from trainfree.search.references import measure_references
+
+            self.reference_rows = measure_references(self)
+        if self.reference_rows:
+            meta["references"] = self.reference_rows
         return write_outputs(self.out, self.space, records, scores, front, s.proxy, self.costs, meta), hv
 
 

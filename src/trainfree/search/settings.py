@@ -18,7 +18,13 @@ from trainfree.errors import ConfigError
 from trainfree.hardware import HardwareSettings
 from trainfree.proxies import list_proxies
 from trainfree.proxies.balance import parse_alpha
-from trainfree.search.objectives import OBJECTIVES, check_limits, check_objectives
+from trainfree.search.objectives import (
+    GENERATION,
+    OBJECTIVES,
+    check_limits,
+    check_objectives,
+    needs_generation,
+)
 from trainfree.spaces import get_space, list_spaces
 
 ALGORITHMS = ("nsga2", "random")
@@ -128,6 +134,27 @@ class SearchSettings:
         except (TypeError, KeyError) as exc:
             expected = f"value sets of '{self.space}' ({exc})"
             raise ConfigError("space_values", self.space_values, expected) from None
+        self._check_generation()
+
+    def _check_generation(self) -> None:
+        """Generation objectives need a generation measurement of a space that generates."""
+        generation = needs_generation(self.objectives, self.limits)
+        if generation and self.hardware.mode != "generate":
+            raise ConfigError(
+                "hardware.mode", self.hardware.mode, f"'generate' for objectives {self.objectives}"
+            )
+        if generation:
+            from trainfree.hardware.generation import can_generate
+
+            try:
+                space = get_space(self.space, **self.space_values)
+            except KeyError:  # an unknown space: reported where the space is made
+                return
+            if not can_generate(space):
+                used = [n for n in (*self.objectives, *self.limits) if n in GENERATION]
+                raise ConfigError(
+                    "objectives", used[0], f"a cost space {self.space} has (its models have no KV cache)"
+                )
 
     def make_space(self) -> Any:
         return get_space(self.space, **self.space_values)

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 from trainfree.errors import ConfigError
 from trainfree.spaces import register_space
 from trainfree.spaces.base import BenchmarkSource, ParamCounts
-from trainfree.spaces.gpt2_model import GPT2LM
+from trainfree.spaces.gpt2_model import GPT2LM, KVCache
 from trainfree.spaces.lts import (
     ARCH_VALUES,
     LTSSpace,
@@ -105,6 +105,57 @@ class GPT2Space(LTSSpace):
         T, d = seq_len, config.d_model
         macs = sum(4 * T * d * d + 2 * T * T * d + 2 * T * d * f for f in config.d_inner)
         return 2 * macs + adaptive_embedding_flops(config, T) + adaptive_softmax_flops(config, T)
+
+    # ------------------------------------------------------------ generation
+    def new_cache(self, model: Any) -> KVCache:
+        return KVCache()
+
+    def cached_step(self, model: Any, input_ids: Any, cache: KVCache) -> Any:
+        """Read ``input_ids`` after the cached tokens: the log-probabilities of the next token
+        ``[B, n_token]`` (the whole adaptive softmax, as generation samples from it)."""
+        hidden = model(input_ids, cache)
+        return model.head.log_prob(hidden[:, -1])
+
+    def crop_cache(self, cache: KVCache, length: int) -> None:
+        cache.crop(length)
+
+    def kv_cache_mb(
+        self, config: LTSConfig, context: int, batch_size: int = 1, bytes_per_value: int = 4
+    ) -> float:
+        """Keys and values of every layer: ``2 L d`` values per token (``h_i e_i = d``)."""
+        return 2 * config.n_layer * config.d_model * context * batch_size * bytes_per_value / 2**20
+
+    def decode_flops(self, config: LTSConfig, context: int) -> int:
+        """One generated token at ``context``: the projections, attention over ``context``
+        keys, and the full adaptive softmax of that token."""
+        d = config.d_model
+        macs = sum(4 * d * d + 2 * context * d + 2 * d * f for f in config.d_inner)
+        return 2 * macs + adaptive_embedding_flops(config, 1) + adaptive_softmax_flops(config, 1)
+
+    def prefill_flops(self, config: LTSConfig, prompt_len: int) -> int:
+        """A ``prompt_len``-token prompt into the cache, log-probabilities of its last token."""
+        T, d = prompt_len, config.d_model
+        macs = sum(4 * T * d * d + 2 * T * T * d + 2 * T * d * f for f in config.d_inner)
+        return 2 * macs + adaptive_embedding_flops(config, T) + adaptive_softmax_flops(config, 1)
+
+    def generation_features(
+        self, config: LTSConfig, batch_size: int, prompt_len: int, context: int
+    ) -> dict[str, float]:
+        """As the llama space's: a decode step's weights, layers, attention and cache at the
+        context; the prefill's FLOPs by kind."""
+        B, P, C, d, L = batch_size, prompt_len, context, config.d_model, config.n_layer
+        return {
+            "params": float(self.param_counts(config).total),
+            "layers": float(L),
+            "decode_flops": float(B * self.decode_flops(config, C)),
+            "decode_attention_flops": float(B * 2 * 2 * C * d * L),
+            "kv_cache_bytes": float(self.kv_cache_mb(config, C, B) * 2**20),
+            "prefill_linear_flops": float(B * 2 * sum(4 * P * d * d + 2 * P * d * f for f in config.d_inner)),
+            "prefill_attention_flops": float(B * 2 * 2 * P * P * d * L),
+            "head_flops": float(B * adaptive_softmax_flops(config, 1)),
+            "prefill_elementwise": float(B * P * (4 * d * L + sum(config.d_inner))),
+            "prefill_softmax": float(B * P * P * sum(config.n_head)),
+        }
 
     def cost_features(self, config: LTSConfig, batch_size: int, seq_len: int) -> dict[str, float]:
         """The generic features, with the FLOPs split by kind of work (large matrix products,

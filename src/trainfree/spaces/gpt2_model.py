@@ -12,6 +12,7 @@ Shapes: ``B`` batch, ``T`` tokens, ``d`` model width, ``h`` heads of size ``e = 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -33,9 +34,10 @@ class GPT2Embedding(nn.Module):
         self.wte = AdaptiveEmbedding(config)
         self.wpe = nn.Embedding(config.tgt_len, config.d_model)
 
-    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
-        """``input_ids [B, T]`` -> ``[B, T, d]`` (embedding dropout is 0 in LTS)."""
-        pos = torch.arange(input_ids.size(1), device=input_ids.device)  # [T]
+    def forward(self, input_ids: torch.Tensor, start: int = 0) -> torch.Tensor:
+        """``input_ids [B, T]`` at positions ``start .. start + T - 1`` -> ``[B, T, d]``
+        (embedding dropout is 0 in LTS)."""
+        pos = torch.arange(start, start + input_ids.size(1), device=input_ids.device)  # [T]
         return self.wte(input_ids) + self.wpe(pos)
 
 
@@ -55,14 +57,20 @@ class CausalSelfAttention(nn.Module):
         self.attn_dropout = nn.Dropout(dropatt)
         self.resid_dropout = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cache: Any = None, layer: int = 0) -> torch.Tensor:
+        """``x [B, T, d]``; with a ``cache`` (:class:`KVCache`, or transformers'
+        ``DynamicCache``: ``update(k, v, layer)`` returns all keys and values so far), the
+        queries attend to the cached keys too (``K`` of them, the ``T`` new ones last)."""
         B, T, d = x.shape
         q, k, v = self.c_attn(x).split(d, dim=2)  # each [B, T, d]
         q = q.view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # [B, h, T, e]
         k = k.view(B, T, self.n_head, self.head_dim).transpose(1, 2)
         v = v.view(B, T, self.n_head, self.head_dim).transpose(1, 2)
-        att = (q @ k.transpose(-2, -1)) / math.sqrt(self.head_dim)  # [B, h, T, T]
-        future = torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1)
+        if cache is not None:
+            k, v = cache.update(k, v, layer)  # [B, h, K, e]
+        K = k.size(2)
+        att = (q @ k.transpose(-2, -1)) / math.sqrt(self.head_dim)  # [B, h, T, K]
+        future = torch.ones(T, K, dtype=torch.bool, device=x.device).triu(K - T + 1)
         att = att.masked_fill(future, float("-inf"))
         att = self.attn_dropout(F.softmax(att, dim=-1))
         y = (att @ v).transpose(1, 2).reshape(B, T, d)  # [B, T, d]
@@ -94,9 +102,36 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(d, eps=1e-5)
         self.ffn = MLP(d, config.d_inner[layer], config.dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x))
+    def forward(self, x: torch.Tensor, cache: Any = None, layer: int = 0) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), cache, layer)
         return x + self.ffn(self.ln_2(x))
+
+
+class KVCache:
+    """Keys and values of every layer, ``[B, h_i, K, e_i]`` (heads differ per layer); the
+    ``update`` / ``get_seq_length`` / ``crop`` of transformers' ``DynamicCache``, which an
+    exported model uses instead."""
+
+    def __init__(self) -> None:
+        self.keys: list[torch.Tensor] = []
+        self.values: list[torch.Tensor] = []
+
+    def get_seq_length(self, layer: int = 0) -> int:
+        return self.keys[layer].size(2) if len(self.keys) > layer else 0
+
+    def update(self, k: torch.Tensor, v: torch.Tensor, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if layer == len(self.keys):
+            self.keys.append(k)
+            self.values.append(v)
+        else:
+            self.keys[layer] = torch.cat([self.keys[layer], k], dim=2)
+            self.values[layer] = torch.cat([self.values[layer], v], dim=2)
+        return self.keys[layer], self.values[layer]
+
+    def crop(self, length: int) -> None:
+        """Keep the first ``length`` tokens."""
+        self.keys = [k[:, :, :length] for k in self.keys]
+        self.values = [v[:, :, :length] for v in self.values]
 
 
 class GPT2LM(AdaptiveSoftmaxLM):
@@ -140,16 +175,19 @@ class GPT2LM(AdaptiveSoftmaxLM):
             for proj in (block.attn.c_proj, block.ffn.c_proj):
                 nn.init.normal_(proj.weight, 0.0, std / math.sqrt(2 * self.config.n_layer))
 
-    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
-        """``input_ids [B, T]`` (T <= tgt_len) -> final hidden states ``[B, T, d]`` (after ``ln_f``)."""
-        if input_ids.size(1) > self.config.tgt_len:
+    def forward(self, input_ids: torch.Tensor, cache: Any = None) -> torch.Tensor:
+        """``input_ids [B, T]`` -> final hidden states ``[B, T, d]`` (after ``ln_f``). With a
+        ``cache`` holding earlier tokens, ``input_ids`` follow them (and are added to it);
+        all tokens together must fit the ``tgt_len`` learned positions."""
+        start = cache.get_seq_length() if cache is not None else 0
+        if start + input_ids.size(1) > self.config.tgt_len:
             raise ValueError(
-                f"sequence length {input_ids.size(1)} exceeds tgt_len={self.config.tgt_len} "
+                f"sequence length {start + input_ids.size(1)} exceeds tgt_len={self.config.tgt_len} "
                 "(the number of learned positions)"
             )
-        x = self.embedding(input_ids)
-        for block in self.blocks:
-            x = block(x)
+        x = self.embedding(input_ids, start)
+        for i, block in enumerate(self.blocks):
+            x = block(x, cache, i)
         return self.ln_f(x)
 
     def lm_loss(self, input_ids: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,103 @@
+"""The models people ship, beside a search's frontier: a space's reference models, measured.
+
+A space with shipped reference models (``space.references()``: the ``llama`` space's
+SmolLM2, MobileLLM and TinyLlama) has them measured on the run's device with the run's
+settings (through the run's executor and hardware cache, so once per machine), and every
+output shows them: ``references.csv``, ``frontier.json`` (``references``), a labelled line
+on each panel of ``frontier.png`` and, printed at the end, one line per reference model
+naming the frontier models that cost no more on every measured objective::
+
+    SmolLM2-135M: decode 23.1 ms/token, memory 612 MB here; 4 frontier models at no more,
+    the largest (decoder_params 97.1M): configs/frontier_003_arch00412.json
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from trainfree.search.objectives import OBJECTIVES
+
+#: the fields a reference row carries besides its name and counts
+COLUMNS = (
+    "measured",
+    "latency_ms",
+    "prefill_ms",
+    "decode_ms_per_token",
+    "memory_mb",
+    "weights_mb",
+    "activation_mb",
+    "kv_cache_mb",
+    "measure_error",
+)
+
+
+def measure_references(run: Any) -> list[dict[str, Any]]:
+    """One row per reference model of the run's space, measured as the run measures ([]
+    for a space without references, or a run without device costs)."""
+    refs = getattr(run.space, "references", None)
+    if refs is None or not run.device:
+        return []
+    named = list(refs().items())
+    fields: list[dict[str, Any]] = [{} for _ in named]
+
+    def done(i: int, got: dict[str, Any]) -> None:
+        fields[i] = got
+
+    run.evaluator._measure([cfg for _, cfg in named], done)
+    hw = run.settings.hardware
+    rows = []
+    for (name, cfg), got in zip(named, fields, strict=True):
+        counts = run.space.param_counts(cfg)
+        row: dict[str, Any] = {"name": name, "params": counts.total, "decoder_params": counts.decoder}
+        if hw.mode == "generate" and hasattr(run.space, "kv_cache_mb"):
+            row["kv_cache_mb"] = float(run.space.kv_cache_mb(cfg, hw.context, hw.batch_size))
+        row.update({k: got[k] for k in COLUMNS if k in got})
+        row["measured"] = bool(got.get("measured"))
+        rows.append(row)
+    return rows
+
+
+def _cost(row: dict[str, Any], name: str) -> float:
+    try:
+        value = row.get(OBJECTIVES[name].field)
+        return math.nan if value is None else float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _text(name: str, value: float) -> str:
+    o = OBJECTIVES[name]
+    unit = "ms/token" if name == "decode" else o.unit
+    return f"{name} {value:.1f} {unit}".rstrip() if o.unit else f"{name} {value / 1e6:.1f}M"
+
+
+def comparisons(
+    references: Sequence[dict[str, Any]], models: Sequence[dict[str, Any]], costs: Sequence[str]
+) -> list[str]:
+    """Per measured reference model: its costs here, and the frontier models that cost no
+    more on every objective, with the one of largest ``decoder_params``."""
+    lines = []
+    for ref in references:
+        if not ref.get("measured"):
+            lines.append(f"{ref['name']}: not measured ({ref.get('measure_error') or 'unknown reason'})")
+            continue
+        own = {c: _cost(ref, c) for c in costs}
+        shown = ", ".join(_text(c, v) for c, v in own.items() if math.isfinite(v))
+        fits = [
+            m
+            for m in models
+            if m.get("costs", "measured") == "measured"
+            and all(math.isfinite(v) and _cost(m, c) <= v for c, v in own.items())
+        ]
+        if not fits:
+            lines.append(f"{ref['name']}: {shown} here; no frontier model at no more")
+            continue
+        best = max(fits, key=lambda m: float(m.get("decoder_params") or 0))
+        lines.append(
+            f"{ref['name']}: {shown} here; {len(fits)} frontier model{'s' if len(fits) > 1 else ''} "
+            f"at no more, the largest (decoder_params {float(best['decoder_params']) / 1e6:.1f}M vs "
+            f"{ref['decoder_params'] / 1e6:.1f}M): {best['config_file']}"
+        )
+    return lines
