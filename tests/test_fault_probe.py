@@ -121,8 +121,12 @@ def test_a_symlinked_configs_folder_is_not_cleaned(run_dir, tmp_path):
     (outside / ".notes.tmp").write_text("mine")
     shutil.rmtree(run_dir / "configs")
     (run_dir / "configs").symlink_to(outside)
-    res = resume(run_dir)
+    res = resume(run_dir)  # a finished run: reprinted, nothing cleaned or written
     assert res.exit_code == 0, res.output
+    assert (outside / ".notes.tmp").read_text() == "mine"
+    res = resume(run_dir, "--budget", "12")  # continued: its outputs are written, not through the link
+    assert res.exit_code == 0, res.output
+    assert [p.name for p in outside.iterdir()] == [".notes.tmp"]
     assert (outside / ".notes.tmp").read_text() == "mine"
     assert (run_dir / "configs").is_dir() and not (run_dir / "configs").is_symlink()
 
