@@ -125,9 +125,11 @@ class Lab:
         return path.read_bytes().splitlines(keepends=True) if path.exists() else []
 
     def wait_lines(self, proc: subprocess.Popen, at_least: int, timeout: float = 120) -> None:
-        deadline = time.time() + timeout
-        while time.time() < deadline and proc.poll() is None and len(self.lines()) < at_least:
+        awake, t = 0.0, time.monotonic()  # awake time only, as in :meth:`wait`
+        while awake < timeout and proc.poll() is None and len(self.lines()) < at_least:
             time.sleep(0.01)
+            now = time.monotonic()
+            awake, t = awake + min(now - t, 2.0), now
 
     def finished(self, out: Path | None = None) -> set[str]:
         """Keys of the intact records in ``evaluations.jsonl``: what must never be lost."""
@@ -166,7 +168,10 @@ class Lab:
         for line in (out / "evaluations.jsonl").read_bytes().splitlines():
             with contextlib.suppress(ValueError, UnicodeDecodeError, KeyError, TypeError):
                 rec = json.loads(line)
-                indices.setdefault(rec["key"], set()).add(int(rec["index"]))
+                # a record trainfree refuses (an index that is not an integer, no config) is
+                # skipped and kept on disk, and its architecture evaluated again: not a duplicate
+                if type(rec["index"]) is int and isinstance(rec.get("config"), dict):
+                    indices.setdefault(rec["key"], set()).add(rec["index"])
         outcome.duplicates += sum(len(v) - 1 for v in indices.values())
         if len(table["index"]) != len(set(table["index"])):
             outcome.problems.append("evaluated.csv: an index is used twice")
