@@ -56,6 +56,13 @@ class _Commands(TyperGroup):
         for command in self.commands.values():
             command.help = _flowing(command.help)
 
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        """Parsing the arguments: a stop here would be typer's silent exit 130."""
+        try:
+            return super().make_context(*args, **kwargs)
+        except KeyboardInterrupt as exc:
+            raise stopped(exc) from None
+
     def invoke(self, ctx: typer.Context) -> Any:
         warnings.showwarning = _show_warning
         previous = quiet_interrupts()
