@@ -187,10 +187,11 @@ def accuracy_cmd(args: argparse.Namespace) -> None:
     calib = calibration_sample(space, args.n, 0)
     rng = np.random.default_rng(1)
     held = [space.sample(rng) for _ in range(args.held)]
-    rows, held_rows = [], []
+    rows, held_rows, load = [], [], []
     for group, configs in ((rows, calib), (held_rows, held)):
         for cfg in configs:
             m, _ = profile_cached(space, cfg, hw, cache)
+            load.append(m.others_running)
             row = measured_row(space, cfg, hw, m)
             if row is not None:
                 group.append(row)
@@ -214,8 +215,8 @@ def accuracy_cmd(args: argparse.Namespace) -> None:
             f"{target:8s} held out (n={acc['n']}): Spearman {acc['spearman']:.3f}, within 10% "
             f"{100 * acc['within_10pct']:.0f}%, median |err| {100 * acc['median_ape']:.1f}%"
         )
-    load = np.mean([r.get("others_running", np.nan) for r in rows]) if rows else np.nan
-    out["others_running"] = float(load)
+    out["others_running"] = float(np.nanmean(load)) if load else float("nan")
+    print(f"other programs running (mean over the measurements): {out['others_running']:.1f}")
     _dump(args.json, out)
 
 

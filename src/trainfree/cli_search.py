@@ -240,13 +240,8 @@ def search(
 
 
 def _shape(hw: Any) -> str:
-    """What a run measures: a forward pass of ``seq_len`` tokens, or generation."""
-    if hw.mode != "generate":
-        return f"{hw.seq_len} tokens"
-    weights = ", int8 weights" if hw.quantize == "int8" else ""
-    return (
-        f"generating: prompt {hw.prompt_len}, context {hw.context}, {hw.new_tokens} tokens per run{weights}"
-    )
+    """What a run measures (``HardwareSettings.workload``)."""
+    return hw.workload
 
 
 def _run_search(run: Any, resumed: bool) -> int:

@@ -31,8 +31,9 @@ from trainfree.hardware.profiler import HardwareSettings, machine_info
 from trainfree.io import atomic_write_json, read_json
 from trainfree.spaces.base import ConfigError
 
-#: /2: latencies timed with a steady allocator; /3: a single-thread latency is on-CPU time
-FORMAT = "trainfree-costmodel-rows/3"
+#: /2: latencies timed with a steady allocator; /3: a single-thread latency is on-CPU time;
+#: /4: llama's generation features count the weights a decode step streams
+FORMAT = "trainfree-costmodel-rows/4"
 
 
 def calibration_sample(space: Any, n: int, seed: int = 0) -> list[Any]:

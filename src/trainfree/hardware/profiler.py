@@ -139,6 +139,18 @@ class HardwareSettings:
         return f"{self.backend}-{self.device}"
 
     @property
+    def workload(self) -> str:
+        """What a measurement times, in words: a forward pass of ``seq_len`` tokens, or
+        generation (for titles and headers, so a figure says what it covers)."""
+        if self.mode != "generate":
+            return f"{self.seq_len} tokens"
+        weights = ", int8 weights" if self.quantize == "int8" else ""
+        return (
+            f"generating: prompt {self.prompt_len}, context {self.context}, "
+            f"{self.new_tokens} tokens per run{weights}"
+        )
+
+    @property
     def clock(self) -> str:
         """``cpu`` (on-CPU time) or ``wall``: what times the runs (``timing.clock_for``)."""
         return clock_for(self.device, self.threads)

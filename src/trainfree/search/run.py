@@ -446,7 +446,7 @@ class SearchRun:
             "generations": self.generation,
             "hypervolume": hv,
             "title": f"{s.space}: {s.proxy} vs {', '.join(self.costs)} on {hw.name} "
-            f"(batch {hw.batch_size}, {hw.seq_len} tokens), {len(records)} architectures",
+            f"(batch {hw.batch_size}, {hw.workload}), {len(records)} architectures",
         }
         if self.reference_rows is None:  # measured once per run (and cached per machine)
             from trainfree.search.references import measure_references

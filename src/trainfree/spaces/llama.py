@@ -307,14 +307,15 @@ class LlamaSpace(SearchSpace[LlamaArch]):
         self, config: LlamaArch, batch_size: int, prompt_len: int, context: int
     ) -> dict[str, float]:
         """What generation costs follow, for the cost model: per decode step, the weights
-        streamed once (``params``; a CPU decode step is bound by memory traffic), the per-layer
+        streamed once (``streamed_params``: the decoder and the head's ``V x d``; the input
+        embedding is read one row per token, so an untied table is not streamed), the per-layer
         overhead of small steps (``layers``), attention over ``context`` keys and the KV cache
         read (and, in transformers' DynamicCache, copied) at that length; for the prefill, its
         FLOPs by kind. The activation peak follows the cache and the prefill's widths."""
         c, B, P, C = config, batch_size, prompt_len, context
         L, d = c.num_hidden_layers, c.hidden_size
         return {
-            "params": float(self.param_counts(c).total),
+            "streamed_params": float(self.param_counts(c).decoder + c.vocab_size * d),
             "layers": float(L),
             "decode_flops": float(B * self.decode_flops(c, C)),
             "decode_attention_flops": float(B * 2 * 2 * C * c.q_width * L),
