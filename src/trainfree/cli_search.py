@@ -243,7 +243,7 @@ def _shape(hw: Any) -> str:
     """What a run measures: a forward pass of ``seq_len`` tokens, or generation."""
     if hw.mode != "generate":
         return f"{hw.seq_len} tokens"
-    weights = ", int8 weights" if hw.quantize == "int8" else ""
+    weights = f", {hw.quantize} weights" if hw.quantize != "none" else ""
     return (
         f"generating: prompt {hw.prompt_len}, context {hw.context}, {hw.new_tokens} tokens per run{weights}"
     )
@@ -442,6 +442,11 @@ def calibrate(
         _check_writable(MeasurementCache().root, "the hardware cache ($TRAINFREE_CACHE)", folder=True)
     try:
         sp = get_space(space, **_parse_sets(set_values or []))
+        if hw.backend == "llamacpp":
+            from trainfree.hardware.llamacpp import space_error
+
+            if space_error(space):
+                raise _fail(space_error(space))
     except KeyError as exc:
         raise _fail(str(exc.args[0])) from None
     except TrainfreeError as exc:
