@@ -78,6 +78,19 @@ def kv_cache_mb(space: Any, config: Any, settings: Any) -> float:
 
 
 # ----------------------------------------------------------------- a llama.cpp context
+_STARTED: list[bool] = []
+
+
+def _start(llama_cpp: Any) -> None:
+    """llama.cpp's backends initialised and its log kept to errors, once per process."""
+    if not _STARTED:
+        from trainfree.export.llamacpp_quantize import quiet
+
+        quiet()
+        llama_cpp.llama_backend_init()
+        _STARTED.append(True)
+
+
 class Session:
     """A llama.cpp model and context, driven through llama-cpp-python's C API."""
 
@@ -86,6 +99,7 @@ class Session:
 
         from trainfree.export.llamacpp_quantize import captured_log
 
+        _start(llama_cpp)
         self.lib = llama_cpp
         self.model = self.ctx = None
         mparams = llama_cpp.llama_model_default_params()
