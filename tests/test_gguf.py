@@ -195,7 +195,7 @@ def test_llamacpp_logits_match_pytorch(values, tmp_path):
     f16 = write_gguf(cfg, model, tmp_path / "f16.gguf", "f16")
     d32, scale = _max_diff(cfg, model, f32.path)
     d16, _ = _max_diff(cfg, model, f16.path)
-    # measured 2.3e-4 / 6.0e-4 (f32) and 4.6e-4 / 1.1e-3 (f16) of the logit scale (64 / 256 wide)
+    # measured 2.3e-4 / 5.2e-4 (f32) and 4.6e-4 / 9.3e-4 (f16) of the logit scale (64 / 256 wide)
     assert d32 <= 2e-3 * scale  # float32 weights; the KV cache is float16 in llama.cpp
     assert d16 <= F16_RTOL * scale
 
@@ -257,7 +257,7 @@ def test_cli_export_gguf_end_to_end(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["model-q4_k_m.gguf", "trainfree.json"]
     record = json.loads((out / "trainfree.json").read_text())["gguf"]
     assert record["quantize"] == "q4_k_m" and len(record["generated"]) == 8
-    assert record["f16_max_abs_diff"] <= 1e-2 * record["logit_scale"] and "f16 logits within" in res.output
+    assert record["f16_max_abs_diff"] <= 3e-2 * record["logit_scale"] and "f16 logits within" in res.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.json", "q4"]  # no temporaries
 
 

@@ -26,9 +26,11 @@ from trainfree.errors import TrainfreeError
 
 #: float16 file vs the float32 PyTorch model: max |logit difference| / max |logit|. Float16
 #: weights, activations rounded to float16 in llama.cpp's F16 matrix products and a float16
-#: KV cache; measured 4.6e-4 (2 layers, width 64) and 1.1e-3 (8 layers, width 256) with the
-#: space's initialisation (std 0.02), 1.1e-3 and 5.9e-3 with std 0.1 (tests/test_gguf.py)
-F16_RTOL = 1e-2
+#: KV cache; measured 4.6e-4 (2 layers, width 64) and 9.3e-4 (8 layers, width 256) with the
+#: space's initialisation (std 0.02), 1.1e-3 and 6.2e-3 with std 0.1 (tests/test_gguf.py),
+#: 5.0e-3 for SmolLM2-135M (30 layers, std 0.0417). A wrong conversion is far off: without
+#: the rotary permutation 0.41, a swapped tensor ~1
+F16_RTOL = 3e-2
 #: tokens compared (logits) and generated (quantized files)
 CHECK_TOKENS = 8
 
