@@ -257,7 +257,8 @@ def test_cli_export_gguf_end_to_end(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["model-q4_k_m.gguf", "trainfree.json"]
     record = json.loads((out / "trainfree.json").read_text())["gguf"]
     assert record["quantize"] == "q4_k_m" and len(record["generated"]) == 8
-    assert record["f16_max_abs_diff"] <= 3e-2 * record["logit_scale"] and "f16 logits within" in res.output
+    assert record["f16_max_abs_diff"] <= 3e-2 * record["logit_scale"]
+    assert "f16 logits within" in " ".join(res.output.split())  # rich wraps long lines
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.json", "q4"]  # no temporaries
 
 
