@@ -13,4 +13,10 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   "${PIP[@]}" install "torch==${TRAINFREE_TORCH:-2.13.0}"
 fi
 "${PIP[@]}" install -e '.[dev,hf,ray]'
+# llama.cpp for --backend llamacpp and export --format gguf: pip compiles llama-cpp-python from
+# source the first time (about 9 CPU-minutes; docs/llamacpp.md), then reuses its cached wheel
+if ! .venv/bin/python -c "import llama_cpp, gguf" 2>/dev/null; then
+  echo "installing trainfree[llamacpp] (llama-cpp-python builds llama.cpp from source: minutes)"
+  "${PIP[@]}" install -e '.[llamacpp]'
+fi
 .venv/bin/python -c "import torch, trainfree; print(f'trainfree {trainfree.__version__} ready (torch {torch.__version__})')"

@@ -193,6 +193,11 @@ def _hardware_settings(
     if threads > cpus:
         raise _fail(f"--threads {threads}: this machine has {cpus} CPUs; use at most {cpus}")
     try:
+        if backend == "llamacpp":  # llama.cpp measures generation only (pp and tg)
+            from trainfree.export.gguf_export import require_llamacpp
+
+            require_llamacpp("--backend llamacpp")
+            generation["mode"] = "generate"
         return HardwareSettings(
             backend=backend,
             device=device,
@@ -233,7 +238,9 @@ def make_executor(spec: str | None, address: str | None, measure_on: str | None 
         raise _fail(str(exc)) from None
 
 
-BackendOpt = Annotated[str, typer.Option(help="torch (PyTorch eager) or onnx (ONNX Runtime, CPU)")]
+BackendOpt = Annotated[
+    str, typer.Option(help="torch (PyTorch eager), onnx (ONNX Runtime) or llamacpp (llama.cpp, GGUF)")
+]
 DeviceOpt = Annotated[str, typer.Option(help="cpu or cuda")]
 BatchOpt = Annotated[int, typer.Option(min=1, help="batch size of the measured forward pass")]
 SeqOpt = Annotated[int, typer.Option(min=1, help="sequence length of the measured forward pass")]
@@ -249,7 +256,9 @@ ContextOpt = Annotated[
 NewTokensOpt = Annotated[
     int, typer.Option(min=1, help="generation: tokens generated per timed decode run (N)")
 ]
-QuantizeOpt = Annotated[str, typer.Option(help="weights: none (float32) or int8 (dynamic quantization)")]
+QuantizeOpt = Annotated[
+    str, typer.Option(help="weights: none (float32), int8 (torch); f16, q8_0, q4_k_m (llamacpp: GGUF)")
+]
 
 
 @app.command()
@@ -292,10 +301,13 @@ def profile(
         new_tokens=new_tokens,
         quantize=quantize,
     )
+    generate = settings.mode == "generate"
     if generate:
         from trainfree.hardware.generation import generation_error
+        from trainfree.hardware.llamacpp import llamacpp_error
 
-        reason = generation_error(sp, cfg, settings)
+        llamacpp = settings.backend == "llamacpp"
+        reason = llamacpp_error(sp, cfg, settings) if llamacpp else generation_error(sp, cfg, settings)
         if reason:
             raise _fail(reason)
     ex = make_executor(executor, ray_address, measure_on)
@@ -314,7 +326,7 @@ def profile(
     shape = f"prompt {prompt_len}, context {context}" if generate else f"{seq_len} tokens"
     table = Table(
         title=f"{sp.name}: {config.name} on {settings.name} (batch {batch_size}, {shape}, "
-        f"{threads} thread{'s' if threads > 1 else ''}{', int8' if quantize == 'int8' else ''})",
+        f"{threads} thread{'s' if threads > 1 else ''}{'' if quantize == 'none' else ', ' + quantize})",
         caption=f"{machine['cpu']}, {machine['cores']} cores"
         + (f", {machine['gpu']}" if "gpu" in machine else "")
         + (" (from cache)" if cached else "")
@@ -332,10 +344,8 @@ def profile(
     how = "GPU allocator peak" if m.memory_method.startswith("cuda") else "process peak resident memory"
     what = "weights + KV cache + activations" if generate else "weights + activations"
     table.add_row(f"peak memory: {what}", f"{m.memory_mb:.1f} MB")
-    table.add_row(
-        f"  weights ({'int8 Linears' if quantize == 'int8' else 'float32 parameters'})",
-        f"{m.weights_mb:.1f} MB",
-    )
+    weights = m.weights_format or ("int8 Linears" if quantize == "int8" else "float32 parameters")
+    table.add_row(f"  weights ({weights})", f"{m.weights_mb:.1f} MB")
     table.add_row(f"  {'KV cache + ' if generate else ''}activations ({how})", f"{m.activation_mb:.1f} MB")
     table.add_row("parameters", f"{sp.param_counts(cfg).total:,}")
     console.print(table)

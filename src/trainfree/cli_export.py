@@ -21,7 +21,12 @@ def export(
     ] = None,
     run: Annotated[Path | None, typer.Option(help="search run directory (reads its frontier)")] = None,
     pick: Annotated[str | None, typer.Option(help="with --run: frontier row number, or all")] = None,
-    fmt: Annotated[str, typer.Option("--format", help="hf (transformers folder) or onnx")] = "hf",
+    fmt: Annotated[
+        str, typer.Option("--format", help="hf (transformers folder), onnx, or gguf (llama.cpp; llama space)")
+    ] = "hf",
+    quantize: Annotated[
+        str | None, typer.Option(help="--format gguf: f32, f16 (default), q8_0 or q4_k_m (llama.cpp)")
+    ] = None,
     as_: Annotated[
         str, typer.Option("--as", help="trainfree (any config) or gpt2 (stock GPT2LMHeadModel)")
     ] = "trainfree",
@@ -30,7 +35,7 @@ def export(
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="replace a non-empty --out")] = False,
 ) -> None:
-    """Write an architecture as a Hugging Face transformers model folder, or as ONNX."""
+    """Write an architecture as a Hugging Face transformers model folder, ONNX, or GGUF."""
     from trainfree.export import export_config, export_run
     from trainfree.spaces.configfile import load_config
 
@@ -40,17 +45,26 @@ def export(
         if run is not None:
             if pick is None:
                 raise TrainfreeError("--run needs --pick N (a frontier row) or --pick all")
-            results = export_run(run, pick, out, fmt=fmt, as_=as_, force=force, seed=seed)
+            results = export_run(run, pick, out, fmt=fmt, as_=as_, force=force, seed=seed, quantize=quantize)
         else:
             sp, cfg = load_config(config, space)
             results = [
-                export_config(sp, cfg, out, fmt=fmt, as_=as_, force=force, seed=seed or 0, inputs=[config])
+                export_config(
+                    *(sp, cfg, out),
+                    fmt=fmt,
+                    as_=as_,
+                    force=force,
+                    seed=seed or 0,
+                    inputs=[config],
+                    quantize=quantize,
+                )
             ]
     except TrainfreeError as exc:
         raise _fail(str(exc)) from None
     for r in results:
         err_console.print(
             f"wrote {r.out} ({r.model_type}, {r.params:,} parameters, {r.seconds:.1f} s; "
-            f"max abs diff to trainfree {r.max_abs_diff:.1e})",
+            + (r.detail if r.detail else f"max abs diff to trainfree {r.max_abs_diff:.1e}")
+            + ")",
             highlight=False,
         )

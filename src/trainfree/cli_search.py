@@ -437,6 +437,11 @@ def calibrate(
         _check_writable(MeasurementCache().root, "the hardware cache ($TRAINFREE_CACHE)", folder=True)
     try:
         sp = get_space(space, **_parse_sets(set_values or []))
+        if hw.backend == "llamacpp":
+            from trainfree.hardware.llamacpp import space_error
+
+            if space_error(space):
+                raise _fail(space_error(space))
     except KeyError as exc:
         raise _fail(str(exc.args[0])) from None
     except TrainfreeError as exc:

@@ -7,9 +7,10 @@ an existing non-empty folder is only replaced with ``force``.
 
 Formats: ``hf`` (``config.json``, ``model.safetensors``, ``modeling_trainfree.py``,
 ``generation_config.json`` for causal models, ``README.md``, ``trainfree.json``), optionally
-``as_="gpt2"`` for a stock GPT-2, and ``onnx`` (``model.onnx``, ``trainfree.json``). Each
-export is checked: the saved model is loaded back and compared with trainfree's
-(``space.inference``) on a seeded batch.
+``as_="gpt2"`` for a stock GPT-2, ``onnx`` (``model.onnx``, ``trainfree.json``) and, for the
+``llama`` space, ``gguf`` (``model-<quantize>.gguf``, ``trainfree.json``; ``quantize`` f32,
+f16, q8_0 or q4_k_m: :mod:`trainfree.export.gguf_check`). Each export is checked: the saved
+model is loaded back and compared with trainfree's (``space.inference``) on a seeded batch.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from trainfree.io import atomic_write_json, atomic_write_text, read_json
 from trainfree.spaces.base import seeded
 from trainfree.spaces.configfile import read_config_file, resolve_config
 
-FORMATS = ("hf", "onnx")
+FORMATS = ("hf", "onnx", "gguf")
 AS_CHOICES = ("trainfree", "gpt2")
 #: space -> Hugging Face model_type
 MODEL_TYPES = {
@@ -61,6 +62,7 @@ class ExportResult:
     seconds: float
     max_abs_diff: float
     files: list[str] = field(default_factory=list)
+    detail: str = ""  # what else the check found (gguf: the file's format and tensor types)
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "out": str(self.out)}
@@ -89,18 +91,20 @@ def export_config(
     seed: int = 0,
     source: dict[str, Any] | None = None,
     inputs: Sequence[str | Path] = (),
+    quantize: str | None = None,
 ) -> ExportResult:
     """Export one typed ``config`` of ``space`` (a space object) to the folder ``out``.
 
     The weights are ``space.build(config, seed)``: the initialisation a proxy scored when
     the search used the same seed. ``source`` (run directory, frontier row) is recorded in
     ``trainfree.json``; ``inputs``: files the export was read from, which ``out`` must not
-    hold (``--force`` replaces ``out`` as a whole)."""
-    _check_options(space, fmt, as_)
+    hold (``--force`` replaces ``out`` as a whole); ``quantize``: the GGUF weight format
+    (``--format gguf``; default f16)."""
+    quantize = _check_options(space, fmt, as_, quantize)
     out = check_out(Path(out), force, [Path(p) for p in inputs])
     tmp = staging(out)
     try:
-        result = _write(space, config, tmp, fmt, as_, seed, source or {})
+        result = _write(space, config, tmp, fmt, as_, seed, source or {}, quantize)
         publish(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -109,9 +113,16 @@ def export_config(
     return result
 
 
-def _check_options(space: Any, fmt: str, as_: str) -> None:
+def _check_options(space: Any, fmt: str, as_: str, quantize: str | None = None) -> str | None:
+    """The options checked (one line each); the GGUF weight format (None: not gguf)."""
     if fmt not in FORMATS:
         raise TrainfreeError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    if fmt == "gguf":
+        from trainfree.export.gguf_check import check_options
+
+        return check_options(space, as_, quantize)
+    if quantize is not None:
+        raise TrainfreeError(f"--quantize {quantize}: applies to --format gguf only")
     if as_ not in AS_CHOICES:
         raise TrainfreeError(f"--as {as_!r}: expected one of {', '.join(AS_CHOICES)}")
     if as_ == "gpt2" and (space.name != "gpt2" or fmt != "hf"):
@@ -122,10 +133,11 @@ def _check_options(space: Any, fmt: str, as_: str) -> None:
                 f"space '{space.name}' has no Hugging Face export (known: {', '.join(MODEL_TYPES)})"
             )
         _require_hf()
+    return None
 
 
 def _write(
-    space: Any, config: Any, folder: Path, fmt: str, as_: str, seed: int, source: dict
+    space: Any, config: Any, folder: Path, fmt: str, as_: str, seed: int, source: dict, quantize: str | None
 ) -> ExportResult:
     start = time.perf_counter()
     model = _build(space, config, seed)
@@ -136,7 +148,13 @@ def _write(
         "param_counts": space.param_counts(config).as_dict(),
         **source,
     }
-    if fmt == "onnx":
+    detail = ""
+    if fmt == "gguf":
+        from trainfree.export.gguf_check import export_gguf
+
+        record["gguf"], detail = export_gguf(space, config, model, folder, quantize)
+        diff, model_type, params = record["gguf"]["max_abs_diff"], "gguf", space.param_counts(config).total
+    elif fmt == "onnx":
         from trainfree.export.onnx_export import export_onnx
 
         record["onnx"] = export_onnx(space, config, model, folder / "model.onnx")
@@ -165,6 +183,7 @@ def _write(
         seconds=time.perf_counter() - start,
         max_abs_diff=diff,
         files=sorted(p.name for p in folder.iterdir()),
+        detail=detail,
     )
 
 
@@ -277,6 +296,7 @@ def export_run(
     as_: str = "trainfree",
     force: bool = False,
     seed: int | None = None,
+    quantize: str | None = None,
 ) -> list[ExportResult]:
     """Export frontier row ``pick`` (an index, or ``"all"``) of a search run directory.
 
@@ -288,7 +308,7 @@ def export_run(
     space, run_seed, models = _read_run(run)
     rows = _pick(pick, len(models), run)
     seed = run_seed if seed is None else seed
-    _check_options(space, fmt, as_)
+    quantize = _check_options(space, fmt, as_, quantize)
     out = check_out(Path(out), force, [run])
     items = []
     for i in rows:
@@ -305,7 +325,7 @@ def export_run(
         for stem, cfg, source in items:
             target = tmp if pick != "all" else tmp / stem
             target.mkdir(exist_ok=True)
-            result = _write(space, cfg, target, fmt, as_, seed, source)
+            result = _write(space, cfg, target, fmt, as_, seed, source, quantize)
             result.out = out if pick != "all" else out / stem
             results.append(result)
         publish(tmp, out)

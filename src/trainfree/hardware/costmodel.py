@@ -86,8 +86,14 @@ def gene_values(space: Any, config: Any) -> list[float]:
         return []
 
 
-def weights_mb(space: Any, config: Any) -> float:
-    """The float32 parameters' size, as the profiler reports ``weights_mb``."""
+def weights_mb(space: Any, config: Any, hardware: Any = None) -> float:
+    """The weights' size as the profiler reports ``weights_mb``: the float32 parameters, or
+    (llamacpp) the GGUF file's tensors in its format, exactly (``export.gguf_layout``)."""
+    if getattr(hardware, "backend", "torch") == "llamacpp":
+        from trainfree.export.gguf_layout import weights_bytes
+        from trainfree.hardware.llamacpp import FORMATS
+
+        return weights_bytes(config, FORMATS[hardware.quantize]) / MB
     return space.param_counts(config).total * 4 / MB
 
 

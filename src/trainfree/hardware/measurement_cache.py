@@ -73,13 +73,16 @@ class MeasurementCache:
     ) -> dict[str, Any]:
         """The full key; ``machine``: the measuring machine's description when it is not this
         one (a device measured through Ray, described on the device)."""
-        return {
+        out = {
             "space": space_name,
             "config": config_json,
             "settings": {k: v for k, v in settings.as_dict().items() if k != "timeout_s"},
             "seed": seed,
             "machine": machine if machine is not None else self.machine(settings.device),
         }
+        if settings.backend == "llamacpp":  # another llama.cpp, other kernels (kept out of the
+            out["runtime"] = runtime_version(settings.backend)  # machine: torch keys stay as they were)
+        return out
 
     def _path(self, key: dict[str, Any]) -> Path:
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
@@ -122,6 +125,14 @@ class MeasurementCache:
                     RuntimeWarning,
                     stacklevel=2,
                 )
+
+
+def runtime_version(backend: str) -> str | None:
+    """The version of a backend's separate runtime (llamacpp: llama-cpp-python), read from its
+    metadata without importing it."""
+    from trainfree.hardware.profiler import _installed_version
+
+    return _installed_version("llama-cpp-python") if backend == "llamacpp" else None
 
 
 def profile_cached(

@@ -48,14 +48,22 @@ from trainfree.hardware.quantize import as_measured
 from trainfree.hardware.timing import clock_for, reference_ms, time_runs
 from trainfree.hardware.workers import die_with_parent, main_hidden, too_big, worker_context
 
-BACKENDS = ("torch", "onnx")
+#: ``llamacpp``: generation in llama.cpp from a GGUF file (:mod:`trainfree.hardware.llamacpp`)
+BACKENDS = ("torch", "onnx", "llamacpp")
 DEVICES = ("cpu", "cuda")
 #: ``forward``: one forward pass of ``seq_len`` tokens; ``generate``: prefill, decode per
 #: token and memory at a context (:mod:`trainfree.hardware.generation`)
 MODES = ("forward", "generate")
 #: ``int8``: Linear weights quantised to int8, activations dynamically (PyTorch's dynamic
-#: quantization, torch backend on the CPU; :mod:`trainfree.hardware.quantize`)
-QUANTIZE = ("none", "int8")
+#: quantization, torch backend on the CPU; :mod:`trainfree.hardware.quantize`); ``f16``,
+#: ``q8_0``, ``q4_k_m``: the GGUF weight formats of the llamacpp backend (``none``: float32)
+QUANTIZE = ("none", "int8", "f16", "q8_0", "q4_k_m")
+#: the quantizations of each backend
+BACKEND_QUANTIZE = {
+    "torch": ("none", "int8"),
+    "onnx": ("none",),
+    "llamacpp": ("none", "f16", "q8_0", "q4_k_m"),
+}
 #: the generation settings and their defaults, sized for a 2-core CPU: a 128-token prompt,
 #: a 512-token context, 16 generated tokens per timed run. Left out of ``as_dict`` at their
 #: defaults, so that the keys of every earlier measurement stay as they were
@@ -94,8 +102,8 @@ class HardwareSettings:
             raise ConfigError("backend", self.backend, f"one of {list(BACKENDS)}")
         if self.device not in DEVICES:
             raise ConfigError("device", self.device, f"one of {list(DEVICES)}")
-        if self.backend == "onnx" and self.device != "cpu":
-            raise ConfigError("device", self.device, "cpu (the ONNX Runtime backend runs on the CPU)")
+        if self.backend in ("onnx", "llamacpp") and self.device != "cpu":
+            raise ConfigError("device", self.device, f"cpu (the {self.backend} backend runs on the CPU)")
         for name, minimum in (
             ("batch_size", 1),
             ("seq_len", 1),
@@ -127,12 +135,20 @@ class HardwareSettings:
                 self.context,
                 f"at least prompt_len + new_tokens = {self.prompt_len + self.new_tokens} tokens",
             )
-        if self.quantize != "none" and (self.backend, self.device) != ("torch", "cpu"):
+        allowed = BACKEND_QUANTIZE[self.backend] if self.device == "cpu" else ("none",)
+        if self.quantize not in allowed:
+            text = allowed[0] if len(allowed) == 1 else f"{', '.join(allowed[:-1])} or {allowed[-1]}"
             raise ConfigError(
                 "quantize",
                 self.quantize,
-                f"none with {self.name} (int8 is measured on the torch backend, cpu)",
+                f"{text} with {self.name} (int8: torch on the cpu; f16, q8_0, q4_k_m: llamacpp)",
             )
+        if self.backend == "llamacpp" and self.mode != "generate":
+            raise ConfigError(
+                "mode", self.mode, "generate with backend llamacpp (it measures pp and tg, as llama-bench)"
+            )
+        if self.backend == "llamacpp" and self.batch_size != 1:
+            raise ConfigError("batch_size", self.batch_size, "1 with backend llamacpp (one sequence)")
 
     @property
     def name(self) -> str:
@@ -144,11 +160,17 @@ class HardwareSettings:
         generation (for titles and headers, so a figure says what it covers)."""
         if self.mode != "generate":
             return f"{self.seq_len} tokens"
-        weights = ", int8 weights" if self.quantize == "int8" else ""
+        weights = f", {self.quantize} weights" if self.quantize != "none" else ""
         return (
             f"generating: prompt {self.prompt_len}, context {self.context}, "
             f"{self.new_tokens} tokens per run{weights}"
         )
+
+    @property
+    def kv_bytes(self) -> int:
+        """Bytes of one cached key or value: float32 in PyTorch, float16 in llama.cpp (its
+        default cache type)."""
+        return 2 if self.backend == "llamacpp" else 4
 
     @property
     def clock(self) -> str:
@@ -203,6 +225,9 @@ class Measurement:
     prefill_spread: float = math.nan
     decode_ms_per_token: float = math.nan
     kv_cache_mb: float = math.nan
+    #: the weights as measured where that is not float32 tensors (llamacpp: the GGUF file's
+    #: format and tensor types)
+    weights_format: str = ""
     #: when it was taken (Unix time; None: unknown, as in caches from before it was kept):
     #: the machine's speed drifts, and the cost model levels measurements by their session
     measured_at: float | None = None
@@ -232,6 +257,8 @@ class Measurement:
                 raise ValueError("measurement fields runs_ms/memory_method have the wrong type")
             if not isinstance(out.cpu_runs_ms, list) or out.latency_clock not in ("cpu", "wall"):
                 raise ValueError("measurement fields cpu_runs_ms/latency_clock have the wrong type")
+            if not isinstance(out.weights_format, str):
+                raise ValueError("measurement field weights_format is not a string")
             if not isinstance(out.repeatable, bool):
                 raise ValueError("measurement field repeatable is not true or false")
             for name in _GENERATION_FIGURES:  # NaN: not a generation measurement
@@ -332,6 +359,10 @@ def _memory_then_latency(
 def profile_here(space: Any, config: Any, settings: HardwareSettings, seed: int = 0) -> Measurement:
     """Measure in *this* process (no isolation); :func:`profile` is what callers want."""
     t_setup = time.perf_counter()
+    if settings.backend == "llamacpp":
+        from trainfree.hardware.llamacpp import profile_llamacpp
+
+        return profile_llamacpp(space, config, settings, seed, t_setup)
     if settings.mode == "generate":
         from trainfree.hardware.generation import profile_generation
 

@@ -312,7 +312,7 @@ class Evaluator:
             if length > self.space.max_seq_len(config):
                 rec.update(feasible=False, reason=f"{what} {length} exceeds the model's positions")
             rec["features"] = features_for(self.space, config, self.hardware)
-            rec["weights_mb"] = weights_mb(self.space, config)
+            rec["weights_mb"] = weights_mb(self.space, config, self.hardware)
             rec["genes"] = gene_values(self.space, config)
         return rec
 
@@ -322,7 +322,9 @@ class Evaluator:
             return {}
         return {
             "kv_cache_mb": float(
-                self.space.kv_cache_mb(config, self.hardware.context, self.hardware.batch_size)
+                self.space.kv_cache_mb(
+                    config, self.hardware.context, self.hardware.batch_size, self.hardware.kv_bytes
+                )
             )
         }
 

@@ -52,7 +52,7 @@ def measure_references(run: Any) -> list[dict[str, Any]]:
         counts = run.space.param_counts(cfg)
         row: dict[str, Any] = {"name": name, "params": counts.total, "decoder_params": counts.decoder}
         if hw.mode == "generate" and hasattr(run.space, "kv_cache_mb"):
-            row["kv_cache_mb"] = float(run.space.kv_cache_mb(cfg, hw.context, hw.batch_size))
+            row["kv_cache_mb"] = float(run.space.kv_cache_mb(cfg, hw.context, hw.batch_size, hw.kv_bytes))
         row.update({k: got[k] for k in COLUMNS if k in got})
         row["measured"] = bool(got.get("measured"))
         rows.append(row)

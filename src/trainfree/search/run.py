@@ -196,6 +196,10 @@ class SearchRun:
         run = cls(out, chosen, executor)
         if run.device:  # a device that cannot measure: one line now, not a run of failures
             run.executor.check_device(chosen.hardware.device)
+            if chosen.hardware.backend == "llamacpp" and run.executor.name == "local":
+                from trainfree.export.gguf_export import require_llamacpp
+
+                require_llamacpp("--backend llamacpp")
         make_dir(out)
         run.lock.acquire()  # before anything in the folder is read, cut or cleaned
         try:

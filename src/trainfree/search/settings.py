@@ -137,7 +137,14 @@ class SearchSettings:
         self._check_generation()
 
     def _check_generation(self) -> None:
-        """Generation objectives need a generation measurement of a space that generates."""
+        """Generation objectives need a generation measurement of a space that generates;
+        llama.cpp runs the spaces it has a graph for."""
+        if self.hardware.backend == "llamacpp":
+            from trainfree.hardware.llamacpp import space_error
+
+            why = space_error(self.space)
+            if why:
+                raise ConfigError("hardware.backend", "llamacpp", f"torch or onnx ({why})")
         generation = needs_generation(self.objectives, self.limits)
         if generation and self.hardware.mode != "generate":
             raise ConfigError(

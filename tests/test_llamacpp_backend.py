@@ -1,0 +1,170 @@
+"""``--backend llamacpp``: generation measured in llama.cpp from a GGUF file (pp, tg, memory at
+the context), its settings, cache keys and cost-model weights, a search on it, and its bad
+input. Tiny models and contexts; the figures of real models: benchmarks/bench_llamacpp.py."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import pytest
+
+pytest.importorskip("transformers")
+
+from typer.testing import CliRunner
+
+from trainfree import cli
+from trainfree.errors import ConfigError
+from trainfree.export.gguf_layout import weights_bytes
+from trainfree.hardware import HardwareSettings, MeasurementCache
+from trainfree.hardware.costmodel import weights_mb
+from trainfree.hardware.profiler import Measurement, profile
+from trainfree.search.settings import SearchSettings
+from trainfree.spaces import get_space
+
+TINY = {
+    "num_hidden_layers": 2,
+    "hidden_size": 64,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "head_dim": 16,
+    "intermediate_size": 128,
+    "tie_word_embeddings": True,
+    "tokenizer": "llama2",
+}
+GEN = {"mode": "generate", "prompt_len": 8, "context": 32, "new_tokens": 4, "warmup": 0, "repeats": 2}
+CPP = {**GEN, "backend": "llamacpp"}
+MB = 2**20
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    space = get_space("llama")
+    return space, space.config_from_dict(TINY)
+
+
+def needs_llamacpp():
+    return pytest.importorskip("llama_cpp")
+
+
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        ({**CPP, "mode": "forward"}, "mode"),
+        ({**CPP, "quantize": "int8"}, "quantize"),
+        ({**GEN, "quantize": "q4_k_m"}, "quantize"),
+        ({**GEN, "backend": "onnx", "quantize": "f16"}, "quantize"),
+        ({**CPP, "device": "cuda"}, "device"),
+        ({**CPP, "batch_size": 2}, "batch_size"),
+    ],
+)
+def test_bad_llamacpp_settings(kwargs, field):
+    with pytest.raises(ConfigError, match=f"field '{field}'"):
+        HardwareSettings(**kwargs)
+
+
+def test_each_quantization_is_kept_apart(tiny, tmp_path):
+    space, cfg = tiny
+    cache = MeasurementCache(tmp_path)
+    keys = [
+        json.dumps(cache.key("llama", space.config_to_json(cfg), HardwareSettings(**CPP, quantize=q)))
+        for q in ("none", "f16", "q8_0", "q4_k_m")
+    ]
+    torch_key = cache.key("llama", space.config_to_json(cfg), HardwareSettings(**GEN))
+    assert len(set(keys)) == 4 and "runtime" not in torch_key  # torch keys are as they were
+    assert all('"runtime"' in k for k in keys)
+    for q, fmt in (("none", "f32"), ("f16", "f16"), ("q4_k_m", "q4_k_m")):
+        hw = HardwareSettings(**CPP, quantize=q)
+        assert weights_mb(space, cfg, hw) == weights_bytes(cfg, fmt) / MB
+    assert HardwareSettings(**CPP).kv_bytes == 2 and HardwareSettings(**GEN).kv_bytes == 4
+
+
+def test_gpt2_is_refused_before_the_search_with_the_reason():
+    with pytest.raises(ConfigError, match=r"llama\.cpp's GPT-2 graph"):
+        SearchSettings(space="gpt2", objectives=["decode"], hardware=HardwareSettings(**CPP)).validate()
+
+
+def test_llamacpp_measurement_carries_its_figures(tiny):
+    needs_llamacpp()
+    space, cfg = tiny
+    for quant in ("f16", "q4_k_m"):
+        m = profile(space, cfg, HardwareSettings(**CPP, quantize=quant), isolate=False)
+        assert m.ok, m.error
+        for name in ("prefill_ms", "decode_ms_per_token", "memory_mb", "activation_mb"):
+            assert math.isfinite(getattr(m, name)) and getattr(m, name) > 0, name
+        assert m.latency_ms == m.decode_ms_per_token and m.memory_mb == m.weights_mb + m.activation_mb
+        assert m.weights_mb == weights_bytes(cfg, quant) / MB  # llama_model_size of the file
+        assert m.kv_cache_mb == space.kv_cache_mb(cfg, 32) / 2  # float16 cache
+        assert m.weights_format.startswith(quant) and "llama.cpp" in m.memory_method
+        assert Measurement.from_dict(m.as_dict()) == m
+    assert "fell back" in m.weights_format  # width 64: Q4_K rows fall back to Q5_0
+
+
+def test_isolated_measurement_and_a_shape_llamacpp_cannot_quantize(tiny):
+    needs_llamacpp()
+    space, cfg = tiny
+    m = profile(space, cfg, HardwareSettings(**CPP, quantize="q8_0"))  # in a fresh worker
+    assert m.ok, m.error
+    odd = space.config_from_dict({**TINY, "intermediate_size": 100})
+    bad = profile(space, odd, HardwareSettings(**CPP, quantize="q8_0"))
+    assert not bad.ok and "intermediate_size = 100 is not a multiple of 32" in bad.error
+    assert profile(space, odd, HardwareSettings(**CPP, quantize="f16"), isolate=False).ok
+
+
+def test_cli_profile_llamacpp(tiny, tmp_path):
+    needs_llamacpp()
+    space, cfg = tiny
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"space": "llama", "config": TINY}))
+    out = tmp_path / "m.json"
+    args = ["profile", "--config", str(path), "--backend", "llamacpp", "--quantize", "q8_0", "--no-cache"]
+    args += ["--prompt-len", "8", "--context", "32", "--new-tokens", "4", "--repeats", "2"]
+    args += ["--json", str(out)]
+    res = CliRunner().invoke(cli.app, args)
+    assert res.exit_code == 0, res.output
+    assert "decode per token at context 32 (tg)" in res.output and "q8_0" in res.output
+    data = json.loads(out.read_text())
+    assert data["settings"]["backend"] == "llamacpp" and data["settings"]["mode"] == "generate"
+    assert data["decode_ms_per_token"] > 0 and data["kv_cache_mb"] == space.kv_cache_mb(cfg, 32) / 2
+    odd = tmp_path / "odd.json"
+    odd.write_text(json.dumps({"space": "llama", "config": {**TINY, "intermediate_size": 100}}))
+    res = CliRunner().invoke(cli.app, ["profile", "--config", str(odd), *args[3:-2]])
+    assert res.exit_code == 2 and "not a multiple of 32" in res.output
+    assert len(res.output.strip().splitlines()) == 1
+
+
+def test_search_in_llamacpp_marks_an_unquantizable_model_failed_and_goes_on(tmp_path, monkeypatch):
+    needs_llamacpp()
+    import pandas as pd
+
+    from trainfree.search import SearchRun
+    from trainfree.spaces.llama import LlamaSpace
+
+    monkeypatch.setattr(LlamaSpace, "references", lambda self: {})
+    values = {
+        "num_hidden_layers": [1, 2],
+        "hidden_size": [32, 64],
+        "num_attention_heads": [2, 4],
+        "num_key_value_heads": [1, 2],
+        "head_dim": [8],
+        "intermediate_size": [64, 80],  # 80: no quantized type fits its rows
+        "tokenizer": ["llama2"],
+    }
+    s = SearchSettings(
+        space="llama",
+        space_values=values,
+        objectives=["decode", "memory"],
+        budget="8",
+        pop_size=4,
+        costs="measured",
+        hardware=HardwareSettings(**CPP, quantize="q8_0"),
+        use_cache=False,
+    )
+    SearchRun.open(tmp_path / "run", s).run()
+    evaluated = pd.read_csv(tmp_path / "run" / "evaluated.csv")
+    cpp = evaluated[evaluated["feasible"]]
+    assert len(cpp) and (cpp["decode_ms_per_token"] > 0).all() and (cpp["prefill_ms"] > 0).all()
+    failed = evaluated[~evaluated["feasible"]]
+    assert len(failed) and failed["reason"].str.contains("not a multiple of 32").all()
+    assert dataclasses.asdict(s.hardware)["quantize"] == "q8_0"
