@@ -295,6 +295,13 @@ def _run_search(run: Any, resumed: bool) -> int:
 
 def _print_frontier(run: Any, result: Any) -> None:
     s = run.settings
+    if result.evaluations == 0:  # nothing to tabulate, and no result file was written
+        err_console.print(
+            f"the budget ({s.budget}) ended before any architecture was evaluated: no frontier "
+            f"written; give a larger one: `trainfree search --resume --out {run.out} --budget N`",
+            highlight=False,
+        )
+        return
     table = Table(
         title=f"Pareto frontier: {len(result.frontier)} of {result.evaluations} architectures "
         f"({result.generations} generations, {result.elapsed:.0f} s, {result.stopped})",
