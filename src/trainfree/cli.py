@@ -380,7 +380,7 @@ def _parse_sets(items: list[str]) -> dict[str, list]:
     return out
 
 
-from trainfree import cli_bench, cli_export, cli_search  # noqa: E402,F401  (register their commands)
+from trainfree import cli_bench, cli_export, cli_report, cli_search  # noqa: E402,F401  (register their commands)
 
 
 def main() -> None:  # pragma: no cover - thin wrapper for `python -m trainfree`

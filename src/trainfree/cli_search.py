@@ -387,11 +387,30 @@ def _print_frontier(run: Any, result: Any) -> None:
             highlight=False,
         )
         return
+    _print_written(run, result)
+
+
+def _print_written(run: Any, result: Any) -> None:
+    """What the run wrote, and the next command: the export of a frontier model."""
+    from trainfree.search.run_report import ReportWritten, export_command
+
+    report = run.report
+    shown = "report.html, " if isinstance(report, ReportWritten) else ""
     err_console.print(
-        f"wrote {run.out}/frontier.csv (measured costs), frontier.json, frontier.png, evaluated.csv; "
-        f"configs/frontier_NNN_*.json per model",
+        f"wrote {run.out}/{shown}frontier.csv (measured costs), frontier.json, frontier.png, "
+        "evaluated.csv; configs/frontier_NNN_*.json per model",
         highlight=False,
     )
+    if isinstance(report, str):
+        err_console.print(f"[yellow]{report}[/]", highlight=False)
+    if result.frontier:
+        pick = result.frontier[len(result.frontier) // 2]["rank"]
+        err_console.print(
+            f"next: open {run.out}/report.html in a browser; write frontier model #{pick} with "
+            f"`{export_command(run.out, pick)}`",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @app.command()

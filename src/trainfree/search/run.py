@@ -49,6 +49,7 @@ from trainfree.search.pareto import (
     objective_matrix,
     write_outputs,
 )
+from trainfree.search.run_report import ReportWritten, write_run_report
 from trainfree.search.settings import SearchSettings, parse_budget
 from trainfree.search.state import RunDirError, RunLock
 from trainfree.signals import deferred
@@ -151,6 +152,7 @@ class SearchRun:
         self.load_told = False  # whether the progress display has said it (once)
         self._frontier_memo: tuple[Any, ...] | None = None  # frontier(): its last answer
         self.lock = RunLock(self.out)
+        self.report: ReportWritten | str | None = None  # report.html as written, or why not
         self._check_input_shape()
 
     # ------------------------------------------------------------------ opening
@@ -454,7 +456,9 @@ class SearchRun:
             self.reference_rows = measure_references(self)
         if self.reference_rows:
             meta["references"] = self.reference_rows
-        return write_outputs(self.out, self.space, records, scores, front, s.proxy, self.costs, meta), hv
+        models = write_outputs(self.out, self.space, records, scores, front, s.proxy, self.costs, meta)
+        self.report = write_run_report(self.out)
+        return models, hv
 
 
 def _larger(budget: str, saved: str) -> bool:
