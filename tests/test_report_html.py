@@ -46,7 +46,15 @@ def test_every_search_writes_a_self_contained_report(run_dir):
         assert {t.type for t in panel_figure(files, x, y).data} == {"scatter"}
     for m in models:  # the export command of every frontier row, as it would be typed
         assert export_command(run_dir, m["rank"]).replace("'", "&#x27;") in page
-    assert len(pd.read_csv(run_dir / "frontier.csv")) == len(models)
+    csv = pd.read_csv(run_dir / "frontier.csv")
+    assert len(csv) == len(models)
+    # predicted quality in the benchmark's unit, labelled, with an interval (gpt2: perplexity)
+    assert "validation perplexity" in _frontier(run_dir)["quality"]["note"]
+    for m in models:
+        p = m["predicted"]
+        assert p["label"] == "validation perplexity (predicted)" and p["low"] <= p["value"] <= p["high"]
+    assert (csv["predicted_valid_ppl_low"] <= csv["predicted_valid_ppl_high"]).all()
+    assert "validation perplexity (predicted)" in page
     assert not [p for p in run_dir.iterdir() if p.name.startswith(".") and p.name != ".lock"]
 
 
@@ -64,7 +72,8 @@ def test_an_older_run_still_gets_a_report(run_dir, tmp_path):
     assert done.exit_code == 0, done.output
     page = (old / REPORT).read_text()
     assert "not in this run directory: evaluated.csv" in page
-    assert "predicted quality: none in this run" in page
+    assert "Applied by `trainfree report`: the run predates it." in page  # the shipped fit, now
+    assert "(predicted)" in page
 
 
 def test_a_run_without_a_measured_frontier_says_so(run_dir, tmp_path):

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from trainfree.hardware.profiler import GENERATION_DEFAULTS
+
 
 def _clock(hw: Mapping[str, Any]) -> str:
     device, threads = hw.get("device", "cpu"), int(hw.get("threads", 1) or 1)
@@ -30,6 +32,7 @@ def what_is_timed(hw: Mapping[str, Any]) -> str:
         where += f", {threads} thread{'s' if threads != 1 else ''}"
     if hw.get("quantize") == "int8":
         where += ", int8 weights"
+    hw = {**GENERATION_DEFAULTS, **hw}  # as_dict() leaves out the defaults
     batch = hw.get("batch_size", 1)
     if hw.get("mode") == "generate":
         work = (

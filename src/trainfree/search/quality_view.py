@@ -33,7 +33,8 @@ def quality_cell(m: dict[str, Any]) -> str:
     p = _predicted(m)
     if p is None:
         return "-"
-    return f"{_num(float(p['value']))} ({_num(float(p['low']))}-{_num(float(p['high']))})"
+    star = "*" if p.get("outside_benchmark") else ""
+    return f"{_num(float(p['value']))}{star} ({_num(float(p['low']))}-{_num(float(p['high']))})"
 
 
 def quality_hover(m: dict[str, Any]) -> str:
@@ -41,9 +42,10 @@ def quality_hover(m: dict[str, Any]) -> str:
     if p is None:
         return ""
     level = float(p.get("level", 0.9))
+    beyond = "; score beyond the benchmark's: its end" if p.get("outside_benchmark") else ""
     return (
-        f"predicted {p.get('label', p.get('target', 'quality'))} {_num(float(p['value']))} "
-        f"({100 * level:.0f}% interval {_num(float(p['low']))}-{_num(float(p['high']))})"
+        f"{p.get('label', p.get('target', 'quality'))} {_num(float(p['value']))} "
+        f"({100 * level:.0f}% interval {_num(float(p['low']))}-{_num(float(p['high']))}{beyond})"
     )
 
 

@@ -367,7 +367,7 @@ class SearchRun:
         if self.finished:
             records = self.view(self.records())
             front, masked, scores = self.frontier(measured_only=True, viewed=records)
-            models = frontier_models(masked, scores, front, self.settings.proxy)
+            models = frontier_models(masked, scores, front, self.settings.proxy, self.quality_fit()[0])
             self._load(records)
             hv = self.hypervolume(front, masked, scores) or 0.0
             return self._result(models, hv, "finished earlier")
@@ -397,6 +397,13 @@ class SearchRun:
             stopped,
             "predicted" if self.cost.predicting else ("measured" if self.device else "analytic"),
         )
+
+    def quality_fit(self) -> tuple[Any, str]:
+        """The shipped proxy -> benchmark-target fit of this run's proxy and balance (None
+        and why not where there is none: :mod:`trainfree.quality`)."""
+        from trainfree.quality import shipped_fit
+
+        return shipped_fit(self.settings.space, self.settings.proxy, self.balance)
 
     def _load(self, records: list[dict[str, Any]]) -> MachineLoad:
         self.machine_load = MachineLoad.of(records)
@@ -456,7 +463,9 @@ class SearchRun:
             self.reference_rows = measure_references(self)
         if self.reference_rows:
             meta["references"] = self.reference_rows
-        models = write_outputs(self.out, self.space, records, scores, front, s.proxy, self.costs, meta)
+        fit, why = self.quality_fit()
+        meta["quality"] = {"note": fit.note() if fit else why, **({"fit": fit.to_dict()} if fit else {})}
+        models = write_outputs(self.out, self.space, records, scores, front, s.proxy, self.costs, meta, fit)
         self.report = write_run_report(self.out)
         return models, hv
 

@@ -92,7 +92,28 @@ def read_run(out: str | Path) -> RunFiles:
     predictor = _json(out / "predictor.json", files) if (out / "predictor.json").exists() else None
     files.predictor = predictor if isinstance(predictor, dict) else None
     files.evaluated = _evaluated(out / "evaluated.csv", files)
+    _fill_quality(files)
     return files
+
+
+def _fill_quality(files: RunFiles) -> None:
+    """A run written before predicted quality: the shipped fit of its proxy and balance
+    (:mod:`trainfree.quality`) applied to its frontier now, and said so."""
+    if files.meta.get("quality") is not None or not files.models:
+        return
+    from trainfree.quality import shipped_fit
+
+    space = str(files.settings.get("space") or files.meta.get("space") or "")
+    balance = files.meta.get("balance") if isinstance(files.meta.get("balance"), dict) else None
+    fit, why = shipped_fit(space, files.proxy, balance)
+    if fit is None:
+        files.meta["quality"] = {"note": why}
+        return
+    for m in files.models:
+        predicted = fit.fields(number(m.get(files.proxy)))
+        if predicted:
+            m["predicted"] = predicted
+    files.meta["quality"] = {"note": fit.note() + " (Applied by `trainfree report`: the run predates it.)"}
 
 
 def _evaluated(path: Path, files: RunFiles) -> pd.DataFrame | None:

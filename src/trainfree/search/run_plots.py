@@ -189,5 +189,38 @@ def cost_model_figure(predictor: dict[str, Any]) -> Any | None:
     return fig
 
 
+def quality_figure(files: RunFiles) -> Any | None:
+    """The frontier's predicted quality (with its interval) against each cost: one panel
+    per cost, the points numbered as the table (None where no model has a prediction)."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    models = [m for m in files.measured_models if isinstance(m.get("predicted"), dict)]
+    costs = [c for c in files.costs if c in OBJECTIVES]
+    if not models or not costs:
+        return None
+    p0 = models[0]["predicted"]
+    label = f"{p0.get('label', p0.get('target'))}, {100 * float(p0.get('level', 0.9)):.0f}% interval"
+    fig = make_subplots(rows=1, cols=len(costs), subplot_titles=[f"predicted against {c}" for c in costs])
+    value = [number(m["predicted"].get("value")) for m in models]
+    up = [number(m["predicted"].get("high")) - v for m, v in zip(models, value, strict=True)]
+    down = [v - number(m["predicted"].get("low")) for m, v in zip(models, value, strict=True)]
+    for col, c in enumerate(costs, start=1):
+        fig.add_trace(go.Scatter(
+            x=[number(m.get(OBJECTIVES[c].field)) for m in models], y=value, mode="markers+text",
+            text=[str(m.get("rank")) for m in models], textposition="middle right",
+            textfont={"size": 9, "color": RED}, marker={"color": RED, "size": 7},
+            error_y={"type": "data", "array": up, "arrayminus": down, "color": "#e8a0a0", "thickness": 1},
+            name="frontier (predicted)", showlegend=col == 1, uid=f"predicted-{c}",
+            hovertext=[quality_hover(m) for m in models], hoverinfo="text",
+        ), row=1, col=col)
+        fig.update_xaxes(title_text=OBJECTIVES[c].title, row=1, col=col,
+                         type="log" if c in ("params", "flops") else None)
+        fig.update_yaxes(title_text=label if col == 1 else None, row=1, col=col)
+    fig.update_layout(height=420, template="plotly_white", margin={"l": 60, "r": 20, "t": 50, "b": 50},
+                      legend={"orientation": "h", "y": -0.2})
+    return fig
+
+
 OBJECTIVE_FIELDS = {o.field: o.title for o in OBJECTIVES.values() if o.measured}
-__all__ = ["cost_model_figure", "front_2d", "panel_figure"]
+__all__ = ["cost_model_figure", "front_2d", "panel_figure", "quality_figure"]

@@ -25,7 +25,7 @@ from trainfree.io import atomic_write_text
 from trainfree.search.objectives import OBJECTIVES
 from trainfree.search.quality_view import quality_cell, quality_note
 from trainfree.search.run_files import RunFiles, config_summary, number, read_run, varying_keys
-from trainfree.search.run_plots import cost_model_figure, panel_figure
+from trainfree.search.run_plots import cost_model_figure, panel_figure, quality_figure
 
 REPORT = "report.html"
 
@@ -99,7 +99,12 @@ def build_page(files: RunFiles, shown_as: str | Path) -> Page:
         )
         for x, y in pairs(files):
             page.figure(panel_figure(files, x, y))
+        page.heading("Predicted quality")
         page.para(quality_note(files), "note")
+        fig = quality_figure(files)
+        if fig is not None:
+            page.figure(fig)
+        page.heading("Frontier models")
         _frontier_table(page, files, measured, shown_as)
     _cost_model(page, files)
     _references(page, files)
