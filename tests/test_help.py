@@ -45,3 +45,13 @@ def test_a_typo_gets_a_suggestion(tmp_path):
     done = CliRunner().invoke(cli.app, ["search", "--proxy", "zerolmm", "--out", str(tmp_path / "r")])
     assert done.exit_code == 2 and "did you mean zerolm" in done.output, done.output
     assert not (tmp_path / "r").exists()
+
+
+def test_a_limit_without_unit_is_echoed_with_its_unit(tmp_path):
+    out = tmp_path / "r"
+    args = ["search", "--max", "latency=50", "--proxy", "nope", "--out", str(out)]
+    done = CliRunner().invoke(cli.app, args)
+    assert "--max latency=50: no unit given, taken as 50 ms" in done.output, done.output
+    assert done.exit_code == 2 and not out.exists()  # the bad proxy: one line, nothing written
+    done = CliRunner().invoke(cli.app, ["search", "--resolution", "150", "--out", str(out)])
+    assert done.exit_code == 2 and "percent from 0 to 99" in done.output and not out.exists()

@@ -23,6 +23,7 @@ h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 1.6em; border-bottom
 table { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0; }
 th, td { border-bottom: 1px solid #eee; padding: 0.2em 0.6em; text-align: right; vertical-align: top; }
 th { background: #f6f6f6; } td.l, th.l { text-align: left; }
+td, th { white-space: nowrap; } td.l { white-space: normal; }
 code, pre { font-size: 0.9em; background: #f6f6f6; } pre { padding: 0.5em; overflow-x: auto; }
 p.note { color: #555; font-size: 0.9em; } p.warn { color: #a60; }
 .figure { margin: 0.5em 0; }

@@ -144,7 +144,9 @@ def _frontier_table(page: Page, files: RunFiles, models: list[dict[str, Any]], s
     keys = varying_keys([m["config"] for m in models if isinstance(m.get("config"), dict)])
     fields = [OBJECTIVES[c].field for c in files.costs if c in OBJECTIVES]
     fields += [f for f in ("params",) if f not in fields]
-    header = ["#", files.proxy, "predicted quality", *fields, "config", "export"]
+    first = next((m["predicted"] for m in models if isinstance(m.get("predicted"), dict)), None)
+    quality = f"{first.get('target', 'quality')} (predicted)" if first else "predicted quality"
+    header = ["#", files.proxy, quality, *fields, "config", "export"]
     rows = []
     for m in models:
         rank = m.get("rank", "?")
