@@ -24,7 +24,8 @@ def frontier_table(run: Any, result: Any) -> Table:
     )
     generating = s.hardware.mode == "generate"
     predicted = next((m["predicted"] for m in result.frontier if m.get("predicted")), None)
-    quality = [(f"{SHORT.get(predicted['target'], predicted['target'])} (pred.)", "predicted")]
+    target = predicted["target"] if predicted else ""
+    quality = [(f"{SHORT.get(target, target)} (pred.)", "predicted")]
     cols = [
         ("#", "rank"),
         (s.proxy, s.proxy),
@@ -65,6 +66,16 @@ def _print_frontier(run: Any, result: Any) -> None:
     s = run.settings
     table = frontier_table(run, result)
     console.print(table)
+    if result.frontier:
+        fit, why = run.quality_fit()
+        err_console.print(
+            f"{SHORT.get(fit.target, fit.target)} (pred.): {fit.label} predicted from {s.proxy} for a model "
+            f"{fit.recipe}; {100 * fit.level:.0f}% interval; * beyond the benchmark's scores "
+            "(docs/search.md#predicted-quality-in-the-benchmarks-units)"
+            if fit
+            else why,
+            highlight=False,
+        )
     if run.device:
         from trainfree.hardware.wording import what_is_timed
 
@@ -143,8 +154,7 @@ def _print_written(run: Any, result: Any) -> None:
     if result.frontier:
         pick = result.frontier[len(result.frontier) // 2]["rank"]
         err_console.print(
-            f"next: open {run.out}/report.html in a browser; write frontier model #{pick} with "
-            f"`{export_command(run.out, pick)}`",
+            f"next: open {run.out}/report.html in a browser; write frontier model #{pick} with\n"
+            f"  {export_command(run.out, pick)}",
             highlight=False,
-            soft_wrap=True,
         )

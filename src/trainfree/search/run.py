@@ -403,7 +403,10 @@ class SearchRun:
         and why not where there is none: :mod:`trainfree.quality`)."""
         from trainfree.quality import shipped_fit
 
-        return shipped_fit(self.settings.space, self.settings.proxy, self.balance)
+        balance = None
+        if self.proxy.balanced:  # the balance the scores are combined with (as in scores())
+            balance = self.balance or self._pick_balance(self.records())
+        return shipped_fit(self.settings.space, self.settings.proxy, balance)
 
     def _load(self, records: list[dict[str, Any]]) -> MachineLoad:
         self.machine_load = MachineLoad.of(records)
@@ -428,9 +431,10 @@ class SearchRun:
             )
             return [], 0.0
 
-    def write_outputs(self) -> tuple[list[dict[str, Any]], float]:
+    def write_outputs(self, report: bool = True) -> tuple[list[dict[str, Any]], float]:
         """Write the run's result files; returns the frontier models and their hypervolume.
-        The frontier written is over measured architectures only (with device costs)."""
+        The frontier written is over measured architectures only (with device costs).
+        ``report``: also ``report.html`` (the search's periodic writes leave it to the end)."""
         records = self.view(self.records())  # evaluated.csv: each architecture as evaluated
         front, masked, scores = self.frontier(measured_only=True, viewed=records)
         hv = self.hypervolume(front, masked, scores) or 0.0
@@ -466,7 +470,8 @@ class SearchRun:
         fit, why = self.quality_fit()
         meta["quality"] = {"note": fit.note() if fit else why, **({"fit": fit.to_dict()} if fit else {})}
         models = write_outputs(self.out, self.space, records, scores, front, s.proxy, self.costs, meta, fit)
-        self.report = write_run_report(self.out)
+        if report:
+            self.report = write_run_report(self.out)
         return models, hv
 
 
