@@ -120,3 +120,16 @@ def test_report_renders_in_chromium_offline(run_dir, tmp_path):
     assert sum(n for uid, n in points.items() if uid.startswith("evaluated-")) > 0
     assert loaded.console == [], loaded.console
     print(f"browser check: {seconds:.1f} s")
+
+
+def test_reference_models_are_shown(run_dir, tmp_path):
+    """A space's reference models (the llama space's SmolLM2, ...) in the table and on the
+    panels where their measured cost is an axis."""
+    with_refs = tmp_path / "refs"
+    shutil.copytree(run_dir, with_refs)
+    front = _frontier(with_refs)
+    front["references"] = [{"name": "RefModel-1", "params": 3e6, "decoder_params": 1e6, "measured": True}]
+    (with_refs / "frontier.json").write_text(json.dumps(front))
+    page = (write_report(with_refs), (with_refs / REPORT).read_text())[1]
+    assert "Reference models" in page and "<td class=\"l\">RefModel-1</td>" in page
+    assert page.count('"text":"RefModel-1"') + page.count('"text": "RefModel-1"') >= 1  # a labelled line
