@@ -19,4 +19,10 @@ if ! .venv/bin/python -c "import llama_cpp, gguf" 2>/dev/null; then
   echo "installing trainfree[llamacpp] (llama-cpp-python builds llama.cpp from source: minutes)"
   "${PIP[@]}" install -e '.[llamacpp]'
 fi
+# the report test opens report.html in headless Chromium (Debian's package; root only, and
+# only where it is missing: without it that test is skipped)
+if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  (apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }) \
+    || echo "chromium not installed: the browser test of report.html will be skipped" >&2
+fi
 .venv/bin/python -c "import torch, trainfree; print(f'trainfree {trainfree.__version__} ready (torch {torch.__version__})')"

@@ -298,6 +298,10 @@ def test_export_whole_frontier(run_dir, tmp_path):
         assert record["seed"] == 3 and record["frontier_rank"] == row["rank"]
         cfg = space.config_from_dict(json.loads((run_dir / row["config_file"]).read_text())["config"])
         assert record["config"] == space.config_to_dict(cfg)
+        # the card and record travel with the model: no absolute path of this machine in them
+        card = (result.out / "README.md").read_text()
+        assert record["run"] == run_dir.name and f"`{run_dir.name}`" in card
+        assert str(tmp_path) not in card + json.dumps(record) and str(run_dir.parent) not in card
 
 
 def _cli(*args: str):

@@ -277,7 +277,10 @@ def test_cli_bench_report_cache_and_all(tiny_dir, tmp_path):
     assert res.exit_code == 0, res.output
     payload = json.loads((tmp_path / "r.json").read_text())
     assert payload["cache"] == {"dir": str(tmp_path / "cache"), "computed": 16, "cached": 0, "invalid": 0}
-    assert {p.name for p in (tmp_path / "r").iterdir()} == {"report.md", "summary.csv", "scores.csv", "plots"}
+    written = {"report.md", "report.html", "summary.csv", "scores.csv", "plots"}
+    assert {p.name for p in (tmp_path / "r").iterdir()} == written
+    page = (tmp_path / "r" / "report.html").read_text()
+    assert "Plotly.newPlot" in page and 'uid":"proxy-zerolm' in page.replace(" ", "")
     res = runner.invoke(cli.app, [*args, "--alpha", "0.2"])
     assert res.exit_code == 0, res.output
     payload = json.loads((tmp_path / "r.json").read_text())

@@ -108,13 +108,15 @@ def spaces() -> None:
 @app.command()
 def proxies() -> None:
     """List the registered proxies and what each needs."""
-    table = Table(title="proxies")
-    for col in ("name", "model", "data", "gradients", "description"):
-        table.add_column(col)
+    table = Table(title="proxies (docs/baselines.md: sources and checks)", box=box.SIMPLE_HEAD)
+    table.add_column("name", no_wrap=True)
+    table.add_column("needs", no_wrap=True)
+    table.add_column("what it scores")
     for name in list_proxies():
         p = get_proxy(name)
-        needs = ("yes" if x else "-" for x in (p.needs_model, p.needs_data, p.needs_grad))
-        table.add_row(name, *needs, _plain(p.description))
+        flags = (("model", p.needs_model), ("data", p.needs_data), ("grad", p.needs_grad))
+        needs = [k for k, x in flags if x]
+        table.add_row(name, "+".join(needs) or "config", _plain(p.description))
     console.print(table)
 
 
@@ -213,16 +215,18 @@ def _hardware_settings(
         raise _fail(str(exc)) from None
 
 
+#: the help's option panels: what a command searches or scores, how it measures, where it runs
+M, RAY = "Measurement", "Scale-out (Ray)"
 ExecutorOpt = Annotated[
     str | None,
-    typer.Option(help="where tasks run: local (default), ray (start or join a local Ray), ray://HOST:PORT"),
+    typer.Option(help="local (default), ray (a local Ray) or ray://HOST:PORT", rich_help_panel=RAY),
 ]
 RayAddressOpt = Annotated[
-    str | None, typer.Option(help="join the Ray cluster at HOST:PORT or ray://HOST:PORT (implies Ray)")
+    str | None, typer.Option(help="join the Ray cluster at HOST:PORT", rich_help_panel=RAY)
 ]
 MeasureOnOpt = Annotated[
     str | None,
-    typer.Option(help="measure on the Ray nodes carrying this resource, e.g. pi4 (implies Ray)"),
+    typer.Option(help="measure on the Ray nodes with this resource (pi4)", rich_help_panel=RAY),
 ]
 
 
@@ -239,25 +243,26 @@ def make_executor(spec: str | None, address: str | None, measure_on: str | None 
 
 
 BackendOpt = Annotated[
-    str, typer.Option(help="torch (PyTorch eager), onnx (ONNX Runtime) or llamacpp (llama.cpp, GGUF)")
+    str, typer.Option(help="torch (PyTorch), onnx (ONNX Runtime) or llamacpp (GGUF)", rich_help_panel=M)
 ]
-DeviceOpt = Annotated[str, typer.Option(help="cpu or cuda")]
-BatchOpt = Annotated[int, typer.Option(min=1, help="batch size of the measured forward pass")]
-SeqOpt = Annotated[int, typer.Option(min=1, help="sequence length of the measured forward pass")]
-ThreadsOpt = Annotated[int, typer.Option(min=1, help="CPU threads for the measured forward pass")]
-WarmupOpt = Annotated[int, typer.Option(min=0, help="untimed warm-up runs")]
-RepeatsOpt = Annotated[int, typer.Option(min=1, help="timed runs (the median is reported)")]
-PromptOpt = Annotated[
-    int, typer.Option(min=1, help="generation: tokens of the prompt read by the prefill (P)")
-]
+DeviceOpt = Annotated[str, typer.Option(help="cpu or cuda", rich_help_panel=M)]
+BatchOpt = Annotated[int, typer.Option(min=1, help="batch size of the timed pass", rich_help_panel=M)]
+SeqOpt = Annotated[int, typer.Option(min=1, help="tokens of the timed forward pass", rich_help_panel=M)]
+ThreadsOpt = Annotated[int, typer.Option(min=1, help="CPU threads of the timed pass", rich_help_panel=M)]
+WarmupOpt = Annotated[int, typer.Option(min=0, help="untimed warm-up runs", rich_help_panel=M)]
+RepeatsOpt = Annotated[int, typer.Option(min=1, help="timed runs (the median is shown)", rich_help_panel=M)]
+PromptOpt = Annotated[int, typer.Option(min=1, help="generation: prompt tokens (prefill)", rich_help_panel=M)]
 ContextOpt = Annotated[
-    int, typer.Option(min=2, help="generation: context at which decode and memory are measured (C)")
+    int, typer.Option(min=2, help="generation: context of decode and memory", rich_help_panel=M)
 ]
 NewTokensOpt = Annotated[
-    int, typer.Option(min=1, help="generation: tokens generated per timed decode run (N)")
+    int, typer.Option(min=1, help="generation: tokens per timed decode run", rich_help_panel=M)
 ]
 QuantizeOpt = Annotated[
-    str, typer.Option(help="weights: none (float32), int8 (torch); f16, q8_0, q4_k_m (llamacpp: GGUF)")
+    str,
+    typer.Option(
+        help="weights: none (float32), int8 (torch); f16, q8_0, q4_k_m (llamacpp)", rich_help_panel=M
+    ),
 ]
 
 
@@ -279,7 +284,10 @@ def profile(
     context: ContextOpt = 512,
     new_tokens: NewTokensOpt = 16,
     quantize: QuantizeOpt = "none",
-    cache: Annotated[bool, typer.Option(help="reuse/store the measurement in the on-disk cache")] = True,
+    no_cache: Annotated[
+        bool,
+        typer.Option("--no-cache", help="neither reuse nor store the measurement on disk", rich_help_panel=M),
+    ] = False,
     json_out: Annotated[
         Path | None, typer.Option("--json", help="write the measurement as JSON here")
     ] = None,
@@ -312,7 +320,7 @@ def profile(
             raise _fail(reason)
     ex = make_executor(executor, ray_address, measure_on)
     try:
-        got, store = [], MeasurementCache() if cache else None
+        got, store = [], MeasurementCache() if not no_cache else None
         with console.status(f"measuring {config.name} on {settings.name} ({ex.describe()}) ..."):
             ex.measure(sp, [cfg], settings, store, 0, lambda i, r: got.append(r))
         machine = ex.machine(device)
@@ -349,6 +357,9 @@ def profile(
     table.add_row(f"  {'KV cache + ' if generate else ''}activations ({how})", f"{m.activation_mb:.1f} MB")
     table.add_row("parameters", f"{sp.param_counts(cfg).total:,}")
     console.print(table)
+    from trainfree.hardware.wording import what_is_timed
+
+    err_console.print(what_is_timed(settings.as_dict()), highlight=False)
     if json_out:
         atomic_write_json(
             json_out,
@@ -390,7 +401,7 @@ def _parse_sets(items: list[str]) -> dict[str, list]:
     return out
 
 
-from trainfree import cli_bench, cli_export, cli_search  # noqa: E402,F401  (register their commands)
+from trainfree import cli_bench, cli_export, cli_report, cli_search  # noqa: E402,F401  (register their commands)
 
 
 def main() -> None:  # pragma: no cover - thin wrapper for `python -m trainfree`

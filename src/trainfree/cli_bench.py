@@ -13,17 +13,46 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
     TextColumn,
     TimeElapsedColumn,
-    TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from trainfree.cli import ExecutorOpt, RayAddressOpt, _fail, _space, app, console, err_console, make_executor
 from trainfree.cli_checks import _check_bench_outputs, _check_bench_size
 from trainfree.errors import TrainfreeError
 from trainfree.io import atomic_write_json
 from trainfree.proxies import list_proxies
+from trainfree.registry import unknown
+
+#: seconds per architecture of `--proxy all` (every proxy) with 2 workers on a 2-core CPU:
+#: 5.4 (flexibert-published), 6.6 (gpt2), 16.6 (transxl) measured alone, up to 20 s beside
+#: other work (docs/benchmarks.md, "Every proxy on the three benchmarks")
+ALL_SECONDS_PER_ARCH = (5.0, 20.0)
+
+
+def expected_duration(n: int, proxies: int) -> str:
+    """What `--proxy all` will take, said before it starts."""
+    lo, hi = (n * s / 60 for s in ALL_SECONDS_PER_ARCH)
+    return (
+        f"--proxy all: {proxies} proxies on {n} architectures; expect {lo:.0f}-{hi:.0f} minutes on a "
+        "2-core CPU (5-20 s per architecture measured there), less for scores already in the cache; "
+        "Ctrl-C keeps what is done"
+    )
+
+
+class TimeLeftColumn(ProgressColumn):
+    """Time left from the mean time per architecture so far (rich's own estimate waits for a
+    speed measured within 30 s, and showed -:--:-- for minutes when each architecture is slow)."""
+
+    def render(self, task: Any) -> Text:
+        done, total, elapsed = task.completed, task.total, task.elapsed
+        if not done or not total or elapsed is None:
+            return Text("left -:--:--", style="progress.remaining")
+        left = int(elapsed / done * (total - done))
+        return Text(f"left {left // 3600}:{left // 60 % 60:02d}:{left % 60:02d}", style="progress.remaining")
 
 
 @app.command()
@@ -32,7 +61,11 @@ def bench(
         str, typer.Option(help="search space whose benchmark to judge on (see `trainfree spaces`)")
     ],
     proxy: Annotated[
-        list[str], typer.Option(help="proxy name (repeat for several), or `all` for every registered proxy")
+        list[str],
+        typer.Option(
+            help="proxy name (repeat for several), or `all`: every proxy, long "
+            "(5-20 s per architecture on 2 cores: 17-67 min for gpt2's 200)"
+        ),
     ],
     data: Annotated[
         Path | None, typer.Option(help="benchmark file or folder (default: under $TRAINFREE_DATA)")
@@ -105,7 +138,7 @@ def bench(
     names = list(dict.fromkeys(list_proxies() if proxy == ["all"] else proxy))
     for name in names:
         if name not in list_proxies():
-            raise _fail(f"unknown proxy '{name}'; known: {', '.join(list_proxies())}")
+            raise _fail(unknown("proxy", name, list_proxies()))
     try:
         benchmark = load_benchmark(sp, data, target)
     except TrainfreeError as exc:
@@ -115,12 +148,14 @@ def bench(
         err_console.print(f"[yellow]skipped {len(benchmark.skipped)} entries without ground truth:[/]")
         for eid, why in benchmark.skipped[:10]:
             err_console.print(f"  {eid}: {why}")
+    if proxy == ["all"]:
+        err_console.print(expected_duration(len(benchmark), len(names)), highlight=False)
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        TimeRemainingColumn(),
+        TimeLeftColumn(),
         console=err_console,
         transient=True,
     ) as progress:
@@ -193,24 +228,24 @@ def _print_correlations(space: str, benchmark: Any, result: Any, score_cache: An
         box=box.SIMPLE_HEAD,
         pad_edge=False,
     )
-    balanced = any("alpha" in run.result for run in runs.values())
     table.add_column("proxy", no_wrap=True)
-    for col in ("n", "Spearman [95% CI]", "Kendall [95% CI]", "top10%", "ms/arch") + (
-        ("alpha",) if balanced else ()
-    ):
-        table.add_column(col, justify="right", no_wrap="CI" not in col)
+    for col in ("n", "Spearman", "95% CI", "Kendall", "95% CI", "top10%", "ms/arch"):
+        table.add_column(col, justify="right", no_wrap=True)
     for name, run in runs.items():
         r = run.result
-        extra = (_balance_text(r) if "alpha" in r else "",) if balanced else ()
         table.add_row(
             name,
             str(r["n"]),
-            f"{r['spearman']:.3f} {_ci(r['spearman_ci'])}",
-            f"{r['kendall']:.3f} {_ci(r['kendall_ci'])}",
+            f"{r['spearman']:.3f}",
+            _ci(r["spearman_ci"]),
+            f"{r['kendall']:.3f}",
+            _ci(r["kendall_ci"]),
             f"{r['top10_precision']:.2f}",
             f"{run.seconds_per_arch * 1000:.2f}",
-            *extra,
         )
+    balances = [f"{n}: alpha {_balance_text(run.result)}" for n, run in runs.items() if "alpha" in run.result]
+    if balances:
+        table.caption += "\n" + "; ".join(balances)
     table.caption += (
         f"\n{result.wall_seconds:.1f} s, {result.workers} worker(s); {result.computed} scores computed, "
         f"{result.cached} from the cache" + (f" ({score_cache.root})" if score_cache else " (--no-cache)")
@@ -284,4 +319,4 @@ def _balance_text(r: dict[str, Any]) -> str:
 
 
 def _ci(ci: tuple[float, float]) -> str:
-    return f"[{ci[0]:.2f},{ci[1]:.2f}]"
+    return f"{ci[0]:.2f}-{ci[1]:.2f}" if ci[0] >= 0 else f"{ci[0]:.2f} to {ci[1]:.2f}"

@@ -53,8 +53,9 @@ class _Commands(TyperGroup):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        for command in self.commands.values():
+        for command in [self, *self.commands.values()]:
             command.help = _flowing(command.help)
+            _short_metavars(command)
 
     def make_context(self, *args: Any, **kwargs: Any) -> Any:
         """Parsing the arguments: a stop here would be typer's silent exit 130."""
@@ -90,6 +91,37 @@ def stopped(exc: BaseException) -> typer.Exit:
     with contextlib.suppress(Exception):
         err_console.print(f"stopped by {how}; nothing half-written was left", highlight=False)
     return typer.Exit(code=code)
+
+
+#: the value a help line shows after an option, by click type name (typer would show
+#: ``<int range>`` and, for a flag, ``<bool>``: a wide column of little use at 80 columns)
+METAVARS = {"int": "N", "float": "X", "Path": "PATH"}
+
+
+def _bare_type(param: Any) -> str:
+    try:
+        return str(param.bare_type())
+    except (AttributeError, TypeError, AssertionError):  # another typer, a click parameter
+        return str(getattr(getattr(param, "type", None), "name", ""))
+
+
+def _short_metavars(command: Any) -> None:
+    """Every option of ``command`` shown with a short value name (N, X, PATH, TEXT) and a
+    flag (``--resume``, ``--help``) with none: a flag takes no value."""
+    for param in command.params:
+        if getattr(param, "is_flag", False):
+            param.metavar = ""
+        elif param.metavar is None:
+            param.metavar = METAVARS.get(_bare_type(param), "TEXT")
+    get_help_option = command.get_help_option
+
+    def help_option(ctx: Any) -> Any:
+        option = get_help_option(ctx)
+        if option is not None:
+            option.metavar = ""
+        return option
+
+    command.get_help_option = help_option
 
 
 def _flowing(text: str | None) -> str | None:

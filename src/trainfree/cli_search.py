@@ -40,11 +40,13 @@ from trainfree.cli import (
     err_console,
     make_executor,
 )
+from trainfree.cli_frontier import _print_frontier
 from trainfree.cli_progress import SearchDisplay, process_started
 from trainfree.errors import TrainfreeError
 from trainfree.executors.base import measured_elsewhere
+from trainfree.registry import unknown
 from trainfree.search.costs import MEASURED_FIELDS
-from trainfree.search.objectives import OBJECTIVES
+from trainfree.search.objectives import limit_text, unitless_limits
 from trainfree.search.settings import MAX_REPEATS_FACTOR, SEARCH_HARDWARE, SearchSettings
 
 
@@ -94,59 +96,38 @@ def _check_resume_options(ctx: typer.Context, out: Path) -> None:
             )
 
 
+S, M = "Search", "Measurement"  # the help's option panels (and Scale-out, cli.py)
+
+
+def _opt(help: str, panel: str = S, *names: str, **kw: Any) -> Any:
+    return typer.Option(*names, help=help, rich_help_panel=panel, **kw)
+
+
 @app.command()
 def search(
     ctx: typer.Context,
-    out: Annotated[Path, typer.Option(help="run directory (created; holds results and checkpoints)")],
-    space: Annotated[str, typer.Option(help="search space name")] = "gpt2",
-    proxy: Annotated[str, typer.Option(help="proxy to maximise (see `trainfree proxies`)")] = "zerolm",
+    out: Annotated[Path, _opt("run directory: results and checkpoints")],
+    space: Annotated[str, _opt("search space (see `spaces`)")] = "gpt2",
+    proxy: Annotated[str, _opt("proxy to maximise (see `proxies`)")] = "zerolm",
     objectives: Annotated[
-        str,
-        typer.Option(
-            help="costs to minimise, comma-separated: latency, memory, params, flops; generation: "
-            "prefill, decode, kv_cache (memory is then the peak at --context)"
-        ),
+        str, _opt("costs to minimise: latency, memory, params, flops; prefill, decode, kv_cache")
     ] = "latency,memory",
-    costs: Annotated[
-        str, typer.Option(help="predicted (a cost model calibrated here) or measured (every model)")
-    ] = "predicted",
-    max_: Annotated[
-        list[str] | None, typer.Option("--max", help="limit NAME=VALUE, e.g. latency=50ms, memory=300MB")
-    ] = None,
+    max_: Annotated[list[str] | None, _opt("limit, e.g. latency=50ms, memory=300MB", S, "--max")] = None,
+    budget: Annotated[str | None, _opt("evaluations (3000) or time (90s, 10m, 1h); default 4m")] = None,
+    resume: Annotated[bool, _opt("continue the run in --out", S, "--resume")] = False,
+    alpha: Annotated[str, _opt("balance of zerolm: heuristic or a number")] = "heuristic",
+    seed: Annotated[int, _opt("random seed (search and weights)", min=0)] = 0,
+    algorithm: Annotated[str, _opt("nsga2, or random (the baseline)")] = "nsga2",
+    pop_size: Annotated[int | None, _opt("models per generation (default: by budget)", min=4)] = None,
+    resolution: Annotated[
+        float, _opt("% by which frontier costs must differ (0: exact)", metavar="PCT")
+    ] = round(100 * SearchSettings.resolution, 6),
+    set_values: Annotated[list[str] | None, _opt("narrow a value set: NAME=JSON-list", S, "--set")] = None,
+    workers: Annotated[int | None, _opt("proxy processes (default: one per CPU)", min=1)] = None,
+    costs: Annotated[str, _opt("predicted (by a cost model) or measured", M)] = "predicted",
+    calibration: Annotated[int | None, _opt("models measured to fit the cost model", M, min=12)] = None,
     device: DeviceOpt = "cpu",
     backend: BackendOpt = "torch",
-    budget: Annotated[
-        str | None, typer.Option(help="evaluations (e.g. 3000) or wall time (90s, 10m, 1h); default 4m")
-    ] = None,
-    resume: Annotated[
-        bool, typer.Option("--resume", help="continue the run in --out with its saved settings")
-    ] = False,
-    alpha: Annotated[
-        str, typer.Option(help="balance of a balanced proxy: heuristic or a number")
-    ] = "heuristic",
-    pop_size: Annotated[
-        int | None, typer.Option(min=4, help="architectures per generation (default: sized to the budget)")
-    ] = None,
-    calibration: Annotated[
-        int | None, typer.Option(min=12, help="models measured to fit the cost model (default: by budget)")
-    ] = None,
-    seed: Annotated[int, typer.Option(min=0, help="random seed (search and weights)")] = 0,
-    workers: Annotated[
-        int | None, typer.Option(min=1, help="proxy worker processes (default: one per CPU)")
-    ] = None,
-    algorithm: Annotated[str, typer.Option(help="nsga2, or random (the baseline)")] = "nsga2",
-    resolution: Annotated[
-        float,
-        typer.Option(
-            min=0.0,
-            max=99.0,
-            help="percent by which measured costs must differ to tell frontier models apart "
-            "(0: the exact frontier)",
-        ),
-    ] = round(100 * SearchSettings.resolution, 6),
-    max_latency_ms: Annotated[float | None, typer.Option(help="same as --max latency=VALUE")] = None,
-    max_memory_mb: Annotated[float | None, typer.Option(help="same as --max memory=VALUE")] = None,
-    max_params: Annotated[float | None, typer.Option(help="same as --max params=VALUE")] = None,
     batch_size: BatchOpt = 1,
     seq_len: SeqOpt = 192,
     threads: ThreadsOpt = 1,
@@ -156,12 +137,10 @@ def search(
     context: ContextOpt = 512,
     new_tokens: NewTokensOpt = 16,
     quantize: QuantizeOpt = "none",
-    set_values: Annotated[
-        list[str] | None, typer.Option("--set", help="narrow a value set of the space: NAME=JSON-list")
-    ] = None,
-    cache: Annotated[
-        bool, typer.Option(help="reuse scores, measurements and cost models cached on disk")
-    ] = True,
+    no_cache: Annotated[bool, _opt("cache no scores, measurements, cost models", M, "--no-cache")] = False,
+    max_latency_ms: Annotated[float | None, _opt("same as --max latency=VALUE", hidden=True)] = None,
+    max_memory_mb: Annotated[float | None, _opt("same as --max memory=VALUE", hidden=True)] = None,
+    max_params: Annotated[float | None, _opt("same as --max params=VALUE", hidden=True)] = None,
     measure_on: MeasureOnOpt = None,
     executor: ExecutorOpt = None,
     ray_address: RayAddressOpt = None,
@@ -177,8 +156,12 @@ def search(
     try:
         if not resume:
             if space not in list_spaces():
-                raise _fail(f"unknown space '{space}'; known: {', '.join(list_spaces())}")
+                raise _fail(unknown("space", space, list_spaces()))
+            if not 0 <= resolution <= 99:
+                raise _fail(f"--resolution {resolution:g}: expected a percent from 0 to 99")
             limits = parse_limits(max_ or [])
+            for note in unitless_limits(max_ or []):
+                err_console.print(note, highlight=False)
             for name, value in (
                 ("latency", max_latency_ms),
                 ("memory", max_memory_mb),
@@ -212,7 +195,7 @@ def search(
                 seed=seed,
                 workers=workers or default_workers(),
                 algorithm=algorithm,
-                use_cache=cache,
+                use_cache=not no_cache,
                 resolution=resolution / 100.0,
             )
             settings.validate()
@@ -246,7 +229,7 @@ def _shape(hw: Any) -> str:
 
 def _run_search(run: Any, resumed: bool) -> int:
     s = run.settings
-    limits = ", ".join(f"{k} <= {v:g}" for k, v in run.limits.items())
+    limits = ", ".join(limit_text(k, v) for k, v in run.limits.items())
     err_console.print(
         f"[bold]search[/] {s.space}: maximise {s.proxy}, minimise {', '.join(s.objectives)}"
         + (f" ({limits})" if limits else "")
@@ -293,109 +276,6 @@ def _run_search(run: Any, resumed: bool) -> int:
     return 0
 
 
-def _print_frontier(run: Any, result: Any) -> None:
-    s = run.settings
-    if result.evaluations == 0:  # nothing to tabulate, and no result file was written
-        err_console.print(
-            f"the budget ({s.budget}) ended before any architecture was evaluated: no frontier "
-            f"written; give a larger one: `trainfree search --resume --out {run.out} --budget N`",
-            highlight=False,
-        )
-        return
-    table = Table(
-        title=f"Pareto frontier: {len(result.frontier)} of {result.evaluations} architectures "
-        f"({result.generations} generations, {result.elapsed:.0f} s, {result.stopped})",
-        box=box.SIMPLE_HEAD,
-    )
-    generating = s.hardware.mode == "generate"
-    cols = [
-        ("#", "rank"),
-        (s.proxy, s.proxy),
-        *(
-            [("prefill ms", "prefill_ms"), ("decode ms/tok", "decode_ms_per_token"), ("KV MB", "kv_cache_mb")]
-            if generating
-            else [("lat. ms", "latency_ms")]
-        ),
-        ("mem. MB", "memory_mb"),
-        ("params", "params"),
-        ("costs", "costs"),
-    ]
-    for title, _ in cols:
-        table.add_column(title, justify="right")
-    for m in result.frontier:
-        cells = []
-        for _, key in cols:
-            v = m.get(key)
-            if isinstance(v, float):
-                cells.append(f"{v:.3f}" if key == s.proxy else f"{v:.1f}")
-            elif isinstance(v, int) and key == "params":
-                cells.append(f"{v / 1e6:.2f}M")
-            else:
-                cells.append("-" if v is None else str(v))
-        table.add_row(*cells)
-    console.print(table)
-    if run.reference_rows:
-        from trainfree.search.references import comparisons
-
-        costs = [c for c in s.objectives if OBJECTIVES[c].measured] or ["params"]
-        for line in comparisons(run.reference_rows, result.frontier, costs):
-            console.print(line, highlight=False)
-    if not result.frontier and result.evaluations:
-        reasons = {r.get("reason") for r in run.store.records.values() if r.get("reason")}
-        err_console.print(
-            "[yellow]no architecture satisfied every constraint;[/] "
-            + (f"e.g. {sorted(reasons)[0]}" if reasons else "")
-            + f" (all reasons in {run.out}/evaluated.csv)",
-            highlight=False,
-        )
-    live = run.cost.live_accuracy() if run.device else {}
-    if live:
-        parts = [
-            f"{name.split('_')[0]} median |err| {100 * a['median_ape']:.1f}%, "
-            f"{100 * a['within_10pct']:.0f}% within 10%"
-            for name, a in live.items()
-        ]
-        n = max(a["n"] for a in live.values())
-        err_console.print(
-            f"cost model on the {n} frontier entrants it predicted before they were measured: "
-            + "; ".join(parts),
-            highlight=False,
-        )
-    if run.device and s.resolution:
-        err_console.print(
-            f"frontier at {100 * s.resolution:g}% resolution of the measured costs "
-            "(--resolution 0: the exact frontier)",
-            highlight=False,
-        )
-    if run.unmeasured_entrants:
-        err_console.print(
-            f"[yellow]{run.unmeasured_entrants} architectures predicted to be on the frontier could not "
-            "be measured in time;[/] the frontier above is over measured architectures only (extend the "
-            "run with --resume --budget to measure them)",
-            highlight=False,
-        )
-    if result.balance is not None:
-        b = result.balance
-        embedding = f", embedding {b.beta:.2f}" if b.beta else ""
-        why = f" ({b.reason})" if b.reason else ""
-        err_console.print(f"balance: alpha {b.alpha:.2f}, {b.aggregate}{embedding}{why}", highlight=False)
-    load = run.machine_load
-    if load is not None and load.busy and not run.load_told:
-        err_console.print(f"[yellow]{load.describe(s.hardware.clock)}[/]", highlight=False)
-    if result.stopped == "finished earlier":
-        err_console.print(
-            f"this run finished earlier (budget {s.budget}): reprinted, nothing evaluated; to continue "
-            f"it, give a larger budget: `trainfree search --resume --out {run.out} --budget N`",
-            highlight=False,
-        )
-        return
-    err_console.print(
-        f"wrote {run.out}/frontier.csv (measured costs), frontier.json, frontier.png, evaluated.csv; "
-        f"configs/frontier_NNN_*.json per model",
-        highlight=False,
-    )
-
-
 @app.command()
 def calibrate(
     space: Annotated[str, typer.Option(help="search space name")] = "gpt2",
@@ -418,7 +298,9 @@ def calibrate(
     set_values: Annotated[
         list[str] | None, typer.Option("--set", help="narrow a value set of the space: NAME=JSON-list")
     ] = None,
-    cache: Annotated[bool, typer.Option(help="reuse and keep measurements on disk")] = True,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="neither reuse nor keep measurements", rich_help_panel=M)
+    ] = False,
     measure_on: MeasureOnOpt = None,
     executor: ExecutorOpt = None,
     ray_address: RayAddressOpt = None,
@@ -432,6 +314,7 @@ def calibrate(
     from trainfree.hardware.calibration import RowCache
     from trainfree.spaces import get_space
 
+    cache = not no_cache
     hw = _hardware_settings(
         *(backend, device, batch_size, seq_len, threads, warmup, repeats, MAX_REPEATS_FACTOR * repeats),
         mode="generate" if generate else "forward",

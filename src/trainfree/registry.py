@@ -51,8 +51,7 @@ class Registry(Generic[T]):
         try:
             return self._items[name]
         except KeyError:
-            known = ", ".join(sorted(self._items))
-            raise KeyError(f"unknown {self.kind} '{name}'; known: {known}") from None
+            raise KeyError(unknown(self.kind, name, sorted(self._items))) from None
 
     def names(self) -> list[str]:
         self.discover()
@@ -64,3 +63,18 @@ class Registry(Generic[T]):
     def __contains__(self, name: object) -> bool:
         self.discover()
         return name in self._items
+
+
+def suggest(name: str, known: list[str]) -> str:
+    """``"did you mean gpt2?"`` for a typo of a known name, else ``""``."""
+    import difflib
+
+    close = difflib.get_close_matches(str(name), known, n=2, cutoff=0.6)
+    return f"did you mean {' or '.join(close)}?" if close else ""
+
+
+def unknown(kind: str, name: str, known: list[str]) -> str:
+    """``unknown space 'gtp2'; did you mean gpt2? known: ...``: the message for a name not
+    registered, with the closest known names (a typo) first."""
+    hint = suggest(name, known)
+    return f"unknown {kind} '{name}'; {hint + ' ' if hint else ''}known: {', '.join(known)}"

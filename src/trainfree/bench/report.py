@@ -237,6 +237,13 @@ def write_report(
             plot_files[name] = path
             written.append(path)
     written.append(atomic_write_text(out / "report.md", markdown(bench, scores, rows, plot_files, title)))
+    from trainfree.htmlreport import plotly_available
+
+    if plots and plotly_available():  # the same, interactive, in one self-contained page
+        from trainfree.bench.report_html import bench_page
+
+        page = bench_page(bench, scores.runs, rows, title or f"trainfree bench: {bench.space.name}")
+        written.append(atomic_write_text(out / "report.html", page.render()))
     return written
 
 

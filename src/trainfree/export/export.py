@@ -314,7 +314,9 @@ def export_run(
     for i in rows:
         name, data = _row_config(run, models[i], i, space)
         source = {
-            "run": str(run.resolve()),
+            # the run as the user named it, never an absolute path of their machine: the card
+            # and trainfree.json travel with the model
+            "run": run.name if run.is_absolute() else run.as_posix(),
             "frontier_rank": i,
             "frontier_row": {k: v for k, v in models[i].items() if k != "config"},
         }

@@ -279,7 +279,7 @@ class _Loop:
             share = REFINE_SHARE if r.cost.trusted else REFINE_SHARE_UNTRUSTED
             self.measure_frontier(seconds=max(0.0, share * search_time - self.clock.refine_seconds))
         if time.monotonic() - self.last_write > WRITE_EVERY_S:
-            r.write_outputs()
+            r.write_outputs(report=False)  # report.html (about a second) at the end only
             self.last_write = time.monotonic()
         self.report(f"generation {r.generation} done")
 

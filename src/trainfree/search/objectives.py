@@ -124,6 +124,25 @@ def parse_limits(items: Sequence[str]) -> dict[str, float]:
     return out
 
 
+def limit_text(name: str, value: float) -> str:
+    """``latency <= 50 ms``, ``params <= 20M``: a limit with its unit."""
+    o = OBJECTIVES[name]
+    return f"{name} <= {value:g} {o.unit}" if o.unit else f"{name} <= {value / 1e6:g}M"
+
+
+def unitless_limits(items: Sequence[str]) -> list[str]:
+    """A note per ``--max NAME=VALUE`` given without a unit, naming the unit it was taken in
+    (``--max latency=50: no unit, taken as 50 ms``); none for counts (params, flops)."""
+    notes = []
+    for item in items:
+        name, _, value = str(item).partition("=")
+        name, value = name.strip(), value.strip()
+        o = OBJECTIVES.get(name)
+        if o is not None and o.unit and re.fullmatch(r"[0-9.eE+-]+", value):
+            notes.append(f"--max {item}: no unit given, taken as {float(value):g} {o.unit}")
+    return notes
+
+
 def check_limits(limits: Mapping[str, Any]) -> dict[str, float]:
     """Validated ``{objective: maximum}`` (as stored in settings.json)."""
     if not isinstance(limits, Mapping):

@@ -185,6 +185,7 @@ def write_outputs(
     proxy: str,
     costs: Sequence[str],
     meta: dict[str, Any],
+    quality: Any = None,
 ) -> list[dict[str, Any]]:
     """Write ``evaluated.csv``, ``frontier.csv``/``.json``, ``frontier.png`` and one config
     JSON per frontier model (``front``: indices into ``records``) under ``configs/``, every
@@ -192,7 +193,7 @@ def write_outputs(
     table = evaluated_table(records, scores, proxy)
     atomic_write_text(out / "evaluated.csv", table.to_csv(index=False))
     configs_dir = real_dir(out / "configs")
-    models = frontier_models(records, scores, front, proxy)
+    models = frontier_models(records, scores, front, proxy, quality)
     for m in models:
         payload = config_file_payload(space, space.config_from_dict(m["config"]))
         atomic_write_json(configs_dir / Path(m["config_file"]).name, payload)
@@ -201,13 +202,7 @@ def write_outputs(
         if stale.name not in keep:
             stale.unlink()
     atomic_write_json(out / "frontier.json", {**meta, "objectives": [proxy, *costs], "models": models})
-    flat = pd.DataFrame(
-        [
-            {k: v for k, v in m.items() if k != "config"}
-            | {"config": json.dumps(m["config"], separators=(",", ":"), sort_keys=True)}
-            for m in models
-        ]
-    )
+    flat = pd.DataFrame([flat_row(m) for m in models])
     atomic_write_text(out / "frontier.csv", flat.to_csv(index=False))
     references = meta.get("references") or []
     if references:
@@ -219,25 +214,45 @@ def write_outputs(
 
 
 def frontier_models(
-    records: Sequence[dict[str, Any]], scores: np.ndarray, front: Sequence[int], proxy: str
+    records: Sequence[dict[str, Any]],
+    scores: np.ndarray,
+    front: Sequence[int],
+    proxy: str,
+    quality: Any = None,
 ) -> list[dict[str, Any]]:
     """The frontier models (``front``: indices into ``records``) as ``frontier.json`` holds
-    them, each naming its config file under ``configs/``."""
+    them, each naming its config file under ``configs/``; ``quality`` (a
+    :class:`trainfree.quality.QualityFit`) adds each model's ``predicted`` quality."""
     models = []
     for rank, i in enumerate(front):
         rec = records[i]
         name = f"frontier_{rank:03d}_arch{rec['index']:05d}.json"
+        predicted = quality.fields(float(scores[i])) if quality is not None else None
         models.append(
             {
                 "rank": rank,
                 "index": rec["index"],
                 "config_file": f"configs/{name}",
                 proxy: float(scores[i]),
+                **({"predicted": predicted} if predicted else {}),
                 **{k: _shown(k, rec.get(k)) for k in FRONTIER_COLUMNS if k in rec},
                 "config": rec["config"],
             }
         )
     return models
+
+
+def flat_row(m: dict[str, Any]) -> dict[str, Any]:
+    """A frontier model as a ``frontier.csv`` row: the predicted quality as three columns
+    named after the target (``predicted_valid_ppl``, ``..._low``, ``..._high``), the config
+    as compact JSON."""
+    row = {k: v for k, v in m.items() if k not in ("config", "predicted")}
+    p = m.get("predicted")
+    if isinstance(p, dict):
+        name = f"predicted_{p['target']}"
+        row.update({name: p["value"], f"{name}_low": p["low"], f"{name}_high": p["high"]})
+    row["config"] = json.dumps(m["config"], separators=(",", ":"), sort_keys=True)
+    return row
 
 
 def plot_frontier(
@@ -284,6 +299,10 @@ def plot_frontier(
             )
         f = [i for i in front if ok[i]]
         ax.scatter(x[f], s[f], s=28, c="tab:red", label=f"frontier, all objectives ({len(f)})", zorder=3)
+        for rank, i in enumerate(front):  # numbered as the rows of frontier.csv and the table
+            if ok[i]:
+                ax.annotate(str(rank), (x[i], s[i]), xytext=(2, 3), textcoords="offset points",
+                            fontsize=6, color="tab:red")
         pts = np.flatnonzero(meas)  # over measured models, as the frontier is
         if len(pts):
             two = pts[nondominated(np.column_stack([x[pts], -s[pts]]))]

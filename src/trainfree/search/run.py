@@ -49,6 +49,7 @@ from trainfree.search.pareto import (
     objective_matrix,
     write_outputs,
 )
+from trainfree.search.run_report import ReportWritten, write_run_report
 from trainfree.search.settings import SearchSettings, parse_budget
 from trainfree.search.state import RunDirError, RunLock
 from trainfree.signals import deferred
@@ -151,6 +152,7 @@ class SearchRun:
         self.load_told = False  # whether the progress display has said it (once)
         self._frontier_memo: tuple[Any, ...] | None = None  # frontier(): its last answer
         self.lock = RunLock(self.out)
+        self.report: ReportWritten | str | None = None  # report.html as written, or why not
         self._check_input_shape()
 
     # ------------------------------------------------------------------ opening
@@ -369,7 +371,7 @@ class SearchRun:
         if self.finished:
             records = self.view(self.records())
             front, masked, scores = self.frontier(measured_only=True, viewed=records)
-            models = frontier_models(masked, scores, front, self.settings.proxy)
+            models = frontier_models(masked, scores, front, self.settings.proxy, self.quality_fit()[0])
             self._load(records)
             hv = self.hypervolume(front, masked, scores) or 0.0
             return self._result(models, hv, "finished earlier")
@@ -400,6 +402,16 @@ class SearchRun:
             "predicted" if self.cost.predicting else ("measured" if self.device else "analytic"),
         )
 
+    def quality_fit(self) -> tuple[Any, str]:
+        """The shipped proxy -> benchmark-target fit of this run's proxy and balance (None
+        and why not where there is none: :mod:`trainfree.quality`)."""
+        from trainfree.quality import shipped_fit
+
+        balance = None
+        if self.proxy.balanced:  # the balance the scores are combined with (as in scores())
+            balance = self.balance or self._pick_balance(self.records())
+        return shipped_fit(self.settings.space, self.settings.proxy, balance)
+
     def _load(self, records: list[dict[str, Any]]) -> MachineLoad:
         self.machine_load = MachineLoad.of(records)
         return self.machine_load
@@ -423,9 +435,10 @@ class SearchRun:
             )
             return [], 0.0
 
-    def write_outputs(self) -> tuple[list[dict[str, Any]], float]:
+    def write_outputs(self, report: bool = True) -> tuple[list[dict[str, Any]], float]:
         """Write the run's result files; returns the frontier models and their hypervolume.
-        The frontier written is over measured architectures only (with device costs)."""
+        The frontier written is over measured architectures only (with device costs).
+        ``report``: also ``report.html`` (the search's periodic writes leave it to the end)."""
         records = self.view(self.records())  # evaluated.csv: each architecture as evaluated
         front, masked, scores = self.frontier(measured_only=True, viewed=records)
         hv = self.hypervolume(front, masked, scores) or 0.0
@@ -458,7 +471,12 @@ class SearchRun:
             self.reference_rows = measure_references(self)
         if self.reference_rows:
             meta["references"] = self.reference_rows
-        return write_outputs(self.out, self.space, records, scores, front, s.proxy, self.costs, meta), hv
+        fit, why = self.quality_fit()
+        meta["quality"] = {"note": fit.note() if fit else why, **({"fit": fit.to_dict()} if fit else {})}
+        models = write_outputs(self.out, self.space, records, scores, front, s.proxy, self.costs, meta, fit)
+        if report:
+            self.report = write_run_report(self.out)
+        return models, hv
 
 
 def _larger(budget: str, saved: str) -> bool:

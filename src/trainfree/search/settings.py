@@ -18,6 +18,7 @@ from trainfree.errors import ConfigError
 from trainfree.hardware import HardwareSettings
 from trainfree.proxies import list_proxies
 from trainfree.proxies.balance import parse_alpha
+from trainfree.registry import suggest
 from trainfree.search.objectives import (
     GENERATION,
     OBJECTIVES,
@@ -97,7 +98,9 @@ class SearchSettings:
         if not isinstance(self.space, str) or self.space not in list_spaces():
             raise ConfigError("space", self.space, f"a registered space ({', '.join(list_spaces())})")
         if self.proxy not in list_proxies():
-            raise ConfigError("proxy", self.proxy, f"a registered proxy ({', '.join(list_proxies())})")
+            hint = suggest(self.proxy, list_proxies())
+            hint = f" ({hint})" if hint else ""
+            raise ConfigError("proxy", self.proxy, f"a registered proxy{hint}: {', '.join(list_proxies())}")
         if not isinstance(self.objectives, list) or not all(isinstance(o, str) for o in self.objectives):
             raise ConfigError("objectives", self.objectives, f"a list of names from {list(OBJECTIVES)}")
         check_objectives(self.objectives)

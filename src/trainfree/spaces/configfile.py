@@ -10,6 +10,7 @@ from typing import Any
 
 from trainfree.errors import ConfigError, TrainfreeError
 from trainfree.io import UnsafeFileError, read_json
+from trainfree.registry import unknown
 from trainfree.spaces import get_space, list_spaces
 
 #: a config is a few kB; a file much larger is not one
@@ -75,6 +76,6 @@ def load_config(path: str | Path, space_name: str | None = None) -> tuple[Any, A
     if file_space is not None and name != file_space:
         raise TrainfreeError(f"{path} is a config of space '{file_space}', not '{name}'")
     if name not in list_spaces():
-        raise TrainfreeError(f"unknown space '{name}'; known: {', '.join(list_spaces())}")
+        raise TrainfreeError(unknown("space", name, list_spaces()))
     space = get_space(name)
     return space, resolve_config(space, data, str(path))
