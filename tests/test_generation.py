@@ -19,6 +19,8 @@ pytest.importorskip("transformers")
 import transformers
 from typer.testing import CliRunner
 
+from llama_toys import GEN
+from llama_toys import TINY as LLAMA
 from trainfree import cli
 from trainfree.errors import ConfigError
 from trainfree.export import export_config
@@ -28,18 +30,6 @@ from trainfree.search.objectives import OBJECTIVES, parse_limits
 from trainfree.search.settings import SearchSettings
 from trainfree.spaces import get_space
 from trainfree.spaces.gpt2_model import KVCache
-
-LLAMA = {
-    "num_hidden_layers": 2,
-    "hidden_size": 64,
-    "num_attention_heads": 4,
-    "num_key_value_heads": 2,
-    "head_dim": 16,
-    "intermediate_size": 128,
-    "tie_word_embeddings": True,
-    "tokenizer": "llama2",
-}
-GEN = {"mode": "generate", "prompt_len": 8, "context": 32, "new_tokens": 4, "warmup": 0, "repeats": 2}
 
 
 @pytest.fixture(scope="module")

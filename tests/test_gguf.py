@@ -20,6 +20,7 @@ pytest.importorskip("gguf")
 import gguf
 from typer.testing import CliRunner
 
+from llama_toys import TINY
 from trainfree import cli
 from trainfree.errors import TrainfreeError
 from trainfree.export import gguf_export
@@ -27,16 +28,6 @@ from trainfree.export.gguf_export import permute_rotary, write_gguf
 from trainfree.export.gguf_layout import quantization_error, tensors, use_more_bits, weights_bytes
 from trainfree.spaces import get_space
 
-TINY = {
-    "num_hidden_layers": 2,
-    "hidden_size": 64,
-    "num_attention_heads": 4,
-    "num_key_value_heads": 2,
-    "head_dim": 16,
-    "intermediate_size": 128,
-    "tie_word_embeddings": True,
-    "tokenizer": "llama2",
-}
 #: rows a multiple of 256: q4_k_m without fallback; untied, 8 layers (use_more_bits varies)
 WIDE = {**TINY, "num_hidden_layers": 8, "hidden_size": 256, "head_dim": 64, "intermediate_size": 512}
 WIDE["tie_word_embeddings"] = False

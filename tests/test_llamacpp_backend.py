@@ -14,6 +14,7 @@ pytest.importorskip("transformers")
 
 from typer.testing import CliRunner
 
+from llama_toys import GEN, TINY
 from trainfree import cli
 from trainfree.errors import ConfigError
 from trainfree.export.gguf_layout import weights_bytes
@@ -23,17 +24,6 @@ from trainfree.hardware.profiler import Measurement, profile
 from trainfree.search.settings import SearchSettings
 from trainfree.spaces import get_space
 
-TINY = {
-    "num_hidden_layers": 2,
-    "hidden_size": 64,
-    "num_attention_heads": 4,
-    "num_key_value_heads": 2,
-    "head_dim": 16,
-    "intermediate_size": 128,
-    "tie_word_embeddings": True,
-    "tokenizer": "llama2",
-}
-GEN = {"mode": "generate", "prompt_len": 8, "context": 32, "new_tokens": 4, "warmup": 0, "repeats": 2}
 CPP = {**GEN, "backend": "llamacpp"}
 MB = 2**20
 
