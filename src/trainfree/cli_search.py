@@ -222,18 +222,13 @@ def search(
         raise typer.Exit(code=code)
 
 
-def _shape(hw: Any) -> str:
-    """What a run measures (``HardwareSettings.workload``)."""
-    return hw.workload
-
-
 def _run_search(run: Any, resumed: bool) -> int:
     s = run.settings
     limits = ", ".join(limit_text(k, v) for k, v in run.limits.items())
     err_console.print(
         f"[bold]search[/] {s.space}: maximise {s.proxy}, minimise {', '.join(s.objectives)}"
         + (f" ({limits})" if limits else "")
-        + f" on {s.hardware.name} (batch {s.hardware.batch_size}, {_shape(s.hardware)}"
+        + f" on {s.hardware.name} (batch {s.hardware.batch_size}, {s.hardware.workload}"
         + ("" if run.executor.name == "local" else f"; {run.executor.describe()}")
         + "), "
         f"costs {s.costs if run.device else 'analytic'}, {s.algorithm}, budget {s.budget}, seed {s.seed}"
