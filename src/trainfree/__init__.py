@@ -42,4 +42,4 @@ __all__ = [
     "list_proxies",
     "list_spaces",
 ]
-__version__ = "0.1.0"
+from trainfree._version import __version__  # noqa: E402
