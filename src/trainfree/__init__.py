@@ -42,4 +42,4 @@ __all__ = [
     "list_proxies",
     "list_spaces",
 ]
-from trainfree._version import __version__  # noqa: E402
+from trainfree._version import __version__ as __version__  # noqa: E402

@@ -1,3 +1,3 @@
-"""The package version, in a module of its own so that any module can read it without importing the package root."""
+"""The package version, in a module of its own: any module reads it without importing the root."""
 
 __version__ = "0.1.0"
