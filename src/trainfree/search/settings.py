@@ -19,6 +19,7 @@ from trainfree.hardware import HardwareSettings
 from trainfree.proxies import list_proxies
 from trainfree.proxies.balance import parse_alpha
 from trainfree.registry import suggest
+from trainfree.search.algorithms import ALGORITHMS
 from trainfree.search.objectives import (
     GENERATION,
     OBJECTIVES,
@@ -28,7 +29,6 @@ from trainfree.search.objectives import (
 )
 from trainfree.spaces import get_space, list_spaces
 
-ALGORITHMS = ("nsga2", "random")
 #: how a search measures: the peak-memory run is a full cold forward pass and serves as the
 #: warm-up, and three timed runs give a median whose spread (interquartile range: median
 #: 1.1% of the latency over 91 models of a main job) is far inside the cost model's +-10%;
