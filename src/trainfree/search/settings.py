@@ -112,8 +112,10 @@ class SearchSettings:
         if strategy.kind == "fit":
             raise ConfigError("alpha", self.alpha, "'heuristic' or a number in [0, 1] (fit:K needs labels)")
         parse_budget(self.budget)
-        if self.algorithm not in ALGORITHMS:
-            raise ConfigError("algorithm", self.algorithm, f"one of {list(ALGORITHMS)}")
+        if not isinstance(self.algorithm, str) or self.algorithm not in ALGORITHMS:
+            hint = suggest(str(self.algorithm), ALGORITHMS.names())
+            expected = f"one of {ALGORITHMS.names()}{f' ({hint})' if hint else ''}"
+            raise ConfigError("algorithm", self.algorithm, expected)
         if self.costs not in COSTS:
             raise ConfigError("costs", self.costs, f"one of {list(COSTS)}")
         if self.calibration is not None:
