@@ -138,3 +138,30 @@ def test_listing_the_algorithms_imports_no_pymoo_algorithm():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]", done.stdout
+
+
+@pytest.mark.parametrize("name", ["nsga2", "nsga3", "random"])
+def test_an_optimiser_told_the_same_asks_the_same(name):
+    """Four objectives, a constraint, failed rows (1e12) and violators: two optimisers of one
+    seed told the same values ask for the same genomes (what the replay of a run relies on),
+    and every genome is canonical and new to its generation (pymoo eliminates duplicates within
+    the population; an architecture met again later is not evaluated again: the store has it)."""
+    from trainfree import get_space
+    from trainfree.search.algorithms import make_algorithm
+
+    space = get_space("gpt2", **SMALL)
+    problem = SearchProblem(space, n_obj=4, n_constr=1)
+    filters = list(warnings.filters)  # NSGA-III's pymoo sets "ignore": the optimiser undoes it
+    first, second = (make_algorithm(name, problem, 12, 7) for _ in range(2))
+    values = np.random.default_rng(0)
+    for _ in range(5):
+        X = first.ask()
+        assert np.array_equal(X, second.ask()) and X.shape == (12, space.n_genes)
+        assert len({x.tobytes() for x in X}) == len(X)
+        assert all(np.array_equal(canonical(space, space.decode(x)), x) for x in X)
+        F = values.random((len(X), 4))
+        F[0] = 1e12  # a failed architecture
+        G = values.random((len(X), 1)) - 0.8  # a fifth of them violate the limit
+        first.tell(F, G)
+        second.tell(F.copy(), G.copy())
+    assert warnings.filters == filters
