@@ -20,8 +20,8 @@ from trainfree import cli
 from trainfree.errors import ConfigError
 from trainfree.hardware import HardwareSettings
 from trainfree.search import SearchRun, SearchSettings, parse_budget
+from trainfree.search.algorithms._pymoo import SpaceCrossover, SpaceMutation, SpaceProblem, SpaceSampling
 from trainfree.search.evaluator import EvaluationStore
-from trainfree.search.operators import SpaceCrossover, SpaceMutation, SpaceProblem, SpaceSampling
 from trainfree.search.pareto import nondominated
 
 TINY = {

@@ -32,8 +32,6 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from pymoo.core.evaluator import Evaluator as PymooEvaluator
-from pymoo.problems.static import StaticProblem
 
 from trainfree.hardware.calibration import fresh_configs
 from trainfree.hardware.load import MachineLoad
@@ -133,7 +131,7 @@ class _Loop:
         pop_size = self.population()
         r.pop_size = pop_size
         r.algorithm = r._new_algorithm(pop_size)
-        replayed = state.replay(r.algorithm, r.problem, r.space, r.log)
+        replayed = state.replay(r.algorithm, r.space, r.log)
         r.generation = replayed
         self.search_start = time.monotonic()
         for rounds in itertools.count(1):
@@ -239,11 +237,10 @@ class _Loop:
 
     def generation(self) -> None:
         r = self.run
-        pop = r.algorithm.ask()
-        if pop is None or len(pop) == 0:  # every architecture it can find is evaluated
+        X = r.algorithm.ask()
+        if len(X) == 0:  # every architecture it can find is evaluated
             self.exhausted = True
             return
-        X = pop.get("X").astype(np.int64)
         configs = [r.space.decode(x) for x in X]
         measure = r.device and not r.cost.predicting
         limit = None if r.budget_evals is None else max(0, r.budget_evals - len(r.store))
@@ -258,8 +255,7 @@ class _Loop:
             good = F[(G <= 0).all(axis=1)]
             if len(good):
                 r.norm = (good.min(axis=0), good.max(axis=0))
-        PymooEvaluator().eval(StaticProblem(r.problem, F=F, G=G), pop)
-        r.algorithm.tell(infills=pop)
+        r.algorithm.tell(F, G)
         keys = [r.space.config_to_json(c) for c in configs]
         r.generation += 1
         r.elapsed = self.clock.spent()

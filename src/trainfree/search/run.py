@@ -37,11 +37,11 @@ from trainfree.proxies import get_proxy
 from trainfree.proxies.balance import Balance, choose, combine
 from trainfree.proxies.runner import ProxyRunner
 from trainfree.search import schema, state
+from trainfree.search.algorithms import Optimiser, SearchProblem, make_algorithm
 from trainfree.search.costs import CostSource
 from trainfree.search.evaluator import EvaluationStore, Evaluator
 from trainfree.search.loop import _Loop
 from trainfree.search.objectives import OBJECTIVES, needs_device
-from trainfree.search.operators import RandomSearch, SpaceProblem, make_nsga2
 from trainfree.search.pareto import (
     frontier_models,
     frontier_rows,
@@ -137,14 +137,14 @@ class SearchRun:
             executor=self.executor,
         )
         self.n_constr = 1 + len(self.limits)
-        self.problem = SpaceProblem(self.space, n_obj=1 + len(self.costs), n_constr=self.n_constr)
+        self.problem = SearchProblem(self.space, n_obj=1 + len(self.costs), n_constr=self.n_constr)
         self.log: list[dict[str, Any]] = []  # generations.jsonl, read by _load_state
         self.generation = 0
         self.elapsed = 0.0
         self.balance: Balance | None = None
         self.norm: tuple[np.ndarray, ...] | None = None
         self.pop_size: int | None = settings.pop_size
-        self.algorithm: Any = None
+        self.algorithm: Optimiser | None = None
         self.unmeasured_entrants = 0  # predicted frontier models left unmeasured when time ran out
         self.end_phase: dict[str, Any] | None = None  # the frontier's last measurements (loop.py)
         self.finished = False  # the last session ended with its budget spent (_load_state)
@@ -257,11 +257,8 @@ class SearchRun:
                 "context", hw.context, f"at most {longest}, the positions the space's models have"
             )
 
-    def _new_algorithm(self, pop_size: int) -> Any:
-        s = self.settings
-        if s.algorithm == "nsga2":
-            return make_nsga2(self.problem, pop_size, s.seed)
-        return RandomSearch(self.problem, pop_size, s.seed)
+    def _new_algorithm(self, pop_size: int) -> Optimiser:
+        return make_algorithm(self.settings.algorithm, self.problem, pop_size, self.settings.seed)
 
     # ------------------------------------------------------------------ scores and costs
     def records(self) -> list[dict[str, Any]]:

@@ -19,6 +19,7 @@ from trainfree.hardware import HardwareSettings
 from trainfree.proxies import list_proxies
 from trainfree.proxies.balance import parse_alpha
 from trainfree.registry import suggest
+from trainfree.search.algorithms import ALGORITHMS
 from trainfree.search.objectives import (
     GENERATION,
     OBJECTIVES,
@@ -28,7 +29,6 @@ from trainfree.search.objectives import (
 )
 from trainfree.spaces import get_space, list_spaces
 
-ALGORITHMS = ("nsga2", "random")
 #: how a search measures: the peak-memory run is a full cold forward pass and serves as the
 #: warm-up, and three timed runs give a median whose spread (interquartile range: median
 #: 1.1% of the latency over 91 models of a main job) is far inside the cost model's +-10%;
@@ -112,8 +112,10 @@ class SearchSettings:
         if strategy.kind == "fit":
             raise ConfigError("alpha", self.alpha, "'heuristic' or a number in [0, 1] (fit:K needs labels)")
         parse_budget(self.budget)
-        if self.algorithm not in ALGORITHMS:
-            raise ConfigError("algorithm", self.algorithm, f"one of {list(ALGORITHMS)}")
+        if not isinstance(self.algorithm, str) or self.algorithm not in ALGORITHMS:
+            hint = suggest(str(self.algorithm), ALGORITHMS.names())
+            expected = f"one of {ALGORITHMS.names()}{f' ({hint})' if hint else ''}"
+            raise ConfigError("algorithm", self.algorithm, expected)
         if self.costs not in COSTS:
             raise ConfigError("costs", self.costs, f"one of {list(COSTS)}")
         if self.calibration is not None:

@@ -4,7 +4,8 @@ Nothing in a run directory is ever unpickled or executed: run directories are co
 and downloaded. The optimiser is not saved as an object; instead every finished generation
 appends one line to ``generations.jsonl``: the architectures the optimiser asked for (their
 keys) and the objective and constraint values it was told. On resume a new optimiser with the
-run's seed is asked and told exactly the same again (pymoo is deterministic given its seed),
+run's seed is asked and told exactly the same again, through the same ``ask``/``tell`` as the
+live loop (:mod:`trainfree.search.algorithms`; an optimiser is deterministic given its seed),
 which rebuilds its population and random state without evaluating anything; evaluations come
 from ``evaluations.jsonl``. If a replayed generation does not match (a changed pymoo, say), the
 replay stops there with a warning and the search continues from that point: nothing finished
@@ -31,8 +32,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pymoo.core.evaluator import Evaluator as PymooEvaluator
-from pymoo.problems.static import StaticProblem
 
 from trainfree.errors import ConfigError, TrainfreeError
 from trainfree.io import (
@@ -46,6 +45,7 @@ from trainfree.io import (
     read_regular,
 )
 from trainfree.proxies.balance import Balance
+from trainfree.search.algorithms import Optimiser
 from trainfree.search.settings import SearchSettings
 
 LOG_NAME = "generations.jsonl"
@@ -145,14 +145,15 @@ def append_log(out: Path, entry: dict[str, Any]) -> None:
     append_text(Path(out) / LOG_NAME, json.dumps(entry, separators=(",", ":")) + "\n")
 
 
-def replay(algorithm: Any, problem: Any, space: Any, entries: list[dict[str, Any]]) -> int:
-    """Ask and tell ``algorithm`` each logged generation again; returns how many matched."""
+def replay(optimiser: Optimiser, space: Any, entries: list[dict[str, Any]]) -> int:
+    """Ask ``optimiser`` each logged generation again and tell it the logged values, as the
+    live loop told it the evaluated ones; returns how many generations matched."""
     done = 0
     for entry in entries:
         if "keys" not in entry:
             continue
-        pop = algorithm.ask()
-        keys = [space.config_to_json(space.decode(x)) for x in pop.get("X").astype(np.int64)]
+        X = optimiser.ask()
+        keys = [space.config_to_json(space.decode(x)) for x in X]
         if keys != entry["keys"]:
             warnings.warn(
                 f"generation {entry['generation']} of {LOG_NAME} does not replay (the optimiser "
@@ -163,8 +164,7 @@ def replay(algorithm: Any, problem: Any, space: Any, entries: list[dict[str, Any
             break
         F = np.array(entry["F"], dtype=float).reshape(len(keys), -1)
         G = np.array(entry["G"], dtype=float).reshape(len(keys), -1)
-        PymooEvaluator().eval(StaticProblem(problem, F=F, G=G), pop)
-        algorithm.tell(infills=pop)
+        optimiser.tell(F, G)
         done += 1
     return done
 
