@@ -10,7 +10,7 @@ import numpy as np
 
 from trainfree.bench.harness import ProxyRun
 from trainfree.bench.loaders import Benchmark
-from trainfree.bench.score_cache import atomic_write_bytes
+from trainfree.io import atomic_write_bytes
 
 
 def write_scatter(path: str | Path, bench: Benchmark, run: ProxyRun) -> Path:
