@@ -10,12 +10,13 @@ refitted on half of the architectures and judged on the other half, over the sam
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from trainfree.bench.correlation import rank_correlation
-from trainfree.proxies.balance import AlphaStrategy, choose, combine, fitted_on
+from trainfree.proxies.balance import AlphaStrategy, Balance, choose, combine, fitted_on
 
 
 def evaluate_balanced(
@@ -52,60 +53,13 @@ def evaluate_balanced(
                 )
             strategy, why = AlphaStrategy("fit", k=n // 2), chosen.reason
     if strategy.kind != "fit":
-        scores = combine(components, chosen)
-        result = rank_correlation(scores, truth, higher_is_better, seed=seed).as_dict()
-        result.update(
-            alpha=chosen.alpha,
-            aggregate=chosen.aggregate,
-            beta=chosen.beta,
-            alpha_strategy=str(strategy),
-            balance_reason=chosen.reason,
-        )
-        return scores, result
+        return _judge_everywhere(components, chosen, truth, higher_is_better, seed, strategy)
     k = int(strategy.k or 50)
     if k >= n - 2:
         raise ValueError(f"--alpha fit:{k} leaves {n - k} architectures to evaluate on; use K < {n - 2}")
-    rng = np.random.default_rng(seed)
-    per_split: dict[str, list[float]] = {"spearman": [], "kendall": [], "pearson": [], "top10_precision": []}
-    alphas, betas, aggregates, first_scores = [], [], [], None
-    for _ in range(repeats):
-        order = rng.permutation(n)
-        fit_idx, eval_idx = order[:k], order[k:]
-        chosen = choose(
-            strategy,
-            {c: v[fit_idx] for c, v in components.items()},
-            truth[fit_idx],
-            space=space,
-            higher_is_better=higher_is_better,
-        )
-        scores = combine(components, chosen)
-        if splits is not None:
-            splits.append((eval_idx, scores))
-        r = rank_correlation(scores[eval_idx], truth[eval_idx], higher_is_better, n_boot=0)
-        for key in per_split:
-            per_split[key].append(getattr(r, key))
-        alphas.append(chosen.alpha)
-        betas.append(chosen.beta)
-        aggregates.append(chosen.aggregate)
-        if first_scores is None:
-            first_scores = scores
-    result: dict[str, Any] = {"n": n - k}
-    for key, values in per_split.items():
-        v = np.array(values)
-        result[key] = float(np.nanmean(v))
-        result[f"{key}_std"] = float(np.nanstd(v))
-    for key in ("spearman", "kendall"):
-        lo, hi = np.nanpercentile(per_split[key], [2.5, 97.5])
-        result[f"{key}_ci"] = [float(lo), float(hi)]
+    fits = _fit_on_splits(components, truth, higher_is_better, strategy, k, repeats, seed, space, splits)
+    result = fits.summary(n - k)
     result.update(
-        alpha=float(np.mean(alphas)),
-        alpha_std=float(np.std(alphas)),
-        alphas=[round(a, 4) for a in alphas],
-        beta=float(np.mean(betas)),
-        beta_std=float(np.std(betas)),
-        betas=[round(b, 4) for b in betas],
-        aggregates=aggregates,
-        aggregate=max(set(aggregates), key=aggregates.count),
         alpha_strategy=str(shown),
         protocol={
             "fit_on": k,
@@ -123,5 +77,101 @@ def evaluate_balanced(
             f"refitted on {k} random architectures and judged on the other {n - k}; mean/std over "
             f"{repeats} splits"
         )
-    assert first_scores is not None
-    return first_scores, result
+    assert fits.first_scores is not None
+    return fits.first_scores, result
+
+
+def _judge_everywhere(
+    components: dict[str, np.ndarray],
+    chosen: Balance,
+    truth: np.ndarray,
+    higher_is_better: bool,
+    seed: int,
+    strategy: AlphaStrategy,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """A label-free balance: it saw no labels, so it is judged on every architecture."""
+    scores = combine(components, chosen)
+    result = rank_correlation(scores, truth, higher_is_better, seed=seed).as_dict()
+    result.update(
+        alpha=chosen.alpha,
+        aggregate=chosen.aggregate,
+        beta=chosen.beta,
+        alpha_strategy=str(strategy),
+        balance_reason=chosen.reason,
+    )
+    return scores, result
+
+
+@dataclass
+class _SplitFits:
+    """Per random split: the held-out correlations and the balance fitted on the rest."""
+
+    per_split: dict[str, list[float]] = field(
+        default_factory=lambda: {"spearman": [], "kendall": [], "pearson": [], "top10_precision": []}
+    )
+    alphas: list[float] = field(default_factory=list)
+    betas: list[float] = field(default_factory=list)
+    aggregates: list[str] = field(default_factory=list)
+    first_scores: np.ndarray | None = None  # the first split's balance, for inspection only
+
+    def summary(self, n_eval: int) -> dict[str, Any]:
+        """Mean and std over the splits of each correlation and of the fitted balance."""
+        result: dict[str, Any] = {"n": n_eval}
+        for key, values in self.per_split.items():
+            v = np.array(values)
+            result[key] = float(np.nanmean(v))
+            result[f"{key}_std"] = float(np.nanstd(v))
+        for key in ("spearman", "kendall"):
+            lo, hi = np.nanpercentile(self.per_split[key], [2.5, 97.5])
+            result[f"{key}_ci"] = [float(lo), float(hi)]
+        result.update(
+            alpha=float(np.mean(self.alphas)),
+            alpha_std=float(np.std(self.alphas)),
+            alphas=[round(a, 4) for a in self.alphas],
+            beta=float(np.mean(self.betas)),
+            beta_std=float(np.std(self.betas)),
+            betas=[round(b, 4) for b in self.betas],
+            aggregates=self.aggregates,
+            aggregate=max(set(self.aggregates), key=self.aggregates.count),
+        )
+        return result
+
+
+def _fit_on_splits(
+    components: dict[str, np.ndarray],
+    truth: np.ndarray,
+    higher_is_better: bool,
+    strategy: AlphaStrategy,
+    k: int,
+    repeats: int,
+    seed: int,
+    space: Any,
+    splits: list[tuple[np.ndarray, np.ndarray]] | None,
+) -> _SplitFits:
+    """``repeats`` random splits: the balance fitted on ``k`` labelled architectures, judged on
+    the others only (each split's ``(held-out indices, scores)`` appended to ``splits``)."""
+    n = len(truth)
+    rng = np.random.default_rng(seed)
+    fits = _SplitFits()
+    for _ in range(repeats):
+        order = rng.permutation(n)
+        fit_idx, eval_idx = order[:k], order[k:]
+        chosen = choose(
+            strategy,
+            {c: v[fit_idx] for c, v in components.items()},
+            truth[fit_idx],
+            space=space,
+            higher_is_better=higher_is_better,
+        )
+        scores = combine(components, chosen)
+        if splits is not None:
+            splits.append((eval_idx, scores))
+        r = rank_correlation(scores[eval_idx], truth[eval_idx], higher_is_better, n_boot=0)
+        for key in fits.per_split:
+            fits.per_split[key].append(getattr(r, key))
+        fits.alphas.append(chosen.alpha)
+        fits.betas.append(chosen.beta)
+        fits.aggregates.append(chosen.aggregate)
+        if fits.first_scores is None:
+            fits.first_scores = scores
+    return fits

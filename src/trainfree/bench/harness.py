@@ -129,63 +129,21 @@ def run_benchmark(
     batch_size = ProxyContext().batch_size if batch_size is None else int(batch_size)
     options = dict(options or {})
     n = len(bench.entries)
-    raw: dict[str, list[Any]] = {p.name: [math.nan] * n for p in proxies}
-    seconds = {p.name: np.zeros(n) for p in proxies}
-    errors: dict[str, dict[str, str]] = {p.name: {} for p in proxies}
+    collected = _Collected.empty([p.name for p in proxies], n, [e.id for e in bench.entries], on_step)
     invalid_before = cache.invalid if cache else 0
-    done = 0
-
-    def record(i: int, results: dict[str, tuple[Any, float, str | None]]) -> None:
-        nonlocal done
-        for name, (value, secs, error) in results.items():
-            seconds[name][i] = secs
-            if error is not None:
-                errors[name][bench.entries[i].id] = error
-            else:
-                raw[name][i] = value
-        done += 1
-        if on_step:
-            on_step(done)
-
     n_workers = default_workers(proxies, n) if workers is None else max(1, int(workers))
     n_workers = min(n_workers, max(1, n))
     settings = {"seed": seed, "seq_len": seq_len, "batch_size": batch_size, "options": options}
     runner = ProxyRunner(bench.space, settings, workers=n_workers, cache=cache, executor=executor)
     try:
-        runner.score([e.config for e in bench.entries], [p.name for p in proxies], record)
+        runner.score([e.config for e in bench.entries], [p.name for p in proxies], collected.record)
     finally:
         runner.close()
 
     truth = np.array([e.ground_truth for e in bench.entries])
     sizes = _sizes(bench)
-    runs = {}
-    for p in proxies:
-        if p.balanced:
-            comps = _stack_components(raw[p.name])
-            splits: list[tuple[np.ndarray, np.ndarray]] = []
-            if comps:
-                scores, result = evaluate_balanced(
-                    comps,
-                    truth,
-                    bench.higher_is_better,
-                    alpha or AlphaStrategy("heuristic"),
-                    repeats,
-                    seed,
-                    space=bench.space,
-                    ids=[e.id for e in bench.entries],
-                    splits=splits,
-                    proxy=p.name,
-                )
-            else:  # failed on every architecture
-                scores = np.full(n, math.nan)
-                result = rank_correlation(scores, truth, bench.higher_is_better, seed=seed).as_dict()
-            runs[p.name] = ProxyRun(
-                p.name, scores, seconds[p.name], result, errors[p.name], comps, splits or None
-            )
-        else:
-            scores = np.array(raw[p.name], dtype=np.float64)
-            result = rank_correlation(scores, truth, bench.higher_is_better, seed=seed).as_dict()
-            runs[p.name] = ProxyRun(p.name, scores, seconds[p.name], result, errors[p.name])
+    strategy = alpha or AlphaStrategy("heuristic")
+    runs = {p.name: _evaluate(p, collected, bench, truth, strategy, repeats, seed) for p in proxies}
     for run in runs.values():
         run.result["tau_iso"] = tau_iso(run.scores, truth, sizes, bench.higher_is_better)
     return BenchmarkScores(
@@ -198,6 +156,80 @@ def run_benchmark(
         batch_size=batch_size,
         settings=settings,
     )
+
+
+@dataclass
+class _Collected:
+    """What the runner returned, per proxy and architecture: the raw value (a score, or a
+    balanced proxy's components; NaN where it failed), the seconds and the errors by id."""
+
+    ids: list[str]
+    raw: dict[str, list[Any]]
+    seconds: dict[str, np.ndarray]
+    errors: dict[str, dict[str, str]]
+    on_step: Callable[[int], None] | None = None
+    done: int = 0
+
+    @classmethod
+    def empty(
+        cls, names: list[str], n: int, ids: list[str], on_step: Callable[[int], None] | None
+    ) -> _Collected:
+        return cls(
+            ids,
+            {name: [math.nan] * n for name in names},
+            {name: np.zeros(n) for name in names},
+            {name: {} for name in names},
+            on_step,
+        )
+
+    def record(self, i: int, results: dict[str, tuple[Any, float, str | None]]) -> None:
+        """The runner's callback: architecture ``i``'s results, one per proxy."""
+        for name, (value, secs, error) in results.items():
+            self.seconds[name][i] = secs
+            if error is not None:
+                self.errors[name][self.ids[i]] = error
+            else:
+                self.raw[name][i] = value
+        self.done += 1
+        if self.on_step:
+            self.on_step(self.done)
+
+
+def _evaluate(
+    p: Proxy,
+    collected: _Collected,
+    bench: Benchmark,
+    truth: np.ndarray,
+    alpha: AlphaStrategy,
+    repeats: int,
+    seed: int,
+) -> ProxyRun:
+    """One proxy's run, evaluated against ``truth``: a balanced proxy's components through its
+    balance (``alpha``; ``fit:K`` over ``repeats`` splits), a plain proxy's scores as they are."""
+    seconds, errors = collected.seconds[p.name], collected.errors[p.name]
+    if not p.balanced:
+        scores = np.array(collected.raw[p.name], dtype=np.float64)
+        result = rank_correlation(scores, truth, bench.higher_is_better, seed=seed).as_dict()
+        return ProxyRun(p.name, scores, seconds, result, errors)
+    comps = _stack_components(collected.raw[p.name])
+    splits: list[tuple[np.ndarray, np.ndarray]] = []
+    if comps:
+        scores, result = evaluate_balanced(
+            comps,
+            truth,
+            bench.higher_is_better,
+            alpha,
+            repeats,
+            seed,
+            space=bench.space,
+            ids=collected.ids,
+            splits=splits,
+            proxy=p.name,
+        )
+    else:  # failed on every architecture
+        scores = np.full(len(truth), math.nan)
+        result = rank_correlation(scores, truth, bench.higher_is_better, seed=seed).as_dict()
+    return ProxyRun(p.name, scores, seconds, result, errors, comps, splits or None)
 
 
 def _stack_components(rows: list[Any]) -> dict[str, np.ndarray]:

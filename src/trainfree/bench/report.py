@@ -35,7 +35,7 @@ import numpy as np
 
 from trainfree.bench.harness import BenchmarkScores, ProxyRun
 from trainfree.bench.loaders import Benchmark
-from trainfree.bench.score_cache import atomic_write_bytes
+from trainfree.bench.report_plot import write_scatter
 from trainfree.io import atomic_write_text
 from trainfree.proxies import get_proxy
 
@@ -256,10 +256,18 @@ def markdown(
 ) -> str:
     """The Markdown report: settings, the comparison table, failures, plots."""
     rows = rows if rows is not None else summary_rows(scores.runs)
-    plot_files = plot_files or {}
+    lines = _settings_lines(bench, scores, title)
+    lines += _proxy_table(rows, plot_files or {})
+    lines += selection_markdown(bench, scores.runs, rows)
+    lines += _failure_lines(scores.runs)
+    return "\n".join(lines)
+
+
+def _settings_lines(bench: Benchmark, scores: BenchmarkScores, title: str | None) -> list[str]:
+    """The title and what the run was: benchmark, ground truth, proxy settings, time, cache."""
     s = scores.settings
     sign = "higher" if bench.higher_is_better else "lower"
-    lines = [
+    return [
         f"# {title or f'Proxy comparison on {bench.space.name}'}",
         "",
         f"- benchmark: `{bench.path}` ({len(bench)} architectures"
@@ -273,6 +281,12 @@ def markdown(
         f"{scores.computed} scores computed, {scores.cached} read from the cache"
         + (f", {scores.invalid} invalid cache entries recomputed" if scores.invalid else ""),
         "",
+    ]
+
+
+def _proxy_table(rows: list[dict[str, Any]], plot_files: dict[str, Path]) -> list[str]:
+    """The comparison table, one row per proxy (linked to its plot), and the notes it needs."""
+    lines = [
         "| proxy | n | Spearman [95% CI] | Kendall [95% CI] | top-10% | tau_iso | ms/arch | data | grad "
         "| errors |",
         "|---|---:|---|---|---:|---:|---:|:-:|:-:|---:|",
@@ -303,8 +317,13 @@ def markdown(
         "that need the model; for cached scores, the time measured when they were computed.",
         "",
     ]
-    lines += selection_markdown(bench, scores.runs, rows)
-    failures = [(name, run) for name, run in scores.runs.items() if run.errors]
+    return lines
+
+
+def _failure_lines(runs: dict[str, ProxyRun]) -> list[str]:
+    """One line per proxy that failed somewhere: how often, and its first error."""
+    lines: list[str] = []
+    failures = [(name, run) for name, run in runs.items() if run.errors]
     if failures:
         lines += ["## Failures", ""]
         for name, run in failures:
@@ -314,7 +333,7 @@ def markdown(
                 f"e.g. `{eid}`: {msg}"
             )
         lines.append("")
-    return "\n".join(lines)
+    return lines
 
 
 def selection_markdown(bench: Benchmark, runs: dict[str, ProxyRun], rows: list[dict[str, Any]]) -> list[str]:
@@ -357,34 +376,3 @@ def _f(x: Any, digits: int = 3) -> str:
     if x is None or (isinstance(x, float) and not math.isfinite(x)):
         return "nan"
     return f"{x:.{digits}f}"
-
-
-def write_scatter(path: str | Path, bench: Benchmark, run: ProxyRun) -> Path:
-    """Score (x) against ground truth (y) of one proxy, written atomically as PNG."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    x = np.asarray(run.scores, dtype=np.float64)
-    y = np.array([e.ground_truth for e in bench.entries], dtype=np.float64)
-    ok = np.isfinite(x) & np.isfinite(y)
-    fig = Figure(figsize=(5.0, 4.0), dpi=100)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    ax.scatter(x[ok], y[ok], s=9, alpha=0.7, edgecolors="none")
-    if ok.sum() >= 2 and (x[ok] > 0).all() and x[ok].max() / x[ok].min() > 100:
-        ax.set_xscale("log")
-    if ok.sum() >= 2 and (y[ok] > 0).all() and y[ok].max() / y[ok].min() > 10:
-        ax.set_yscale("log")
-    r = run.result
-    rho = r.get("spearman", float("nan"))
-    label = "held-out mean " if "protocol" in r else ""
-    ax.set_title(
-        f"{run.name} on {bench.space.name}: {label}Spearman rho = {rho:.3f} (n = {r['n']})", fontsize=9
-    )
-    ax.set_xlabel(f"{run.name} score (higher = better)")
-    ax.set_ylabel(f"{bench.target} ({'higher' if bench.higher_is_better else 'lower'} is better)")
-    ax.grid(True, alpha=0.3)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return atomic_write_bytes(path, buf.getvalue())

@@ -34,8 +34,13 @@ def bench_page(bench: Any, runs: dict[str, Any], rows: list[dict[str, Any]], tit
     header = ["proxy", "n", "Spearman", "95% interval", "Kendall", "top-10%", "ms/arch", "needs"]
     table = [
         [
-            r["proxy"], r["n"], _f(r["spearman"]), f"{_f(r['spearman_lo'], 2)} to {_f(r['spearman_hi'], 2)}",
-            _f(r["kendall"]), _f(r.get("top10_precision"), 2), _f(r["ms_per_arch"], 1),
+            r["proxy"],
+            r["n"],
+            _f(r["spearman"]),
+            f"{_f(r['spearman_lo'], 2)} to {_f(r['spearman_hi'], 2)}",
+            _f(r["kendall"]),
+            _f(r.get("top10_precision"), 2),
+            _f(r["ms_per_arch"], 1),
             "+".join(k for k in ("data", "grad") if r[f"needs_{k}"]) or "config",
         ]
         for r in rows
@@ -45,15 +50,24 @@ def bench_page(bench: Any, runs: dict[str, Any], rows: list[dict[str, Any]], tit
     ids = [str(e.id) for e in bench.entries]
     for r in rows:
         run = runs[r["proxy"]]
-        fig = go.Figure(go.Scatter(
-            x=np.asarray(run.scores, float).tolist(), y=truth.tolist(), mode="markers",
-            marker={"size": 5, "color": "#1f77b4", "opacity": 0.7}, hovertext=ids,
-            hoverinfo="text+x+y", uid=f"proxy-{r['proxy']}",
-        ))
+        fig = go.Figure(
+            go.Scatter(
+                x=np.asarray(run.scores, float).tolist(),
+                y=truth.tolist(),
+                mode="markers",
+                marker={"size": 5, "color": "#1f77b4", "opacity": 0.7},
+                hovertext=ids,
+                hoverinfo="text+x+y",
+                uid=f"proxy-{r['proxy']}",
+            )
+        )
         fig.update_layout(
             title={"text": f"{r['proxy']}: Spearman {_f(r['spearman'])}", "font": {"size": 13}},
-            xaxis_title=f"{r['proxy']} (higher is better)", yaxis_title=bench.target, height=340,
-            template="plotly_white", margin={"l": 60, "r": 20, "t": 40, "b": 45},
+            xaxis_title=f"{r['proxy']} (higher is better)",
+            yaxis_title=bench.target,
+            height=340,
+            template="plotly_white",
+            margin={"l": 60, "r": 20, "t": 40, "b": 45},
         )
         page.figure(fig)
     return page

@@ -6,15 +6,9 @@ imports without it. ``import trainfree.export.hf_model`` registers the model cla
 ``AutoConfig`` and ``AutoModel*``.
 """
 
-from trainfree.export.export import (
-    AS_CHOICES,
-    FORMATS,
-    ExportResult,
-    export_config,
-    export_run,
-    read_config_file,
-    resolve_config,
-)
+from trainfree.export.export import AS_CHOICES, FORMATS, ExportResult, export_config
+from trainfree.export.from_run import export_run
+from trainfree.spaces.configfile import read_config_file, resolve_config
 
 __all__ = [
     "AS_CHOICES",

@@ -68,7 +68,7 @@ def _shapes(space: Any, config: Any) -> tuple[tuple[int, int], list[tuple[int, i
 def export_onnx(space: Any, config: Any, model: torch.nn.Module, path: Path) -> dict[str, Any]:
     """Write ``space.inference`` of ``model`` to ``path`` and check it with ONNX Runtime.
     Returns what was checked (shapes, max abs difference, exporter)."""
-    import onnxruntime as ort
+    import onnxruntime  # noqa: F401 - missing: fail before exporting, not after
 
     model = model.eval()
     wrapper = _Inference(space, model).eval()
@@ -82,35 +82,9 @@ def export_onnx(space: Any, config: Any, model: torch.nn.Module, path: Path) -> 
         with warnings.catch_warnings(), torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
             if lts:
-                torch.onnx.export(
-                    wrapper,
-                    (ids,),
-                    str(path),
-                    dynamo=False,
-                    input_names=["input_ids"],
-                    output_names=["output"],
-                    opset_version=OPSET_TORCHSCRIPT,
-                    dynamic_axes={
-                        "input_ids": {0: "batch", 1: "sequence"},
-                        "output": {0: "batch", 1: "sequence"},
-                    },
-                )
+                _export_torchscript(wrapper, ids, path)
             else:
-                _require_onnxscript()
-                seq = torch.export.Dim("sequence", min=1, max=space.max_seq_len(config))
-                torch.onnx.export(
-                    wrapper,
-                    (ids,),
-                    str(path),
-                    dynamo=True,
-                    input_names=["input_ids"],
-                    output_names=["output"],
-                    opset_version=OPSET_DYNAMO,
-                    dynamic_shapes={"input_ids": {0: torch.export.Dim("batch", min=1), 1: seq}},
-                    verbose=False,
-                    optimize=True,
-                    external_data=False,  # one self-contained file (FlexiBERT models are small)
-                )
+                _export_dynamo(wrapper, ids, path, space.max_seq_len(config))
     except TrainfreeError:
         raise
     except Exception as exc:
@@ -118,6 +92,63 @@ def export_onnx(space: Any, config: Any, model: torch.nn.Module, path: Path) -> 
         raise TrainfreeError(f"ONNX export failed: {type(exc).__name__}: {first}") from None
     finally:
         quiet.setLevel(level)
+    worst = _check(space, config, wrapper, path, checks)
+    return {
+        "exporter": "torchscript" if lts else "dynamo",
+        "opset": OPSET_TORCHSCRIPT if lts else OPSET_DYNAMO,
+        "input": "input_ids int64 [batch, sequence]",
+        "output": "log-probabilities [batch, sequence, vocab]"
+        if lts
+        else "last hidden state [batch, sequence, hidden]",
+        "checked_shapes": [list(s) for s in checks],
+        "max_abs_diff": worst,
+    }
+
+
+def _export_torchscript(wrapper: torch.nn.Module, ids: torch.Tensor, path: Path) -> None:
+    """The LTS models: traced (the adaptive embedding's data-dependent gather, which
+    ``torch.export`` refuses), batch and sequence axes declared dynamic."""
+    torch.onnx.export(
+        wrapper,
+        (ids,),
+        str(path),
+        dynamo=False,
+        input_names=["input_ids"],
+        output_names=["output"],
+        opset_version=OPSET_TORCHSCRIPT,
+        dynamic_axes={
+            "input_ids": {0: "batch", 1: "sequence"},
+            "output": {0: "batch", 1: "sequence"},
+        },
+    )
+
+
+def _export_dynamo(wrapper: torch.nn.Module, ids: torch.Tensor, path: Path, longest: int) -> None:
+    """FlexiBERT: ``torch.export`` (FFT mixers, unfold convolutions), sequences up to ``longest``."""
+    _require_onnxscript()
+    seq = torch.export.Dim("sequence", min=1, max=longest)
+    torch.onnx.export(
+        wrapper,
+        (ids,),
+        str(path),
+        dynamo=True,
+        input_names=["input_ids"],
+        output_names=["output"],
+        opset_version=OPSET_DYNAMO,
+        dynamic_shapes={"input_ids": {0: torch.export.Dim("batch", min=1), 1: seq}},
+        verbose=False,
+        optimize=True,
+        external_data=False,  # one self-contained file (FlexiBERT models are small)
+    )
+
+
+def _check(
+    space: Any, config: Any, wrapper: torch.nn.Module, path: Path, checks: list[tuple[int, int]]
+) -> float:
+    """The largest difference between ONNX Runtime and PyTorch on the ``checks`` shapes (not the
+    traced one, so that a shape frozen into the graph shows); raises beyond :data:`ONNX_ATOL`."""
+    import onnxruntime as ort
+
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     worst = 0.0
     for i, (cb, ct) in enumerate(checks):
@@ -134,16 +165,7 @@ def export_onnx(space: Any, config: Any, model: torch.nn.Module, path: Path) -> 
         raise TrainfreeError(
             f"ONNX check failed: ONNX Runtime differs from PyTorch by {worst:.2e} (> {ONNX_ATOL})"
         )
-    return {
-        "exporter": "torchscript" if lts else "dynamo",
-        "opset": OPSET_TORCHSCRIPT if lts else OPSET_DYNAMO,
-        "input": "input_ids int64 [batch, sequence]",
-        "output": "log-probabilities [batch, sequence, vocab]"
-        if lts
-        else "last hidden state [batch, sequence, hidden]",
-        "checked_shapes": [list(s) for s in checks],
-        "max_abs_diff": worst,
-    }
+    return worst
 
 
 def _require_onnxscript() -> None:

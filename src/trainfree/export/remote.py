@@ -4,7 +4,7 @@
 may import only ``torch``, ``transformers`` and the standard library. Rather than keep a
 second copy of the models (which would drift from the searched ones), the file is generated
 from trainfree's own source: starting from the config and model classes of a family
-(:data:`trainfree.export.hf_model.FAMILIES`), every module-level name they use is followed
+(:data:`trainfree.export.families.FAMILIES`), every module-level name they use is followed
 to its definition, trainfree imports included, and the defining statements are copied
 verbatim, dependencies first. Third-party imports are kept as import lines. The result is
 one source of truth: a change to ``spaces/gpt2.py`` changes the next export.
@@ -27,8 +27,11 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from trainfree._version import __version__
 from trainfree.errors import TrainfreeError
+from trainfree.export.families import FAMILIES, auto_map
 from trainfree.export.hf_config import REMOTE_MODULE
+from trainfree.io import atomic_write_json, atomic_write_text
 
 
 class RemoteCodeError(TrainfreeError):
@@ -137,10 +140,8 @@ class _Collector:
 
 
 def modeling_source(model_type: str) -> str:
-    """The text of ``modeling_trainfree.py`` for one family (``trainfree-gpt2``...)."""
-    from trainfree import __version__
-    from trainfree.export.hf_model import FAMILIES
-
+    """The text of ``modeling_trainfree.py`` for one family (``trainfree-gpt2``...): a family
+    declared by a module that is imported (``import trainfree.export.hf_model`` imports them all)."""
     config_class, models = FAMILIES[model_type]
     collector = _Collector()
     for cls in (config_class, *models.values()):
@@ -166,9 +167,6 @@ def write_remote_code(folder: str | os.PathLike, model_type: str) -> Path:
     """Write ``modeling_trainfree.py`` for ``model_type`` into ``folder`` and make sure the
     folder's ``config.json`` (if any) points ``auto_map`` at it, so that a model created with
     ``from_config`` and saved by trainfree's classes also loads with ``trust_remote_code``."""
-    from trainfree.export.hf_model import auto_map
-    from trainfree.io import atomic_write_json, atomic_write_text
-
     folder = Path(folder)
     config_path = folder / "config.json"
     if config_path.exists():

@@ -40,7 +40,7 @@ def stock_gpt2_problem(config: LTSConfig) -> str | None:
 
 def to_stock_gpt2(config: LTSConfig, model: torch.nn.Module):
     """A ``GPT2LMHeadModel`` computing the same function as trainfree's ``GPT2LM`` ``model``."""
-    from transformers import GPT2Config, GPT2LMHeadModel
+    from transformers import GPT2LMHeadModel
 
     problem = stock_gpt2_problem(config)
     if problem is not None:
@@ -51,8 +51,25 @@ def to_stock_gpt2(config: LTSConfig, model: torch.nn.Module):
     bias = model.head.out_layers_biases[0]
     if bool(bias.detach().abs().max() > 0):
         raise TrainfreeError("--as gpt2: the output bias is not zero, and stock GPT-2's lm_head has no bias")
+    stock = GPT2LMHeadModel(_stock_config(config))
+    state = _stock_state(model)
+    result = stock.load_state_dict({k: v.detach().contiguous() for k, v in state.items()}, strict=False)
+    left = [k for k in result.missing_keys if not k.endswith(".attn.bias") and "masked_bias" not in k]
+    if left or result.unexpected_keys:
+        raise TrainfreeError(
+            f"--as gpt2: weight mapping incomplete (missing {left}, unexpected {result.unexpected_keys})"
+        )
+    stock.generation_config.max_length = config.tgt_len
+    return stock.eval()
+
+
+def _stock_config(config: LTSConfig):
+    """The ``GPT2Config`` of a homogeneous ``config``: GPT-2's own names for the same sizes;
+    ``lm_head`` untied, since ``wte`` holds the embedding times its scale and ``lm_head`` the table."""
+    from transformers import GPT2Config
+
     d = config.d_model
-    hf_config = GPT2Config(
+    return GPT2Config(
         vocab_size=config.n_token,
         n_positions=config.tgt_len,
         n_embd=d,
@@ -68,7 +85,11 @@ def to_stock_gpt2(config: LTSConfig, model: torch.nn.Module):
         tie_word_embeddings=False,
         use_cache=True,
     )
-    stock = GPT2LMHeadModel(hf_config)
+
+
+def _stock_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """``GPT2LMHeadModel`` state-dict names -> trainfree's tensors: ``Conv1D`` weights are the
+    transposes of trainfree's ``Linear`` ones, and ``wte`` holds the embedding with its scale."""
     table = model.embedding.wte.emb_layers[0].weight.detach()
     state = {
         "transformer.wte.weight": table * model.embedding.wte.emb_scale,
@@ -93,11 +114,4 @@ def to_stock_gpt2(config: LTSConfig, model: torch.nn.Module):
             p + "mlp.c_proj.weight": block.ffn.c_proj.weight.t(),
             p + "mlp.c_proj.bias": block.ffn.c_proj.bias,
         }
-    result = stock.load_state_dict({k: v.detach().contiguous() for k, v in state.items()}, strict=False)
-    left = [k for k in result.missing_keys if not k.endswith(".attn.bias") and "masked_bias" not in k]
-    if left or result.unexpected_keys:
-        raise TrainfreeError(
-            f"--as gpt2: weight mapping incomplete (missing {left}, unexpected {result.unexpected_keys})"
-        )
-    stock.generation_config.max_length = config.tgt_len
-    return stock.eval()
+    return state

@@ -54,55 +54,47 @@ from __future__ import annotations
 import hashlib
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from scipy import stats
 
-from trainfree.proxies.spectral import EMBEDDING
+from trainfree.proxies.balance_fit import ALPHAS, BETAS, EQUAL_EMBEDDINGS, fit_balance, kendall_taus
+from trainfree.proxies.balance_score import (
+    AGGREGATIONS,
+    SAFE_DEFAULT,
+    Balance,
+    ProxyValue,
+    combine,
+    component_names,
+)
 from trainfree.proxies.transferred import TRANSFERRED
 
-AGGREGATIONS = ("sum", "layer")
-ALPHAS = np.linspace(0.0, 1.0, 101)
-BETAS = np.linspace(0.0, 1.0, 21)
-#: Embedding log-capacities closer than this (1% in capacity) count as equal, and beta stays 0:
-#: zerolm's fresh-initialisation spectra carry about 0.3% seed noise, not a signal to fit.
-EQUAL_EMBEDDINGS = 0.01
-
-
-@dataclass(frozen=True)
-class Balance:
-    """A chosen balance: the weight of attention, the layer aggregation and the weight of the
-    embedding (0: left out)."""
-
-    alpha: float
-    aggregate: str = "sum"
-    beta: float = 0.0
-    reason: str = field(default="", compare=False)  # why this balance, for reports
-    #: the space whose published benchmark this balance was fitted on ("": none)
-    source: str = field(default="", compare=False)
-
-    def __post_init__(self) -> None:
-        if self.aggregate not in AGGREGATIONS:
-            raise ValueError(f"aggregate is {self.aggregate!r}; expected one of {AGGREGATIONS}")
-        for name in ("alpha", "beta"):
-            if not np.isfinite(getattr(self, name)):
-                raise ValueError(f"{name} is {getattr(self, name)!r}; expected a finite number")
-
-    @classmethod
-    def from_dict(cls, d: Any) -> Balance:
-        """A balance saved as JSON (a run's log); ValueError, naming the field, if it is not one."""
-        if not isinstance(d, Mapping):
-            raise ValueError(f"balance is {type(d).__name__}; expected an object")
-        try:
-            numbers = {k: float(d[k]) for k in ("alpha", "beta") if k in d}
-            if "alpha" not in numbers or isinstance(d["alpha"], bool):
-                raise ValueError("alpha missing")
-            texts = {k: str(d[k]) for k in ("aggregate", "reason", "source") if k in d}
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"balance: alpha and beta must be numbers ({exc})") from None
-        return cls(**numbers, **texts)
+__all__ = [  # the balance's value and its fit, re-exported: callers import them from here
+    "AGGREGATIONS",
+    "AGGREGATION_PRIORS",
+    "ALPHAS",
+    "BETAS",
+    "EQUAL_EMBEDDINGS",
+    "MIN_POPULATION",
+    "SAFE_DEFAULT",
+    "AlphaStrategy",
+    "Balance",
+    "ProxyValue",
+    "carried_balance",
+    "choose",
+    "combine",
+    "component_names",
+    "entry_digest",
+    "fit_balance",
+    "fitted_on",
+    "heuristic_balance",
+    "kendall_taus",
+    "parse_alpha",
+    "prior_balance",
+    "transferred_balance",
+]
 
 
 #: label-free aggregation priors per space: (aggregation, the reason, stated)
@@ -112,8 +104,6 @@ AGGREGATION_PRIORS: dict[str, tuple[str, str]] = {
     "flexibert": ("layer", "transferred from the space's published benchmark (NAS-Bench-BERT)"),
     "flexibert-published": ("layer", "transferred from the space's published benchmark (NAS-Bench-BERT)"),
 }
-#: what a label-free choice falls back to: equal weights, capacities summed over layers
-SAFE_DEFAULT = Balance(0.5, "sum", reason="safe default: alpha 0.5, sum (no prior for this space)")
 #: the fewest finite architectures a population rule (``agreement``) decides on
 MIN_POPULATION = 20
 
@@ -131,30 +121,6 @@ class AlphaStrategy:
         if self.kind == "fixed":
             return f"{self.alpha:g}"
         return f"fit:{self.k}" if self.kind == "fit" else self.kind
-
-
-@dataclass(frozen=True)
-class ProxyValue:
-    """One proxy evaluation of one architecture: a score, or a balanced proxy's components
-    (sub-module log-capacities) that a :class:`Balance` turns into a score."""
-
-    score: float | None = None
-    components: Mapping[str, float] | None = None
-
-    @classmethod
-    def of(cls, raw: float | Mapping[str, float]) -> ProxyValue:
-        return cls(components=dict(raw)) if isinstance(raw, Mapping) else cls(score=float(raw))
-
-    @property
-    def balanced(self) -> bool:
-        return self.components is not None
-
-    def value(self, balance: Balance | None = None) -> float:
-        """The score; a balanced value needs the population's ``balance`` (default: the
-        safe default)."""
-        if self.components is None:
-            return float(self.score)  # type: ignore[arg-type]
-        return float(combine(self.components, balance or SAFE_DEFAULT))
 
 
 def parse_alpha(text: str) -> AlphaStrategy:
@@ -285,23 +251,6 @@ def fitted_on(balance: Balance, ids: Sequence[str], truth: np.ndarray) -> bool:
     return any(entry_digest(i, t) in known for i, t in zip(ids, truth, strict=True))
 
 
-def component_names(aggregate: str) -> tuple[str, str]:
-    return f"attention_{aggregate}", f"ffn_{aggregate}"
-
-
-def combine(components: Mapping[str, np.ndarray], balance: Balance) -> np.ndarray:
-    """Scores of a population (or one architecture) under ``balance``."""
-    a_key, f_key = component_names(balance.aggregate)
-    a = np.asarray(components[a_key], dtype=np.float64)
-    f = np.asarray(components[f_key], dtype=np.float64)
-    score = balance.alpha * a + (1.0 - balance.alpha) * f
-    if balance.beta != 0.0:
-        if EMBEDDING not in components:
-            raise ValueError(f"beta is {balance.beta}, but the components have no {EMBEDDING!r} entry")
-        score = score + balance.beta * np.asarray(components[EMBEDDING], dtype=np.float64)
-    return score
-
-
 def _drop_non_finite(
     components: Mapping[str, np.ndarray], ids: Sequence[str] | None
 ) -> dict[str, np.ndarray]:
@@ -350,64 +299,3 @@ def _unsure(why: str) -> Balance:
         stacklevel=4,
     )
     return Balance(SAFE_DEFAULT.alpha, SAFE_DEFAULT.aggregate, reason=f"safe default: {why}")
-
-
-def fit_balance(
-    components: Mapping[str, np.ndarray],
-    truth: np.ndarray,
-    higher_is_better: bool = True,
-    aggregates: Sequence[str] = AGGREGATIONS,
-    tolerance: float = 0.01,
-) -> Balance:
-    """Aggregation, alpha and beta maximising Kendall tau with ``truth`` on the given
-    (labelled) set."""
-    t = np.asarray(truth, dtype=np.float64) * (1.0 if higher_is_better else -1.0)
-    best: tuple[float, Balance] | None = None
-    for agg in aggregates:
-        a_key, f_key = component_names(agg)
-        a, f = np.asarray(components[a_key], float), np.asarray(components[f_key], float)
-        e = np.asarray(components.get(EMBEDDING, np.zeros_like(a)), float)
-        ok = np.isfinite(a) & np.isfinite(f) & np.isfinite(e) & np.isfinite(t)
-        a, f, e, y = a[ok], f[ok], e[ok], t[ok]
-        betas = BETAS if len(e) and np.ptp(e) > EQUAL_EMBEDDINGS else np.zeros(1)
-        alpha_grid, beta_grid = (g.ravel() for g in np.meshgrid(ALPHAS, betas, indexing="ij"))
-        scores = alpha_grid[:, None] * a + (1 - alpha_grid[:, None]) * f + beta_grid[:, None] * e
-        taus = kendall_taus(scores, y)
-        if not np.isfinite(taus).any():
-            continue
-        floor = np.nanmax(taus) - tolerance
-        near = taus >= floor
-        alpha, beta = float(alpha_grid[near].mean()), float(beta_grid[near].mean())
-        score = kendall_taus((alpha * a + (1 - alpha) * f + beta * e)[None], y)[0]
-        if not score >= floor:  # a plateau that is not convex: its nearest point
-            i = int(np.argmin(np.where(near, (alpha_grid - alpha) ** 2 + (beta_grid - beta) ** 2, np.inf)))
-            alpha, beta, score = float(alpha_grid[i]), float(beta_grid[i]), float(taus[i])
-        if best is None or score > best[0]:
-            best = (score, Balance(alpha, agg, beta))
-    if best is None:
-        raise ValueError("cannot fit alpha: no finite Kendall tau on the labelled sample")
-    return best[1]
-
-
-def kendall_taus(scores: np.ndarray, y: np.ndarray, chunk: int = 512) -> np.ndarray:
-    """Kendall tau-b of each row of ``scores`` (``[G, n]``) with ``y`` (``[n]``).
-
-    The same statistic as ``scipy.stats.kendalltau`` (tau-b, ties handled), computed for a
-    whole grid of candidate balances at once from the signs of all pairwise differences:
-    a fit evaluates thousands of candidates, and scipy costs about 0.1 ms per call.
-    NaN where a row or ``y`` is constant or ``n < 3``.
-    """
-    scores = np.atleast_2d(np.asarray(scores, dtype=np.float64))
-    n = scores.shape[1]
-    if n < 3:
-        return np.full(len(scores), np.nan)
-    i, j = np.triu_indices(n, 1)
-    sy = np.sign(y[j] - y[i])
-    ny = np.count_nonzero(sy)
-    out = np.empty(len(scores))
-    for lo in range(0, len(scores), chunk):
-        sx = np.sign(scores[lo : lo + chunk, j] - scores[lo : lo + chunk, i])
-        den = np.sqrt(np.count_nonzero(sx, axis=1) * float(ny))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out[lo : lo + chunk] = np.where(den > 0, (sx @ sy) / den, np.nan)
-    return out

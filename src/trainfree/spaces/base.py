@@ -1,11 +1,12 @@
-"""The contract every search space fulfils, and the genome machinery they share.
+"""The contract every search space fulfils (the genome operators they share are in
+``genome.py``, the config parsers' checks in ``checks.py``).
 
 A search space is one file holding a :class:`SearchSpace` subclass registered with
 ``@register_space("name")`` (its config dataclass and model may live in that file or, when
 they are long, in ``<name>_config.py`` / ``<name>_model.py`` next to it). The subclass
 describes its genome (a fixed-length list of categorical genes, see :class:`Gene`); sampling,
 mutation, crossover and the integer encoding that an evolutionary optimiser needs are derived
-from that description here, once, so that no space re-implements them. A space with a
+from that description once (``genome.py``), so that no space re-implements them. A space with a
 published benchmark declares it in its ``benchmark`` attribute (:class:`BenchmarkSource`:
 where the data lives, which reader reads it, its targets) and implements
 ``config_from_benchmark``; ``trainfree.bench.load_benchmark`` needs nothing else.
@@ -28,13 +29,31 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch
 from torch import nn
 
 from trainfree.errors import ConfigError
+from trainfree.spaces.checks import check_choice, check_int, check_int_list, get_field
+from trainfree.spaces.genome import Gene, GenomeOperators
+
+__all__ = [  # the genome's and the parsers' helpers, re-exported: spaces import them from here
+    "MAX_LAYERS",
+    "BenchmarkSource",
+    "ConfigError",
+    "Gene",
+    "GenomeOperators",
+    "ParamCounts",
+    "SearchSpace",
+    "check_choice",
+    "check_int",
+    "check_int_list",
+    "get_field",
+    "module_groups",
+    "seeded",
+]
 
 C = TypeVar("C")
 
@@ -67,14 +86,6 @@ class ParamCounts:
 
 
 @dataclass(frozen=True)
-class Gene:
-    """One categorical decision of the genome: its name and the values it may take."""
-
-    name: str
-    choices: tuple[Any, ...]
-
-
-@dataclass(frozen=True)
 class BenchmarkSource:
     """Where a space's published benchmark lives and how to read it.
 
@@ -98,8 +109,9 @@ class BenchmarkSource:
         return self.targets[0]
 
 
-class SearchSpace(ABC, Generic[C]):
-    """Base class of a search space: config I/O, genome operators and model building.
+class SearchSpace(GenomeOperators[C], ABC):
+    """Base class of a search space: config I/O, the genome's description, model building;
+    the genome operators are inherited (:class:`~trainfree.spaces.genome.GenomeOperators`).
 
     ``default_values`` holds the value sets of the space (what ``sample`` draws from); pass
     keyword arguments to the constructor to narrow or widen them, e.g.
@@ -197,80 +209,6 @@ class SearchSpace(ABC, Generic[C]):
     @abstractmethod
     def from_genes(self, values: Sequence[Any]) -> C:
         """The config that a full gene-value list describes (unused genes ignored)."""
-
-    @property
-    def n_genes(self) -> int:
-        return len(self._genes)
-
-    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        """Inclusive integer bounds of the encoding, as an optimiser wants them."""
-        upper = np.array([len(g.choices) - 1 for g in self._genes], dtype=np.int64)
-        return np.zeros_like(upper), upper
-
-    def encode(self, config: C) -> np.ndarray:
-        """Integer vector (index of each gene's value in its choices)."""
-        out = np.empty(len(self._genes), dtype=np.int64)
-        for i, (gene, value) in enumerate(zip(self._genes, self.to_genes(config), strict=True)):
-            try:
-                out[i] = gene.choices.index(value)
-            except ValueError:
-                raise ConfigError(
-                    gene.name, value, f"one of {list(gene.choices)} (the space's value set)"
-                ) from None
-        return out
-
-    def gene_values(self, config: C) -> list[float]:
-        """One number per gene, like :meth:`encode` but never refused: a numeric value as it
-        is, another value as its index in the gene's choices, NaN where it is neither (a
-        config from outside the value sets). The inputs of the cost model's shape correction."""
-        out = []
-        for gene, value in zip(self._genes, self.to_genes(config), strict=True):
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                out.append(float(value))
-            else:
-                out.append(float(gene.choices.index(value)) if value in gene.choices else float("nan"))
-        return out
-
-    def decode(self, vector: Sequence[int] | np.ndarray) -> C:
-        vec = np.asarray(vector)
-        if vec.shape != (len(self._genes),):
-            raise ConfigError("<vector>", vec.shape, f"an integer vector of length {len(self._genes)}")
-        values = []
-        for gene, idx in zip(self._genes, vec, strict=True):
-            i = int(idx)
-            if not 0 <= i < len(gene.choices):
-                raise ConfigError(gene.name, i, f"an index in [0, {len(gene.choices) - 1}]")
-            values.append(gene.choices[i])
-        return self.from_genes(values)
-
-    def sample(self, rng: np.random.Generator) -> C:
-        """A uniformly random genome, decoded."""
-        return self.decode([rng.integers(len(g.choices)) for g in self._genes])
-
-    def mutate(self, config: C, rng: np.random.Generator, rate: float | None = None) -> C:
-        """Resample each gene with probability ``rate`` (default 1/#genes) to a *different*
-        value; retried until the decoded architecture differs from the parent."""
-        vec = self.encode(config)
-        rate = 1.0 / len(self._genes) if rate is None else rate
-        mutable = [i for i, g in enumerate(self._genes) if len(g.choices) > 1]
-        if not mutable:
-            return config
-        for _ in range(100):
-            child = vec.copy()
-            hits = [i for i in mutable if rng.random() < rate] or [int(rng.choice(mutable))]
-            for i in hits:
-                n = len(self._genes[i].choices)
-                child[i] = (child[i] + rng.integers(1, n)) % n  # uniform over the others
-            out = self.decode(child)
-            if out != config:
-                return out
-        return out
-
-    def crossover(self, a: C, b: C, rng: np.random.Generator) -> C:
-        """Uniform crossover: each gene from either parent with probability 1/2."""
-        va, vb = self.encode(a), self.encode(b)
-        take_a = rng.random(len(va)) < 0.5
-        return self.decode(np.where(take_a, va, vb))
 
     # ------------------------------------------------------------------ models
     @abstractmethod
@@ -384,38 +322,3 @@ def module_groups(model: nn.Module) -> dict[str, list[tuple[str, nn.Parameter]]]
         add("head", "head", model.head)
     add("other", "", model)
     return groups
-
-
-# ------------------------------------------------------------ validation helpers
-def get_field(data: Mapping[str, Any], field: str, where: str | None = None) -> Any:
-    if field not in data:
-        raise ConfigError(field, None, "a value (the field is missing)", where)
-    return data[field]
-
-
-def check_int(value: Any, field: str, minimum: int = 1, where: str | None = None) -> int:
-    """An int (bools and floats with a fraction refused) no smaller than ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer, float)):
-        raise ConfigError(field, value, f"an integer >= {minimum}", where)
-    if isinstance(value, float) and not value.is_integer():
-        raise ConfigError(field, value, f"an integer >= {minimum}", where)
-    if int(value) < minimum:
-        raise ConfigError(field, value, f"an integer >= {minimum}", where)
-    return int(value)
-
-
-def check_choice(value: Any, field: str, choices: Sequence[Any], where: str | None = None) -> Any:
-    if value not in choices:
-        raise ConfigError(field, value, f"one of {list(choices)}", where)
-    return value
-
-
-def check_int_list(
-    value: Any, field: str, length: int, minimum: int = 1, where: str | None = None
-) -> tuple[int, ...]:
-    """A list of exactly ``length`` ints (a scalar is repeated: homogeneous models)."""
-    if isinstance(value, (list, tuple)):
-        if len(value) != length:
-            raise ConfigError(field, value, f"a list of {length} integers (one per layer)", where)
-        return tuple(check_int(v, f"{field}[{i}]", minimum, where) for i, v in enumerate(value))
-    return (check_int(value, field, minimum, where),) * length

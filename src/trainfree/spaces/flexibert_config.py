@@ -15,7 +15,7 @@ from dataclasses import MISSING, dataclass
 from typing import Any
 
 from trainfree.errors import ConfigError
-from trainfree.spaces.base import check_choice, check_int, get_field
+from trainfree.spaces.checks import check_choice, check_int, get_field
 
 # The operation parameters each operation type accepts (DSC takes any odd kernel size).
 OPERATION_PARAMETERS: dict[str, tuple[str, ...]] = {"SA": ("SDP", "WMA"), "LT": ("DFT", "DCT")}

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from trainfree.errors import ConfigError
-from trainfree.spaces.base import check_int, get_field
+from trainfree.spaces.checks import check_int, get_field
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from trainfree.errors import ConfigError
-from trainfree.spaces.base import check_choice, check_int, check_int_list, get_field
+from trainfree.spaces.checks import check_choice, check_int, check_int_list, get_field
 
 
 @dataclass(frozen=True)
@@ -198,26 +198,7 @@ def config_from_archai(
     n_token = check_int(get_field(d, "n_token", where), "n_token", 2, where)
     n_head = _archai_per_layer(get_field(d, "n_head", where), "n_head", n_layer, gpt2, where)
     d_inner = _archai_per_layer(get_field(d, "d_inner", where), "d_inner", n_layer, gpt2, where)
-    raw_head = -1 if gpt2 else d.get("d_head", -1)  # GPT-2 heads always split d_model
-    if isinstance(raw_head, (list, tuple)):
-        heads = _archai_per_layer(raw_head, "d_head", n_layer, False, where, minimum=-1)
-    else:
-        heads = (check_int(raw_head, "d_head", -1, where),) * n_layer
-    d_head = []
-    for i, (h, e) in enumerate(zip(n_head, heads, strict=True)):
-        if e > 0:
-            d_head.append(e)
-        elif e == 0:
-            raise ConfigError(
-                f"d_head[{i}]" if isinstance(raw_head, (list, tuple)) else "d_head",
-                e,
-                "a positive integer, or -1 for d_model // n_head",
-                where,
-            )
-        elif d_model % h:
-            raise ConfigError(f"n_head[{i}]", h, f"a divisor of d_model={d_model} (d_head is -1)", where)
-        else:
-            d_head.append(d_model // h)
+    d_head = _archai_head_dims(d, n_head, d_model, gpt2, where)
 
     d_embed = check_int(d.get("d_embed", -1), "d_embed", -1, where)
     if d_embed == 0:
@@ -225,25 +206,14 @@ def config_from_archai(
     d_embed = d_model if d_embed < 0 else d_embed
     cutoffs = clean_cutoffs(d.get("cutoffs", []), n_token, where)
     k = len(cutoffs)
-    raw_tie = d.get("tie_projs", [])
-    if isinstance(raw_tie, (str, bytes)) or not isinstance(raw_tie, Sequence):
-        raise ConfigError("tie_projs", raw_tie, "a list of booleans (0/1 allowed), one per cluster", where)
-    for i, t in enumerate(raw_tie):
-        if not isinstance(t, (bool, int, np.integer)):
-            raise ConfigError(f"tie_projs[{i}]", t, "a boolean (or 0/1)", where)
-    if len(raw_tie) == 0:
-        tie_projs = [not bool(d.get("adaptive", True))] + [True] * (k - 1)
-    elif len(raw_tie) < k:
-        raise ConfigError("tie_projs", list(raw_tie), f"at least {k} entries (one per cluster)", where)
-    else:
-        tie_projs = [bool(t) for t in raw_tie[:k]]
+    tie_projs = _archai_tie_projs(d, k, where)
 
     resolved = {
         "n_token": n_token,
         "n_layer": n_layer,
         "d_model": d_model,
         "n_head": n_head,
-        "d_head": tuple(d_head),
+        "d_head": d_head,
         "d_inner": d_inner,
         "d_embed": d_embed,
         "div_val": d.get("div_val", 1),
@@ -264,6 +234,53 @@ def config_from_archai(
         if key in d and not (gpt2 and key in ("mem_len", "clamp_len")):
             resolved[key] = d[key]
     return config_from_dict(resolved, where)
+
+
+def _archai_head_dims(
+    d: Mapping[str, Any], n_head: tuple[int, ...], d_model: int, gpt2: bool, where: str | None
+) -> tuple[int, ...]:
+    """Each layer's ``d_head`` as archai resolves it: a scalar or a per-layer list, ``-1`` for
+    ``d_model // n_head`` (which must divide); GPT-2's config has no ``d_head`` (always -1)."""
+    n_layer = len(n_head)
+    raw_head = -1 if gpt2 else d.get("d_head", -1)  # GPT-2 heads always split d_model
+    if isinstance(raw_head, (list, tuple)):
+        heads = _archai_per_layer(raw_head, "d_head", n_layer, False, where, minimum=-1)
+    else:
+        heads = (check_int(raw_head, "d_head", -1, where),) * n_layer
+    d_head = []
+    for i, (h, e) in enumerate(zip(n_head, heads, strict=True)):
+        if e > 0:
+            d_head.append(e)
+        elif e == 0:
+            raise ConfigError(
+                f"d_head[{i}]" if isinstance(raw_head, (list, tuple)) else "d_head",
+                e,
+                "a positive integer, or -1 for d_model // n_head",
+                where,
+            )
+        elif d_model % h:
+            raise ConfigError(f"n_head[{i}]", h, f"a divisor of d_model={d_model} (d_head is -1)", where)
+        else:
+            d_head.append(d_model // h)
+    return tuple(d_head)
+
+
+def _archai_tie_projs(d: Mapping[str, Any], k: int, where: str | None) -> list[bool]:
+    """``tie_projs`` for ``k`` clusters, as archai reads it: bools or 0/1, extra entries ignored;
+    when absent, the head cluster's projection is tied unless ``adaptive``, the tail's always."""
+    raw_tie = d.get("tie_projs", [])
+    if isinstance(raw_tie, (str, bytes)) or not isinstance(raw_tie, Sequence):
+        raise ConfigError("tie_projs", raw_tie, "a list of booleans (0/1 allowed), one per cluster", where)
+    for i, t in enumerate(raw_tie):
+        if not isinstance(t, (bool, int, np.integer)):
+            raise ConfigError(f"tie_projs[{i}]", t, "a boolean (or 0/1)", where)
+    if len(raw_tie) == 0:
+        tie_projs = [not bool(d.get("adaptive", True))] + [True] * (k - 1)
+    elif len(raw_tie) < k:
+        raise ConfigError("tie_projs", list(raw_tie), f"at least {k} entries (one per cluster)", where)
+    else:
+        tie_projs = [bool(t) for t in raw_tie[:k]]
+    return tie_projs
 
 
 #: archai keys that select a model variant these spaces do not build: (key, expected, test).
