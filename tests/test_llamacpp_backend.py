@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from llama_toys import GEN, TINY
 from trainfree import cli
 from trainfree.errors import ConfigError
-from trainfree.export.gguf_layout import weights_bytes
+from trainfree.gguf.layout import weights_bytes
 from trainfree.hardware import HardwareSettings, MeasurementCache
 from trainfree.hardware.costmodel import weights_mb
 from trainfree.hardware.profiler import Measurement, profile

@@ -196,7 +196,7 @@ def _hardware_settings(
         raise _fail(f"--threads {threads}: this machine has {cpus} CPUs; use at most {cpus}")
     try:
         if backend == "llamacpp":  # llama.cpp measures generation only (pp and tg)
-            from trainfree.export.gguf_export import require_llamacpp
+            from trainfree.gguf.writer import require_llamacpp
 
             require_llamacpp("--backend llamacpp")
             generation["mode"] = "generate"

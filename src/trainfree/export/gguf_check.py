@@ -89,7 +89,7 @@ def generate(path: Path, prompt: list[int], n: int) -> list[int]:
 
 def check_metadata(path: Path, arch: Any) -> None:
     """llama.cpp's reading of the file's hyperparameters and tensor shapes equals ``arch``."""
-    from trainfree.export.gguf_layout import tensors
+    from trainfree.gguf.layout import tensors
 
     meta, shapes = read_back(path)
     want = {
@@ -140,8 +140,8 @@ def write_checked(
     arch: Any, model: torch.nn.Module, folder: Path, quant: str, tokens: list[int]
 ) -> GgufCheck:
     """Write ``model-<quant>.gguf`` in ``folder`` and check it (module docstring)."""
-    from trainfree.export.gguf_export import check_quantization, require_llamacpp
-    from trainfree.export.gguf_layout import quantization_error
+    from trainfree.gguf.layout import quantization_error
+    from trainfree.gguf.writer import check_quantization, require_llamacpp
 
     check_quantization(quant)
     require_llamacpp("--format gguf")
@@ -175,7 +175,7 @@ def _write_from_f16(
 ) -> tuple[Any, float]:
     """The float16 file written and checked against ``reference``, then ``target`` made from
     it (renamed, quantized) or written in float32; ``(GgufFile, f16 max abs diff)``."""
-    from trainfree.export.gguf_export import atomic_path, describe_gguf, quantize_gguf, write_gguf
+    from trainfree.gguf.writer import atomic_path, describe_gguf, quantize_gguf, write_gguf
 
     scale = float(reference.abs().max())
     with tempfile.TemporaryDirectory(prefix=".trainfree-gguf-", dir=target.parent) as tmp:
@@ -198,7 +198,7 @@ def _write_from_f16(
 
 def check_options(space: Any, as_: str, quantize: str | None) -> str:
     """``--format gguf``'s options, checked before anything is built; the weight format."""
-    from trainfree.export.gguf_export import check_quantization, require_llamacpp
+    from trainfree.gguf.writer import check_quantization, require_llamacpp
 
     if space.name != "llama":
         raise TrainfreeError(

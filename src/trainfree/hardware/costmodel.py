@@ -88,9 +88,9 @@ def gene_values(space: Any, config: Any) -> list[float]:
 
 def weights_mb(space: Any, config: Any, hardware: Any = None) -> float:
     """The weights' size as the profiler reports ``weights_mb``: the float32 parameters, or
-    (llamacpp) the GGUF file's tensors in its format, exactly (``export.gguf_layout``)."""
+    (llamacpp) the GGUF file's tensors in its format, exactly (``gguf.layout``)."""
     if getattr(hardware, "backend", "torch") == "llamacpp":
-        from trainfree.export.gguf_layout import weights_bytes
+        from trainfree.gguf.layout import weights_bytes
         from trainfree.hardware.llamacpp import FORMATS
 
         return weights_bytes(config, FORMATS[hardware.quantize]) / MB

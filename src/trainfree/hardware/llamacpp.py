@@ -3,7 +3,7 @@ laptops and phones run, from a GGUF file in the weight format asked for.
 
 One measurement, in a fresh worker as every other: the model is built with its seeded random
 weights (timings do not depend on their values), written as a GGUF file and quantized by
-llama.cpp (:mod:`trainfree.export.gguf_export`, ``--quantize none|f16|q8_0|q4_k_m``; ``none``
+llama.cpp (:mod:`trainfree.gguf.writer`, ``--quantize none|f16|q8_0|q4_k_m``; ``none``
 is float32), read by llama.cpp (no mmap: the weights are in memory before the timing starts,
 the same way every time) and measured as ``llama-bench`` measures, through llama-cpp-python's
 C API (``llama_decode``), with ``P`` = ``prompt_len``, ``C`` = ``context``, ``N`` =
@@ -63,7 +63,7 @@ def space_error(name: str) -> str | None:
 
 def llamacpp_error(space: Any, config: Any, settings: Any) -> str | None:
     """One line saying why ``config`` cannot be measured in llama.cpp (None: it can)."""
-    from trainfree.export.gguf_layout import quantization_error
+    from trainfree.gguf.layout import quantization_error
     from trainfree.hardware.generation import generation_error
 
     return (
@@ -84,7 +84,7 @@ _STARTED: list[bool] = []
 def _start(llama_cpp: Any) -> None:
     """llama.cpp's backends initialised and its log kept to errors, once per process."""
     if not _STARTED:
-        from trainfree.export.llamacpp_quantize import quiet
+        from trainfree.gguf.quantizer import quiet
 
         quiet()
         llama_cpp.llama_backend_init()
@@ -97,7 +97,7 @@ class Session:
     def __init__(self, path: Path, n_ctx: int, n_batch: int, threads: int) -> None:
         import llama_cpp
 
-        from trainfree.export.llamacpp_quantize import captured_log
+        from trainfree.gguf.quantizer import captured_log
 
         _start(llama_cpp)
         self.lib = llama_cpp
@@ -217,7 +217,7 @@ def profile_llamacpp(
     quantize, load it in llama.cpp, measure (module docstring)."""
     import torch
 
-    from trainfree.export.gguf_export import write_gguf
+    from trainfree.gguf.writer import write_gguf
 
     reason = llamacpp_error(space, config, settings)
     if reason:

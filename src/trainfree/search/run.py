@@ -199,7 +199,7 @@ class SearchRun:
         if run.device:  # a device that cannot measure: one line now, not a run of failures
             run.executor.check_device(chosen.hardware.device)
             if chosen.hardware.backend == "llamacpp" and run.executor.name == "local":
-                from trainfree.export.gguf_export import require_llamacpp
+                from trainfree.gguf.writer import require_llamacpp
 
                 require_llamacpp("--backend llamacpp")
         make_dir(out)
