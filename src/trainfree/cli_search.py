@@ -52,7 +52,7 @@ from trainfree.search.settings import MAX_REPEATS_FACTOR, SEARCH_HARDWARE, Searc
 
 def default_workers() -> int:
     """One worker per available CPU, at most 8: the same default as ``bench``."""
-    from trainfree.hardware.workers import cpu_workers
+    from trainfree.runtime.workers import cpu_workers
 
     return cpu_workers()
 

@@ -35,8 +35,7 @@ import numpy as np
 
 from trainfree.bench.harness import BenchmarkScores, ProxyRun
 from trainfree.bench.loaders import Benchmark
-from trainfree.bench.score_cache import atomic_write_bytes
-from trainfree.io import atomic_write_text
+from trainfree.io import atomic_write_bytes, atomic_write_text
 from trainfree.proxies import get_proxy
 
 SUMMARY_COLUMNS = (

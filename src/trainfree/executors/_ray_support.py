@@ -61,10 +61,10 @@ def measure_task(space: Any, config: Any, settings: HardwareSettings, seed: int)
 
 def describe_task() -> dict[str, Any]:
     """The device node's description (per measuring device) and its trainfree version."""
-    import trainfree
+    from trainfree._version import __version__
     from trainfree.hardware.profiler import DEVICES
 
-    return {"machines": {d: machine_info(d) for d in DEVICES}, "trainfree": trainfree.__version__}
+    return {"machines": {d: machine_info(d) for d in DEVICES}, "trainfree": __version__}
 
 
 # ------------------------------------------------------------------ connecting

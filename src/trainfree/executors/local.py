@@ -38,7 +38,7 @@ class LocalExecutor(Executor):
         measure_locally(space, configs, settings, cache, seed, on_result)
 
     def parallelism(self) -> int:
-        from trainfree.hardware.workers import cpu_workers
+        from trainfree.runtime.workers import cpu_workers
 
         return cpu_workers()
 

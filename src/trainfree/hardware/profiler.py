@@ -46,7 +46,7 @@ from trainfree.errors import ConfigError
 from trainfree.hardware.memory_probes import cpu_peak_probe, cuda_peak_probe, steady_allocator
 from trainfree.hardware.quantize import as_measured
 from trainfree.hardware.timing import clock_for, reference_ms, time_runs
-from trainfree.hardware.workers import die_with_parent, main_hidden, too_big, worker_context
+from trainfree.runtime.workers import die_with_parent, main_hidden, too_big, worker_context
 
 #: ``llamacpp``: generation in llama.cpp from a GGUF file (:mod:`trainfree.hardware.llamacpp`)
 BACKENDS = ("torch", "onnx", "llamacpp")

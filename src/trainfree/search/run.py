@@ -27,7 +27,6 @@ from typing import Any
 
 import numpy as np
 
-from trainfree.bench.score_cache import ScoreCache
 from trainfree.errors import ConfigError, TrainfreeError
 from trainfree.executors.local import LocalExecutor
 from trainfree.hardware import MeasurementCache
@@ -36,6 +35,7 @@ from trainfree.io import atomic_write_json, make_dir
 from trainfree.proxies import get_proxy
 from trainfree.proxies.balance import Balance, choose, combine
 from trainfree.proxies.runner import ProxyRunner
+from trainfree.runtime.score_cache import ScoreCache
 from trainfree.search import schema, state
 from trainfree.search.costs import CostSource
 from trainfree.search.evaluator import EvaluationStore, Evaluator

@@ -105,7 +105,7 @@ def worker_context() -> Any:
             # build under a ``torch.device`` context imports lazily (about 2 s)
             _CONTEXT.set_forkserver_preload(
                 [
-                    "trainfree.hardware._forkserver",  # first: Ctrl-C and a failed start (its docstring)
+                    "trainfree.runtime._forkserver",  # first: Ctrl-C and a failed start (its docstring)
                     "trainfree.hardware.profiler",
                     "trainfree.spaces",
                     "trainfree.proxies",
