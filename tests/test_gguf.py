@@ -209,7 +209,7 @@ def test_without_the_rotary_permutation_the_logits_differ(tmp_path, monkeypatch)
 def test_quantized_files_load_generate_and_have_the_layouts_size(quant, tmp_path):
     needs_llamacpp()
     from trainfree.export.gguf_check import generate
-    from trainfree.hardware.llamacpp import session
+    from trainfree.gguf.session import session
 
     for values in (TINY, WIDE):
         _, cfg, model = build(values)

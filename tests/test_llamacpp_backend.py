@@ -20,7 +20,8 @@ from trainfree.errors import ConfigError
 from trainfree.gguf.layout import weights_bytes
 from trainfree.hardware import HardwareSettings, MeasurementCache
 from trainfree.hardware.costmodel import weights_mb
-from trainfree.hardware.profiler import Measurement, profile
+from trainfree.hardware.measurement import Measurement
+from trainfree.hardware.profiler import profile
 from trainfree.search.settings import SearchSettings
 from trainfree.spaces import get_space
 

@@ -311,8 +311,8 @@ def profile(
     )
     generate = settings.mode == "generate"
     if generate:
+        from trainfree.hardware.backends.llamacpp import llamacpp_error
         from trainfree.hardware.generation import generation_error
-        from trainfree.hardware.llamacpp import llamacpp_error
 
         llamacpp = settings.backend == "llamacpp"
         reason = llamacpp_error(sp, cfg, settings) if llamacpp else generation_error(sp, cfg, settings)

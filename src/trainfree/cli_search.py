@@ -323,7 +323,7 @@ def calibrate(
     try:
         sp = get_space(space, **_parse_sets(set_values or []))
         if hw.backend == "llamacpp":
-            from trainfree.hardware.llamacpp import space_error
+            from trainfree.hardware.backends.llamacpp import space_error
 
             if space_error(space):
                 raise _fail(space_error(space))

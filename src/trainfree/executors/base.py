@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 from trainfree.errors import TrainfreeError
-from trainfree.hardware.profiler import HardwareSettings, Measurement
+from trainfree.hardware.measurement import Measurement
+from trainfree.hardware.settings import HardwareSettings
 from trainfree.registry import Registry
 
 #: ``{proxy: (value, seconds, error)}`` (as :data:`trainfree.proxies.runner.Scores`)
@@ -93,7 +94,7 @@ class Executor(ABC):
         """Refuse, before a search or calibration starts, a device the measuring machine
         does not have: every measurement would fail, every architecture be infeasible, and
         the command end as if it had worked. A machine with CUDA names its GPU
-        (:func:`~trainfree.hardware.profiler.machine_info`)."""
+        (:func:`~trainfree.hardware.measurement.machine_info`)."""
         if device == "cuda" and "gpu" not in self.machine(device):
             where = "this machine" if self.name == "local" else f"the measuring machine ({self.describe()})"
             raise ExecutorError(

@@ -10,8 +10,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from trainfree.executors.base import LOCAL_NODE, Executor, MeasureResult, Scorer, register_executor
+from trainfree.hardware.measurement import machine_info
 from trainfree.hardware.measurement_cache import profile_cached
-from trainfree.hardware.profiler import HardwareSettings, machine_info
+from trainfree.hardware.settings import HardwareSettings
 
 
 @register_executor("local")

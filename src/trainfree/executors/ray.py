@@ -52,7 +52,8 @@ from trainfree.executors.base import (
     Task,
     register_executor,
 )
-from trainfree.hardware.profiler import HardwareSettings, Measurement, machine_info
+from trainfree.hardware.measurement import Measurement, machine_info
+from trainfree.hardware.settings import HardwareSettings
 
 
 @register_executor("ray")

@@ -26,8 +26,9 @@ from scipy.stats import qmc
 
 from trainfree.hardware import drift
 from trainfree.hardware.costmodel import CostModel, features_for, fit_cost_model, gene_values, make_row
+from trainfree.hardware.measurement import machine_info
 from trainfree.hardware.measurement_cache import MeasurementCache, default_cache_dir, runtime_version
-from trainfree.hardware.profiler import HardwareSettings, machine_info
+from trainfree.hardware.settings import HardwareSettings, get_backend
 from trainfree.io import atomic_write_json, read_json
 from trainfree.spaces.base import ConfigError
 
@@ -87,7 +88,7 @@ class RowCache:
             "values": {k: list(v) for k, v in space.values.items()},
             "hardware": {k: v for k, v in hardware.as_dict().items() if k != "timeout_s"},
         }
-        if hardware.backend == "llamacpp":  # as the measurement cache keys its entries
+        if get_backend(hardware.backend).runtime:  # as the measurement cache keys its entries
             key["runtime"] = runtime_version(hardware.backend)
         self.key = json.loads(json.dumps(key, default=str))
         self.space = space

@@ -88,12 +88,13 @@ def gene_values(space: Any, config: Any) -> list[float]:
 
 def weights_mb(space: Any, config: Any, hardware: Any = None) -> float:
     """The weights' size as the profiler reports ``weights_mb``: the float32 parameters, or
-    (llamacpp) the GGUF file's tensors in its format, exactly (``gguf.layout``)."""
-    if getattr(hardware, "backend", "torch") == "llamacpp":
-        from trainfree.gguf.layout import weights_bytes
-        from trainfree.hardware.llamacpp import FORMATS
+    what the backend says they are exactly (llamacpp: the GGUF file's tensors in its format)."""
+    if hardware is not None and hasattr(hardware, "backend"):
+        from trainfree.hardware.settings import get_backend
 
-        return weights_bytes(config, FORMATS[hardware.quantize]) / MB
+        exact = get_backend(hardware.backend).weights_mb(config, hardware)
+        if exact is not None:
+            return exact
     return space.param_counts(config).total * 4 / MB
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from trainfree.hardware.profiler import GENERATION_DEFAULTS
+from trainfree.hardware.settings import GENERATION_DEFAULTS
 
 
 def _clock(hw: Mapping[str, Any]) -> str:

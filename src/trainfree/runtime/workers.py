@@ -106,7 +106,10 @@ def worker_context() -> Any:
             _CONTEXT.set_forkserver_preload(
                 [
                     "trainfree.runtime._forkserver",  # first: Ctrl-C and a failed start (its docstring)
-                    "trainfree.hardware.profiler",
+                    "torch",
+                    "trainfree.hardware.profiler",  # by name: the runtime imports no package above it
+                    "trainfree.hardware.memory_probes",
+                    "trainfree.hardware.quantize",
                     "trainfree.spaces",
                     "trainfree.proxies",
                     "torch._dynamo",

@@ -38,7 +38,7 @@ from trainfree.executors.local import LocalExecutor
 from trainfree.hardware import HardwareSettings, MeasurementCache, drift
 from trainfree.hardware.costmodel import features_for, gene_values, weights_mb
 from trainfree.hardware.load import under_load
-from trainfree.hardware.profiler import Measurement
+from trainfree.hardware.measurement import Measurement
 from trainfree.io import append_text, cut_to, parse_json, read_regular
 from trainfree.proxies import get_proxy
 from trainfree.proxies.runner import ProxyRunner
