@@ -229,7 +229,7 @@ def _run_search(run: Any, resumed: bool) -> int:
         f"[bold]search[/] {s.space}: maximise {s.proxy}, minimise {', '.join(s.objectives)}"
         + (f" ({limits})" if limits else "")
         + f" on {s.hardware.name} (batch {s.hardware.batch_size}, {s.hardware.workload}"
-        + ("" if run.executor.name == "local" else f"; {run.executor.describe()}")
+        + ("" if run.executor.runs_here else f"; {run.executor.describe()}")
         + "), "
         f"costs {s.costs if run.device else 'analytic'}, {s.algorithm}, budget {s.budget}, seed {s.seed}"
         + (f" (continuing: {len(run.store)} evaluated)" if resumed else ""),

@@ -19,6 +19,8 @@ from trainfree.hardware.settings import HardwareSettings
 class LocalExecutor(Executor):
     """Worker processes and measurements on this machine."""
 
+    runs_here = True
+
     def scorer(self, space: Any, settings: dict[str, Any], workers: int) -> Scorer:
         from trainfree.proxies.runner import ProxyPool
 

@@ -301,7 +301,7 @@ class ProxyRunner:
                         self._put(specs[(i, name)], value, secs)
             record(i, {**found.pop(i, {}), **scores})
 
-        local = self.executor is None or self.executor.name == "local"
+        local = self.executor is None or self.executor.runs_here
         if self.workers == 1 and local:
             for i, config, missing in todo:
                 finished(i, score_architecture(self.space, config, missing, **self.settings))

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from trainfree.errors import ConfigError, TrainfreeError
-from trainfree.executors.local import LocalExecutor
+from trainfree.executors import default_executor
 from trainfree.hardware import MeasurementCache
 from trainfree.hardware.load import MachineLoad
 from trainfree.io import atomic_write_json, make_dir
@@ -97,7 +97,7 @@ class SearchRun:
     def __init__(self, out: Path, settings: SearchSettings, executor: Any = None) -> None:
         self.out = Path(out)
         self.settings = settings
-        self.executor = executor or LocalExecutor()  # where proxies and measurements run
+        self.executor = executor or default_executor()  # where proxies and measurements run
         #: the space's reference models as measured here (search/references.py; None: not yet)
         self.reference_rows: list[dict[str, Any]] | None = None
         self.space = settings.make_space()
