@@ -24,13 +24,13 @@ from typing import Any, Protocol
 import numpy as np
 from scipy.stats import qmc
 
+from trainfree.errors import ConfigError
 from trainfree.hardware import drift
 from trainfree.hardware.costmodel import CostModel, features_for, fit_cost_model, gene_values, make_row
 from trainfree.hardware.measurement import machine_info
 from trainfree.hardware.measurement_cache import MeasurementCache, default_cache_dir, runtime_version
 from trainfree.hardware.settings import HardwareSettings, get_backend
 from trainfree.io import atomic_write_json, read_json
-from trainfree.spaces.base import ConfigError
 
 #: /2: latencies timed with a steady allocator; /3: a single-thread latency is on-CPU time;
 #: /4: llama's generation features count the weights a decode step streams

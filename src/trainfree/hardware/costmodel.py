@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import spearmanr
 
+from trainfree.errors import ConfigError
 from trainfree.hardware import drift
 from trainfree.hardware.shape_correction import (
     fit_correction,
@@ -49,7 +50,6 @@ from trainfree.hardware.shape_correction import (
     load_booster,
     shape_inputs,
 )
-from trainfree.spaces.base import ConfigError
 
 #: what a cost model predicts, from which record fields
 TARGETS = ("latency_ms", "activation_mb")
