@@ -24,6 +24,7 @@ from trainfree.hardware import (
     profile,
     register_backend,
 )
+from trainfree.hardware.wording import what_is_timed
 
 
 @pytest.fixture
@@ -73,6 +74,7 @@ def test_a_fake_backend_measures_through_the_normal_api(fake_backend, tiny):
     m = profile(space, cfg, HardwareSettings(backend="fake"), isolate=False)
     assert m.ok and m.latency_ms == pytest.approx(space.param_counts(cfg).total / 1e6)
     assert m.weights_mb == 1.5 and math.isnan(m.prefill_ms)
+    assert "fake on the CPU, 1 thread" in what_is_timed(HardwareSettings(backend="fake").as_dict())
 
 
 def test_a_fake_backend_keys_the_cache_and_sizes_the_weights(fake_backend, tiny, tmp_path: Path):

@@ -50,6 +50,8 @@ class Backend(ABC):
     must write. ``name`` is set by :func:`register_backend`."""
 
     name: ClassVar[str] = ""
+    #: the runtime's name in a sentence ("PyTorch"; default: ``name``): what a latency is the time of
+    title: ClassVar[str] = ""
     #: where backends are listed (``--backend`` choices, error messages): lower first
     order: ClassVar[int] = 100
     devices: ClassVar[tuple[str, ...]] = ("cpu",)
@@ -110,6 +112,7 @@ def register_backend(name: str) -> Callable[[type[Backend]], type[Backend]]:
 
     def wrap(cls: type[Backend]) -> type[Backend]:
         cls.name = name
+        cls.title = cls.title or name
         BACKENDS.register(name, cls())
         return cls
 

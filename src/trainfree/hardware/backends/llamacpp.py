@@ -78,6 +78,7 @@ def kv_cache_mb(space: Any, config: Any, settings: Any) -> float:
 class LlamacppBackend(Backend):
     """llama.cpp through llama-cpp-python, from a GGUF file (module docstring)."""
 
+    title = "llama.cpp"
     order = 2
     modes = ("generate",)
     modes_note = " (it measures pp and tg, as llama-bench)"

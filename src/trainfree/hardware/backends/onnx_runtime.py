@@ -24,6 +24,7 @@ from trainfree.hardware.settings import Backend, HardwareSettings, register_back
 class OnnxBackend(Backend):
     """ONNX Runtime's CPU execution provider."""
 
+    title = "ONNX Runtime"
     order = 1
 
     def config_error(self, space: Any, config: Any, settings: HardwareSettings) -> str | None:

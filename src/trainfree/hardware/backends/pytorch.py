@@ -21,6 +21,7 @@ from trainfree.hardware.settings import Backend, HardwareSettings, register_back
 class TorchBackend(Backend):
     """Eager PyTorch."""
 
+    title = "PyTorch"
     order = 0
     devices = ("cpu", "cuda")
     #: ``int8``: Linear weights quantised to int8, activations dynamically (PyTorch's dynamic
