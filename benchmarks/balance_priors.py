@@ -30,7 +30,6 @@ from scipy import stats
 
 from trainfree.bench.harness import run_benchmark
 from trainfree.bench.loaders import load_benchmark
-from trainfree.bench.score_cache import ScoreCache
 from trainfree.bench.selection import benchmark_costs, selection_regret
 from trainfree.proxies.balance import (
     Balance,
@@ -40,6 +39,7 @@ from trainfree.proxies.balance import (
     parse_alpha,
     transferred_balance,
 )
+from trainfree.runtime.score_cache import ScoreCache
 
 SPACES = ("gpt2", "transxl")
 PROXIES = ("zerolm", "param_mix")

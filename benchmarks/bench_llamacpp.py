@@ -127,7 +127,7 @@ def install_cmd(args: argparse.Namespace) -> None:
 
 # ------------------------------------------------------------------ export
 def export_cmd(args: argparse.Namespace) -> None:
-    from trainfree.export.gguf_export import quantize_gguf, write_gguf
+    from trainfree.gguf.writer import quantize_gguf, write_gguf
 
     space, rows = get_space("llama"), []
     for name, cfg in _models(args):

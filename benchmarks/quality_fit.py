@@ -27,10 +27,10 @@ import numpy as np
 
 from trainfree.bench.harness import run_benchmark
 from trainfree.bench.loaders import benchmark_source, load_benchmark
-from trainfree.bench.score_cache import ScoreCache
 from trainfree.proxies import get_proxy
 from trainfree.proxies.balance import choose, combine, fit_balance, fitted_on
 from trainfree.quality import fit_quality, judge
+from trainfree.runtime.score_cache import ScoreCache
 
 #: (space, proxies): the default proxy of a search and the space's analytic one
 PLAN = {

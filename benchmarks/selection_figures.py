@@ -24,9 +24,9 @@ import numpy as np
 
 from trainfree.bench.harness import run_benchmark
 from trainfree.bench.loaders import load_benchmark
-from trainfree.bench.score_cache import ScoreCache
 from trainfree.bench.selection import benchmark_costs, cells, judge_runs, selection_regret
 from trainfree.proxies.balance import choose, combine, parse_alpha
+from trainfree.runtime.score_cache import ScoreCache
 
 SPACES = ("gpt2", "transxl", "flexibert", "flexibert-published")
 PROXIES = ["params", "decoder_params", "flops", "zerolm", "param_mix"]

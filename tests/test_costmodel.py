@@ -340,7 +340,7 @@ def test_a_search_measures_again_what_the_cache_holds_from_an_earlier_session(tm
     import time
 
     from trainfree.hardware import MeasurementCache
-    from trainfree.hardware.profiler import Measurement
+    from trainfree.hardware.measurement import Measurement
     from trainfree.search.evaluator import EvaluationStore, Evaluator
 
     sets = dict(n_layer=[1, 2], d_model=[64], d_inner=[128], n_head=[2], d_embed=[-1], div_val=[1])

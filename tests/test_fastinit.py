@@ -114,7 +114,7 @@ def test_a_declared_table_that_disagrees_is_switched_off(monkeypatch):
 
 
 def test_cache_key_carries_the_proxy_version():
-    from trainfree.bench.score_cache import ScoreCache
+    from trainfree.runtime.score_cache import ScoreCache
 
     space, (cfg,) = _configs("flexibert", 1, n_layer=[2])
     proxy = get_proxy("zerolm")

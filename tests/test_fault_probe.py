@@ -180,8 +180,8 @@ def test_a_fifo_in_place_of_a_log_is_refused_at_once(run_dir, name):
 def test_a_fifo_or_deep_entry_in_the_score_cache_is_recomputed(tmp_path):
     import numpy as np
 
-    from trainfree.bench.score_cache import ScoreCache
     from trainfree.proxies import get_proxy
+    from trainfree.runtime.score_cache import ScoreCache
     from trainfree.spaces import get_space
 
     sp = get_space("gpt2", **TINY)

@@ -182,7 +182,7 @@ def test_a_model_too_large_is_one_line_before_any_allocation(tmp_path, field, va
 
 
 def test_a_model_larger_than_the_memory_left_is_refused(run_dir, tmp_path, monkeypatch):
-    monkeypatch.setattr("trainfree.hardware.workers.available_mb", lambda: 1.0)
+    monkeypatch.setattr("trainfree.runtime.workers.available_mb", lambda: 1.0)
     res = export("--run", str(run_dir), "--pick", "0", "--out", str(tmp_path / "e"))
     one_line_error(res, "cannot export", "MB are available")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]

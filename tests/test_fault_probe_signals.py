@@ -96,7 +96,7 @@ def test_machine_info_does_not_import_onnxruntime(tmp_path):
     search on analytic costs must not (the machine's description names its version all the
     same, from the package metadata)."""
     code = (
-        "import sys; from trainfree.hardware.profiler import machine_info; m = machine_info(); "
+        "import sys; from trainfree.hardware.measurement import machine_info; m = machine_info(); "
         "print('onnxruntime' in sys.modules, m.get('onnxruntime'))"
     )
     env = {**os.environ, "HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "xdg")}

@@ -23,9 +23,9 @@ from typer.testing import CliRunner
 from llama_toys import TINY
 from trainfree import cli
 from trainfree.errors import TrainfreeError
-from trainfree.export import gguf_export
-from trainfree.export.gguf_export import permute_rotary, write_gguf
-from trainfree.export.gguf_layout import quantization_error, tensors, use_more_bits, weights_bytes
+from trainfree.gguf import writer as gguf_export
+from trainfree.gguf.layout import quantization_error, tensors, use_more_bits, weights_bytes
+from trainfree.gguf.writer import permute_rotary, write_gguf
 from trainfree.spaces import get_space
 
 #: rows a multiple of 256: q4_k_m without fallback; untied, 8 layers (use_more_bits varies)
@@ -209,7 +209,7 @@ def test_without_the_rotary_permutation_the_logits_differ(tmp_path, monkeypatch)
 def test_quantized_files_load_generate_and_have_the_layouts_size(quant, tmp_path):
     needs_llamacpp()
     from trainfree.export.gguf_check import generate
-    from trainfree.hardware.llamacpp import session
+    from trainfree.gguf.session import session
 
     for values in (TINY, WIDE):
         _, cfg, model = build(values)

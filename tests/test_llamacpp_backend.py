@@ -17,10 +17,11 @@ from typer.testing import CliRunner
 from llama_toys import GEN, TINY
 from trainfree import cli
 from trainfree.errors import ConfigError
-from trainfree.export.gguf_layout import weights_bytes
+from trainfree.gguf.layout import weights_bytes
 from trainfree.hardware import HardwareSettings, MeasurementCache
 from trainfree.hardware.costmodel import weights_mb
-from trainfree.hardware.profiler import Measurement, profile
+from trainfree.hardware.measurement import Measurement
+from trainfree.hardware.profiler import profile
 from trainfree.search.settings import SearchSettings
 from trainfree.spaces import get_space
 

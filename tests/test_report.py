@@ -21,10 +21,10 @@ from trainfree.bench.correlation import rank_correlation
 from trainfree.bench.harness import run_benchmark
 from trainfree.bench.loaders import load_benchmark
 from trainfree.bench.report import SUMMARY_COLUMNS, write_report
-from trainfree.bench.score_cache import CACHE_FORMAT, ScoreCache, default_cache_dir
 from trainfree.proxies import PROXIES, get_proxy, list_proxies, measure
 from trainfree.proxies.balance import AlphaStrategy
 from trainfree.proxies.runner import run_pool as _run_pool
+from trainfree.runtime.score_cache import CACHE_FORMAT, ScoreCache, default_cache_dir
 
 runner = CliRunner()
 ANALYTIC = ["params", "decoder_params", "param_mix"]

@@ -196,7 +196,7 @@ def _hardware_settings(
         raise _fail(f"--threads {threads}: this machine has {cpus} CPUs; use at most {cpus}")
     try:
         if backend == "llamacpp":  # llama.cpp measures generation only (pp and tg)
-            from trainfree.export.gguf_export import require_llamacpp
+            from trainfree.gguf.writer import require_llamacpp
 
             require_llamacpp("--backend llamacpp")
             generation["mode"] = "generate"
@@ -311,8 +311,8 @@ def profile(
     )
     generate = settings.mode == "generate"
     if generate:
+        from trainfree.hardware.backends.llamacpp import llamacpp_error
         from trainfree.hardware.generation import generation_error
-        from trainfree.hardware.llamacpp import llamacpp_error
 
         llamacpp = settings.backend == "llamacpp"
         reason = llamacpp_error(sp, cfg, settings) if llamacpp else generation_error(sp, cfg, settings)

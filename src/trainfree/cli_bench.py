@@ -124,9 +124,9 @@ def bench(
     resumes and a re-run (another --alpha, a --report) recomputes nothing."""
     from trainfree.bench.harness import run_benchmark
     from trainfree.bench.loaders import load_benchmark
-    from trainfree.bench.score_cache import ScoreCache
     from trainfree.bench.selection import benchmark_costs, check_cost, judge_runs
     from trainfree.proxies.balance import parse_alpha
+    from trainfree.runtime.score_cache import ScoreCache
 
     try:
         strategy = parse_alpha(alpha)

@@ -52,7 +52,7 @@ from trainfree.search.settings import MAX_REPEATS_FACTOR, SEARCH_HARDWARE, Searc
 
 def default_workers() -> int:
     """One worker per available CPU, at most 8: the same default as ``bench``."""
-    from trainfree.hardware.workers import cpu_workers
+    from trainfree.runtime.workers import cpu_workers
 
     return cpu_workers()
 
@@ -229,7 +229,7 @@ def _run_search(run: Any, resumed: bool) -> int:
         f"[bold]search[/] {s.space}: maximise {s.proxy}, minimise {', '.join(s.objectives)}"
         + (f" ({limits})" if limits else "")
         + f" on {s.hardware.name} (batch {s.hardware.batch_size}, {s.hardware.workload}"
-        + ("" if run.executor.name == "local" else f"; {run.executor.describe()}")
+        + ("" if run.executor.runs_here else f"; {run.executor.describe()}")
         + "), "
         f"costs {s.costs if run.device else 'analytic'}, {s.algorithm}, budget {s.budget}, seed {s.seed}"
         + (f" (continuing: {len(run.store)} evaluated)" if resumed else ""),
@@ -323,7 +323,7 @@ def calibrate(
     try:
         sp = get_space(space, **_parse_sets(set_values or []))
         if hw.backend == "llamacpp":
-            from trainfree.hardware.llamacpp import space_error
+            from trainfree.hardware.backends.llamacpp import space_error
 
             if space_error(space):
                 raise _fail(space_error(space))

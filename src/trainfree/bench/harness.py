@@ -9,7 +9,7 @@ never depends on which other proxies ran: what makes caching it sound.
 :func:`run_benchmark` scores through the one proxy runner that the search uses too
 (:class:`~trainfree.proxies.runner.ProxyRunner`): parallel worker processes (``workers``),
 each (architecture, proxy, settings) score read and written through a
-:class:`~trainfree.bench.score_cache.ScoreCache`, so an interrupted run resumes without
+:class:`~trainfree.runtime.score_cache.ScoreCache`, so an interrupted run resumes without
 recomputing. A proxy failing on an architecture (an exception, running out of memory, even a
 worker process dying) is recorded in ``ProxyRun.errors`` and the proxy is evaluated on the
 other architectures.
@@ -34,10 +34,10 @@ import numpy as np
 from trainfree.bench.balanced import evaluate_balanced
 from trainfree.bench.correlation import rank_correlation, tau_iso
 from trainfree.bench.loaders import Benchmark
-from trainfree.bench.score_cache import ScoreCache
 from trainfree.proxies import Proxy, ProxyContext, get_proxy
 from trainfree.proxies.balance import AlphaStrategy
 from trainfree.proxies.runner import ProxyRunner
+from trainfree.runtime.score_cache import ScoreCache
 
 
 @dataclass
@@ -96,7 +96,7 @@ def default_workers(proxies: Sequence[Proxy], n_tasks: int) -> int:
     for analytic proxies only, or when there are fewer than 2 architectures to score."""
     if n_tasks < 2 or not any(p.needs_model for p in proxies):
         return 1
-    from trainfree.hardware.workers import cpu_workers
+    from trainfree.runtime.workers import cpu_workers
 
     return max(1, min(cpu_workers(), n_tasks))
 

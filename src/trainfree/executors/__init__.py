@@ -13,6 +13,7 @@ from trainfree.executors.base import (
     ExecutorError,
     MeasureResult,
     Scorer,
+    default_executor,
     make_executor,
     register_executor,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "ExecutorError",
     "MeasureResult",
     "Scorer",
+    "default_executor",
     "list_executors",
     "make_executor",
     "register_executor",

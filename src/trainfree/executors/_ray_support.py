@@ -10,7 +10,8 @@ import socket
 from typing import Any
 
 from trainfree.executors.base import ExecutorError, Scores
-from trainfree.hardware.profiler import HardwareSettings, machine_info
+from trainfree.hardware.measurement import machine_info
+from trainfree.hardware.settings import HardwareSettings
 
 INSTALL = "Ray is not installed; install it with: pip install 'trainfree[ray]'"
 #: seconds to wait for a TCP connection to the cluster before calling it unreachable
@@ -61,10 +62,10 @@ def measure_task(space: Any, config: Any, settings: HardwareSettings, seed: int)
 
 def describe_task() -> dict[str, Any]:
     """The device node's description (per measuring device) and its trainfree version."""
-    import trainfree
-    from trainfree.hardware.profiler import DEVICES
+    from trainfree._version import __version__
+    from trainfree.hardware.settings import DEVICES
 
-    return {"machines": {d: machine_info(d) for d in DEVICES}, "trainfree": trainfree.__version__}
+    return {"machines": {d: machine_info(d) for d in DEVICES}, "trainfree": __version__}
 
 
 # ------------------------------------------------------------------ connecting

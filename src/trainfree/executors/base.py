@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 from trainfree.errors import TrainfreeError
-from trainfree.hardware.profiler import HardwareSettings, Measurement
+from trainfree.hardware.measurement import Measurement
+from trainfree.hardware.settings import HardwareSettings
 from trainfree.registry import Registry
 
 #: ``{proxy: (value, seconds, error)}`` (as :data:`trainfree.proxies.runner.Scores`)
@@ -63,6 +64,10 @@ class Executor(ABC):
     """Where scoring and measurement tasks run (see the module docstring)."""
 
     name: ClassVar[str] = ""
+    #: scoring and measuring happen on this machine, in this process's own workers: a scorer
+    #: of one worker may then score in this process, and what a measurement needs installed
+    #: is checked here (an executor that runs them elsewhere checks on its nodes)
+    runs_here: ClassVar[bool] = False
 
     def __init__(self, notify: Callable[[str], None] | None = None) -> None:
         self.notify = notify or _stderr
@@ -93,9 +98,9 @@ class Executor(ABC):
         """Refuse, before a search or calibration starts, a device the measuring machine
         does not have: every measurement would fail, every architecture be infeasible, and
         the command end as if it had worked. A machine with CUDA names its GPU
-        (:func:`~trainfree.hardware.profiler.machine_info`)."""
+        (:func:`~trainfree.hardware.measurement.machine_info`)."""
         if device == "cuda" and "gpu" not in self.machine(device):
-            where = "this machine" if self.name == "local" else f"the measuring machine ({self.describe()})"
+            where = "this machine" if self.runs_here else f"the measuring machine ({self.describe()})"
             raise ExecutorError(
                 f"--device cuda: {where} has no CUDA GPU that torch can use "
                 "(torch.cuda.is_available() is False); measure on --device cpu, or run where a GPU is"
@@ -163,6 +168,12 @@ def make_executor(
             raise ExecutorError(f"{flag} needs Ray; use --executor ray (or leave --executor out)")
         return cls(notify=notify)
     return cls(address=address, measure_on=measure_on, notify=notify)  # type: ignore[call-arg]
+
+
+def default_executor(notify: Callable[[str], None] | None = None) -> Executor:
+    """Where work runs when the caller names no executor: this machine (the local pool, one
+    measurement at a time, each in a fresh process)."""
+    return make_executor("local", notify=notify)
 
 
 def measured_elsewhere(records: Sequence[dict[str, Any]], executor: Executor) -> str | None:

@@ -10,13 +10,16 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from trainfree.executors.base import LOCAL_NODE, Executor, MeasureResult, Scorer, register_executor
+from trainfree.hardware.measurement import machine_info
 from trainfree.hardware.measurement_cache import profile_cached
-from trainfree.hardware.profiler import HardwareSettings, machine_info
+from trainfree.hardware.settings import HardwareSettings
 
 
 @register_executor("local")
 class LocalExecutor(Executor):
     """Worker processes and measurements on this machine."""
+
+    runs_here = True
 
     def scorer(self, space: Any, settings: dict[str, Any], workers: int) -> Scorer:
         from trainfree.proxies.runner import ProxyPool
@@ -38,7 +41,7 @@ class LocalExecutor(Executor):
         measure_locally(space, configs, settings, cache, seed, on_result)
 
     def parallelism(self) -> int:
-        from trainfree.hardware.workers import cpu_workers
+        from trainfree.runtime.workers import cpu_workers
 
         return cpu_workers()
 

@@ -52,7 +52,8 @@ from trainfree.executors.base import (
     Task,
     register_executor,
 )
-from trainfree.hardware.profiler import HardwareSettings, Measurement, machine_info
+from trainfree.hardware.measurement import Measurement, machine_info
+from trainfree.hardware.settings import HardwareSettings
 
 
 @register_executor("ray")
@@ -172,7 +173,7 @@ class RayExecutor(Executor):
         cuda) and trainfree version; nodes that leave meanwhile are passed over."""
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-        import trainfree
+        from trainfree._version import __version__
 
         ray, label = self.ray, self.measure_on
         fn = ray.remote(num_cpus=0, max_retries=0)(describe_task)
@@ -201,10 +202,10 @@ class RayExecutor(Executor):
                 "install the same trainfree there"
             )
         versions = {f["trainfree"] for f in found}
-        if versions != {trainfree.__version__}:
+        if versions != {__version__}:
             raise ExecutorError(
                 f"the nodes carrying '{label}' run trainfree {', '.join(sorted(versions))}, this machine "
-                f"{trainfree.__version__}; install the same version"
+                f"{__version__}; install the same version"
             )
         machines = {json.dumps(f["machines"], sort_keys=True) for f in found}
         if len(machines) > 1:

@@ -194,7 +194,7 @@ def _build(space: Any, config: Any, seed: int) -> torch.nn.Module:
     """The model, built only if it fits: an export holds the model, its Hugging Face copy and
     the copy loaded back, so a model too large for this machine is refused in one line
     before anything is allocated (``profile`` has the same guard, for one copy)."""
-    from trainfree.hardware.workers import MB, available_mb
+    from trainfree.runtime.workers import MB, available_mb
 
     need = space.param_counts(config).total * 4 / MB * EXPORT_FACTOR
     have = available_mb()

@@ -19,17 +19,18 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from scipy.stats import qmc
 
+from trainfree.errors import ConfigError
 from trainfree.hardware import drift
 from trainfree.hardware.costmodel import CostModel, features_for, fit_cost_model, gene_values, make_row
+from trainfree.hardware.measurement import machine_info
 from trainfree.hardware.measurement_cache import MeasurementCache, default_cache_dir, runtime_version
-from trainfree.hardware.profiler import HardwareSettings, machine_info
+from trainfree.hardware.settings import HardwareSettings, get_backend
 from trainfree.io import atomic_write_json, read_json
-from trainfree.spaces.base import ConfigError
 
 #: /2: latencies timed with a steady allocator; /3: a single-thread latency is on-CPU time;
 #: /4: llama's generation features count the weights a decode step streams
@@ -74,6 +75,21 @@ def fresh_configs(space: Any, rows: Sequence[dict[str, Any]], n: int, seed: int)
     return [cfg for cfg in more if space.config_to_json(cfg) not in known][: drift.FRESH_ROWS]
 
 
+class Measurer(Protocol):
+    """What measures the calibration sample: an executor's ``measure``, which calls
+    ``on_result(i, result)`` (``result.measurement``) as each config is measured."""
+
+    def measure(
+        self,
+        space: Any,
+        configs: Sequence[Any],
+        settings: HardwareSettings,
+        cache: MeasurementCache | None,
+        seed: int,
+        on_result: Callable[[int, Any], None],
+    ) -> None: ...
+
+
 class RowCache:
     """Calibration measurements kept per (machine, space, value sets, hardware settings);
     ``machine``: the measuring machine's description (default: this one's)."""
@@ -87,7 +103,7 @@ class RowCache:
             "values": {k: list(v) for k, v in space.values.items()},
             "hardware": {k: v for k, v in hardware.as_dict().items() if k != "timeout_s"},
         }
-        if hardware.backend == "llamacpp":  # as the measurement cache keys its entries
+        if get_backend(hardware.backend).runtime:  # as the measurement cache keys its entries
             key["runtime"] = runtime_version(hardware.backend)
         self.key = json.loads(json.dumps(key, default=str))
         self.space = space
@@ -124,14 +140,14 @@ def calibrate(
     cache: MeasurementCache | None = None,
     rows_cache: RowCache | None = None,
     on_step: Callable[[int, int], None] | None = None,
-    executor: Any = None,
+    *,
+    executor: Measurer,
 ) -> tuple[CostModel, list[dict[str, Any]], list[str]]:
     """Measure ``n`` space-filling architectures (through the measurement cache), fit a cost
     model on them and the rows cached for this machine; returns the model, the rows and the
-    errors of architectures that could not be measured. ``executor``: where to measure
-    (:mod:`trainfree.executors`; None: here, one at a time)."""
-    from trainfree.executors.local import LocalExecutor
-
+    errors of architectures that could not be measured. ``executor``: where to measure (an
+    executor of :mod:`trainfree.executors`, which sits above this package: the caller
+    chooses it, ``executors.default_executor()`` measuring here one at a time)."""
     rows = {r["key"]: r for r in (rows_cache.load() if rows_cache else [])}
     errors = []
     configs = calibration_sample(space, n, seed)
@@ -155,7 +171,7 @@ def calibrate(
         if on_step:
             on_step(done, len(configs))
 
-    (executor or LocalExecutor()).measure(space, todo, settings, cache, seed, measured)
+    executor.measure(space, todo, settings, cache, seed, measured)
     model = fit_cost_model(list(rows.values()))
     if rows_cache:
         rows_cache.save(list(rows.values()))

@@ -41,8 +41,15 @@ from typing import Any
 import numpy as np
 from scipy.stats import spearmanr
 
+from trainfree.errors import ConfigError
 from trainfree.hardware import drift
-from trainfree.spaces.base import ConfigError
+from trainfree.hardware.shape_correction import (
+    fit_correction,
+    floats,
+    gene_matrix,
+    load_booster,
+    shape_inputs,
+)
 
 #: what a cost model predicts, from which record fields
 TARGETS = ("latency_ms", "activation_mb")
@@ -88,12 +95,13 @@ def gene_values(space: Any, config: Any) -> list[float]:
 
 def weights_mb(space: Any, config: Any, hardware: Any = None) -> float:
     """The weights' size as the profiler reports ``weights_mb``: the float32 parameters, or
-    (llamacpp) the GGUF file's tensors in its format, exactly (``export.gguf_layout``)."""
-    if getattr(hardware, "backend", "torch") == "llamacpp":
-        from trainfree.export.gguf_layout import weights_bytes
-        from trainfree.hardware.llamacpp import FORMATS
+    what the backend says they are exactly (llamacpp: the GGUF file's tensors in its format)."""
+    if hardware is not None and hasattr(hardware, "backend"):
+        from trainfree.hardware.settings import get_backend
 
-        return weights_bytes(config, FORMATS[hardware.quantize]) / MB
+        exact = get_backend(hardware.backend).weights_mb(config, hardware)
+        if exact is not None:
+            return exact
     return space.param_counts(config).total * 4 / MB
 
 
@@ -200,14 +208,14 @@ class CostModel:
         return "prefill_ms" in self.coef
 
     def _correct(self, X: np.ndarray, genes: Sequence[Sequence[float] | None]) -> np.ndarray:
-        values = [_floats(g) for g in genes]
+        values = [floats(g) for g in genes]
         ok = np.array([v is not None and len(v) == self.n_genes for v in values])
         factor = np.ones(len(genes))
         if ok.any():
             G = np.array([v for v, good in zip(values, ok, strict=True) if good])
             if self._booster is None:
-                self._booster = _booster(self.correction)
-            factor[ok] = np.exp(self._booster.predict(_shape_inputs(G, X[ok] * self.scale)))
+                self._booster = load_booster(self.correction)
+            factor[ok] = np.exp(self._booster.predict(shape_inputs(G, X[ok] * self.scale)))
         return factor
 
     def form(self) -> str:
@@ -268,7 +276,7 @@ class CostModel:
             raise ValueError("not a cost model: inconsistent coefficients")
         if model.correction:
             try:
-                model._booster = _booster(model.correction)
+                model._booster = load_booster(model.correction)
             except Exception as exc:  # LightGBM reports a malformed text model as its own error
                 raise ValueError(f"not a cost model: its shape correction does not load ({exc})") from None
         return model
@@ -297,13 +305,13 @@ def fit_cost_model(rows: Sequence[dict[str, Any]], folds: int = 5, seed: int = 0
     model = CostModel(names, scale.tolist(), coef, intercept, len(rows))
     model.sessions = drift.describe(labels, times, factors) if len(factors) > 1 else []
     if len(rows) >= 2 * folds:
-        G = _gene_matrix(rows)
-        shape = None if G is None else _shape_inputs(G, X)
+        G = gene_matrix(rows)
+        shape = None if G is None else shape_inputs(G, X)
         model.accuracy, corrected = _cross_validate(Xs, Y, W, folds, seed, shape)
         # keep the shape correction only where it lowers the held-out error
         if corrected is not None and corrected["median_ape"] < model.accuracy["latency_ms"]["median_ape"]:
             linear = Xs @ np.asarray(coef["latency_ms"]) + intercept["latency_ms"]
-            booster = _fit_correction(shape, Y["latency_ms"], linear)
+            booster = fit_correction(shape, Y["latency_ms"], linear)
             model.correction, model.n_genes = booster.model_to_string(), G.shape[1]
             model._booster = booster
             model.accuracy["latency_ms"] = corrected
@@ -315,54 +323,6 @@ def fit_cost_model(rows: Sequence[dict[str, Any]], folds: int = 5, seed: int = 0
 def _in_sample(Xs: np.ndarray, y: np.ndarray) -> np.ndarray:
     c, b = _fit_one(Xs, y)
     return Xs @ c + b
-
-
-def _fit_correction(Z: np.ndarray, y: np.ndarray, linear: np.ndarray) -> Any:
-    """LightGBM on the log residual of the linear prediction: few, shallow trees with at
-    least 8 models per leaf, as a calibration sample of 30-150 models allows."""
-    import lightgbm as lgb
-
-    params = {
-        "objective": "l2",
-        "num_leaves": 4,
-        "min_data_in_leaf": 8,
-        "learning_rate": 0.1,
-        "bagging_fraction": 0.8,
-        "bagging_freq": 1,
-        "seed": 0,
-        "deterministic": True,
-        "num_threads": 1,
-        "verbose": -1,
-    }
-    data = lgb.Dataset(Z, np.log(y / np.maximum(linear, 1e-6)), params={"max_bin": 63, "min_data_in_bin": 1})
-    return lgb.train(params, data, num_boost_round=60)
-
-
-def _booster(text: str) -> Any:
-    import lightgbm as lgb
-
-    return lgb.Booster(model_str=text)
-
-
-def _floats(values: Any) -> list[float] | None:
-    """Gene values as floats (None for NaN, as JSON writes it); None if they are not numbers."""
-    try:
-        return [math.nan if v is None else float(v) for v in values]
-    except (TypeError, ValueError):
-        return None
-
-
-def _gene_matrix(rows: Sequence[dict[str, Any]]) -> np.ndarray | None:
-    """Every row's genes, or None unless each row has them, all numbers and of one length."""
-    genes = [_floats(r.get("genes")) if isinstance(r.get("genes"), list) else None for r in rows]
-    if not genes or any(not g or len(g) != len(genes[0]) for g in genes):
-        return None
-    return np.array(genes, dtype=float)
-
-
-def _shape_inputs(G: np.ndarray, X: np.ndarray) -> np.ndarray:
-    """The correction's inputs: the gene values and the log of the (unscaled) features."""
-    return np.hstack([G, np.log(np.maximum(X, 1.0))])
 
 
 def _cross_validate(
@@ -384,7 +344,7 @@ def _cross_validate(
             c, b = _fit_one(Xs[train], Y[t][train])
             held[t][test] = Xs[test] @ c + b
             if t == "latency_ms" and shape is not None:
-                booster = _fit_correction(shape[train], Y[t][train], Xs[train] @ c + b)
+                booster = fit_correction(shape[train], Y[t][train], Xs[train] @ c + b)
                 corrected[test] = np.maximum(held[t][test], 1e-6) * np.exp(booster.predict(shape[test]))
     shaped = None if shape is None else accuracy(corrected, Y["latency_ms"])
     out = {
@@ -422,7 +382,7 @@ def make_row(
     get = m.get if isinstance(m, dict) else lambda k: getattr(m, k, None)
     try:
         row = {"key": key, "features": dict(features)}
-        values = _floats(genes) if genes else None
+        values = floats(genes) if genes else None
         if values is not None:
             row["genes"] = values
         when = drift.measured_at(get("measured_at"))

@@ -34,9 +34,10 @@ from typing import Any
 
 import torch
 
+from trainfree.hardware.measurement import Measurement
 from trainfree.hardware.memory_probes import cpu_peak_probe, cuda_peak_probe
-from trainfree.hardware.profiler import HardwareSettings, Measurement
 from trainfree.hardware.quantize import as_measured
+from trainfree.hardware.settings import HardwareSettings
 from trainfree.hardware.timing import reference_ms, time_runs
 
 #: the methods a space implements to be measured generating
@@ -79,7 +80,7 @@ def measure_generation(
     probe: tuple[str, Callable, Callable],
 ) -> dict[str, Any]:
     """The generation figures of ``model`` on ``ids [B, C]`` (see the module docstring), as
-    :class:`~trainfree.hardware.profiler.Measurement` fields (``weights_mb`` aside)."""
+    :class:`~trainfree.hardware.measurement.Measurement` fields (``weights_mb`` aside)."""
     P, C, N = settings.prompt_len, settings.context, settings.new_tokens
     top = settings.max_repeats or settings.repeats
     reference = reference_ms if settings.device == "cpu" else None
@@ -123,7 +124,8 @@ def measure_generation(
 def profile_generation(
     space: Any, config: Any, settings: HardwareSettings, seed: int, t_setup: float
 ) -> Measurement:
-    """``profiler.profile_here`` of ``mode="generate"``: build, quantise if asked, measure."""
+    """Generation measured in PyTorch (the torch and onnx backends' ``mode="generate"``):
+    build, quantise if asked, measure."""
 
     reason = generation_error(space, config, settings)
     if reason:

@@ -19,7 +19,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from trainfree.hardware.profiler import HardwareSettings, Measurement, machine_info, profile
+from trainfree.hardware.measurement import Measurement, machine_info
+from trainfree.hardware.profiler import profile
+from trainfree.hardware.settings import HardwareSettings, get_backend
 from trainfree.io import atomic_write_json, read_json
 
 #: /2: memory_mb is the footprint (weights + activations); /3: latency timed with a steady
@@ -80,8 +82,8 @@ class MeasurementCache:
             "seed": seed,
             "machine": machine if machine is not None else self.machine(settings.device),
         }
-        if settings.backend == "llamacpp":  # another llama.cpp, other kernels (kept out of the
-            out["runtime"] = runtime_version(settings.backend)  # machine: torch keys stay as they were)
+        if get_backend(settings.backend).runtime:  # another llama.cpp, other kernels (kept out of
+            out["runtime"] = runtime_version(settings.backend)  # the machine: torch keys stay as they were)
         return out
 
     def _path(self, key: dict[str, Any]) -> Path:
@@ -129,10 +131,8 @@ class MeasurementCache:
 
 def runtime_version(backend: str) -> str | None:
     """The version of a backend's separate runtime (llamacpp: llama-cpp-python), read from its
-    metadata without importing it."""
-    from trainfree.hardware.profiler import _installed_version
-
-    return _installed_version("llama-cpp-python") if backend == "llamacpp" else None
+    metadata without importing it (None: it declares none, or it is not installed)."""
+    return get_backend(backend).runtime_version()
 
 
 def profile_cached(

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from trainfree.hardware.profiler import GENERATION_DEFAULTS
+from trainfree.hardware.settings import BACKENDS, GENERATION_DEFAULTS
 
 
 def _clock(hw: Mapping[str, Any]) -> str:
@@ -27,7 +27,8 @@ def what_is_timed(hw: Mapping[str, Any]) -> str:
     or a run's ``settings.json`` ``hardware``) is the time of."""
     device, backend = hw.get("device", "cpu"), hw.get("backend", "torch")
     threads = int(hw.get("threads", 1) or 1)
-    where = f"{'PyTorch' if backend == 'torch' else 'ONNX Runtime'} on the {device.upper()}"
+    title = BACKENDS.get(backend).title if backend in BACKENDS else backend
+    where = f"{title} on the {device.upper()}"
     if device == "cpu":
         where += f", {threads} thread{'s' if threads != 1 else ''}"
     if hw.get("quantize") == "int8":

@@ -6,7 +6,7 @@ worker processes. ``trainfree bench`` and ``trainfree search`` both use it.
   proxy sees what another left behind: what makes a cached score sound); the build time is
   charged to each of them.
 - :class:`ProxyRunner` scores many architectures: a score found in the
-  :class:`~trainfree.bench.score_cache.ScoreCache` is used as is, the others are computed
+  :class:`~trainfree.runtime.score_cache.ScoreCache` is used as is, the others are computed
   (in this process with ``workers=1``, else in a persistent pool of worker processes) and
   stored as soon as they arrive. A worker process that dies (killed for memory, say) fails
   only the architecture that killed it: the pool is restarted and the architectures that
@@ -53,7 +53,7 @@ def score_architecture(
     users = [p for p in proxies if p.needs_model]
     pristine, build_s, build_error = None, 0.0, None
     if users:
-        from trainfree.hardware.workers import too_big
+        from trainfree.runtime.workers import too_big
 
         t0 = time.perf_counter()
         build_error = too_big(space, config)
@@ -108,7 +108,7 @@ def worker_init(
     parent handles it), death with its owner (the process that started the pool)."""
     import torch
 
-    from trainfree.hardware.workers import die_with_parent
+    from trainfree.runtime.workers import die_with_parent
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     die_with_parent(owner)
@@ -139,7 +139,7 @@ class ProxyPool:
 
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            from trainfree.hardware.workers import worker_context
+            from trainfree.runtime.workers import worker_context
 
             self._pool = ProcessPoolExecutor(
                 self.workers,
@@ -154,7 +154,7 @@ class ProxyPool:
 
         At most two tasks per worker are in flight. A dead worker fails only its own task
         (see the module docstring)."""
-        from trainfree.hardware.workers import main_hidden
+        from trainfree.runtime.workers import main_hidden
 
         queue: deque[tuple[Task, int]] = deque((t, 0) for t in tasks)
         while queue:
@@ -301,7 +301,7 @@ class ProxyRunner:
                         self._put(specs[(i, name)], value, secs)
             record(i, {**found.pop(i, {}), **scores})
 
-        local = self.executor is None or self.executor.name == "local"
+        local = self.executor is None or self.executor.runs_here
         if self.workers == 1 and local:
             for i, config, missing in todo:
                 finished(i, score_architecture(self.space, config, missing, **self.settings))

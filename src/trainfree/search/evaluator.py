@@ -33,12 +33,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from trainfree.executors import Executor, MeasureResult
-from trainfree.executors.local import LocalExecutor
+from trainfree.executors import Executor, MeasureResult, default_executor
 from trainfree.hardware import HardwareSettings, MeasurementCache, drift
 from trainfree.hardware.costmodel import features_for, gene_values, weights_mb
 from trainfree.hardware.load import under_load
-from trainfree.hardware.profiler import Measurement
+from trainfree.hardware.measurement import Measurement
 from trainfree.io import append_text, cut_to, parse_json, read_regular
 from trainfree.proxies import get_proxy
 from trainfree.proxies.runner import ProxyRunner
@@ -158,7 +157,7 @@ class Evaluator:
         self.space, self.proxy, self.hardware = space, get_proxy(proxy), hardware
         self.store, self.runner, self.cache = store, runner, cache
         self.seed, self.fingerprint, self.device_costs = seed, fingerprint, device_costs
-        self.executor = executor or LocalExecutor()
+        self.executor = executor or default_executor()
         self.measure_seconds: list[float] = []  # wall seconds per measurement (a batch's share)
         self.on_measured: Callable[[], None] | None = None  # told after each measurement
 

@@ -27,15 +27,15 @@ from typing import Any
 
 import numpy as np
 
-from trainfree.bench.score_cache import ScoreCache
 from trainfree.errors import ConfigError, TrainfreeError
-from trainfree.executors.local import LocalExecutor
+from trainfree.executors import default_executor
 from trainfree.hardware import MeasurementCache
 from trainfree.hardware.load import MachineLoad
 from trainfree.io import atomic_write_json, make_dir
 from trainfree.proxies import get_proxy
 from trainfree.proxies.balance import Balance, choose, combine
 from trainfree.proxies.runner import ProxyRunner
+from trainfree.runtime.score_cache import ScoreCache
 from trainfree.search import schema, state
 from trainfree.search.algorithms import Optimiser, SearchProblem, make_algorithm
 from trainfree.search.costs import CostSource
@@ -97,7 +97,7 @@ class SearchRun:
     def __init__(self, out: Path, settings: SearchSettings, executor: Any = None) -> None:
         self.out = Path(out)
         self.settings = settings
-        self.executor = executor or LocalExecutor()  # where proxies and measurements run
+        self.executor = executor or default_executor()  # where proxies and measurements run
         #: the space's reference models as measured here (search/references.py; None: not yet)
         self.reference_rows: list[dict[str, Any]] | None = None
         self.space = settings.make_space()
@@ -199,7 +199,7 @@ class SearchRun:
         if run.device:  # a device that cannot measure: one line now, not a run of failures
             run.executor.check_device(chosen.hardware.device)
             if chosen.hardware.backend == "llamacpp" and run.executor.name == "local":
-                from trainfree.export.gguf_export import require_llamacpp
+                from trainfree.gguf.writer import require_llamacpp
 
                 require_llamacpp("--backend llamacpp")
         make_dir(out)

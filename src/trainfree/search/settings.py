@@ -145,7 +145,7 @@ class SearchSettings:
         """Generation objectives need a generation measurement of a space that generates;
         llama.cpp runs the spaces it has a graph for."""
         if self.hardware.backend == "llamacpp":
-            from trainfree.hardware.llamacpp import space_error
+            from trainfree.hardware.backends.llamacpp import space_error
 
             why = space_error(self.space)
             if why:

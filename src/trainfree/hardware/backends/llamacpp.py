@@ -3,7 +3,7 @@ laptops and phones run, from a GGUF file in the weight format asked for.
 
 One measurement, in a fresh worker as every other: the model is built with its seeded random
 weights (timings do not depend on their values), written as a GGUF file and quantized by
-llama.cpp (:mod:`trainfree.export.gguf_export`, ``--quantize none|f16|q8_0|q4_k_m``; ``none``
+llama.cpp (:mod:`trainfree.gguf.writer`, ``--quantize none|f16|q8_0|q4_k_m``; ``none``
 is float32), read by llama.cpp (no mmap: the weights are in memory before the timing starts,
 the same way every time) and measured as ``llama-bench`` measures, through llama-cpp-python's
 C API (``llama_decode``), with ``P`` = ``prompt_len``, ``C`` = ``context``, ``N`` =
@@ -28,22 +28,19 @@ time on one thread, adaptive repeats, the median.
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from trainfree.hardware.memory_probes import cpu_peak_probe, steady_allocator
-from trainfree.hardware.profiler import HardwareSettings, Measurement
-from trainfree.hardware.timing import reference_ms, time_runs
+from trainfree.errors import ConfigError
+from trainfree.gguf.session import Session, session
+from trainfree.hardware.measurement import MB, Measurement
+from trainfree.hardware.settings import Backend, HardwareSettings, register_backend
 
 #: ``--quantize`` values of this backend -> the GGUF weight format (``none``: float32)
 FORMATS = {"none": "f32", "f16": "f16", "q8_0": "q8_0", "q4_k_m": "q4_k_m"}
-#: llama.cpp's largest micro-batch by default (``n_ubatch``)
-UBATCH = 512
 #: the spaces whose models llama.cpp runs, and why the others are refused
 SUPPORTED = ("llama",)
 UNSUPPORTED = {
@@ -63,7 +60,7 @@ def space_error(name: str) -> str | None:
 
 def llamacpp_error(space: Any, config: Any, settings: Any) -> str | None:
     """One line saying why ``config`` cannot be measured in llama.cpp (None: it can)."""
-    from trainfree.export.gguf_layout import quantization_error
+    from trainfree.gguf.layout import quantization_error
     from trainfree.hardware.generation import generation_error
 
     return (
@@ -77,92 +74,54 @@ def kv_cache_mb(space: Any, config: Any, settings: Any) -> float:
     return float(space.kv_cache_mb(config, settings.context, settings.batch_size, settings.kv_bytes))
 
 
-# ----------------------------------------------------------------- a llama.cpp context
-_STARTED: list[bool] = []
+@register_backend("llamacpp")
+class LlamacppBackend(Backend):
+    """llama.cpp through llama-cpp-python, from a GGUF file (module docstring)."""
 
+    title = "llama.cpp"
+    order = 2
+    modes = ("generate",)
+    modes_note = " (it measures pp and tg, as llama-bench)"
+    #: the GGUF weight formats (``none``: float32)
+    quantize = tuple(FORMATS)
+    quantize_note = "f16, q8_0, q4_k_m: llamacpp"
+    kv_bytes = 2  # llama.cpp's default cache type: float16
+    runtime = ("llama-cpp-python",)
 
-def _start(llama_cpp: Any) -> None:
-    """llama.cpp's backends initialised and its log kept to errors, once per process."""
-    if not _STARTED:
-        from trainfree.export.llamacpp_quantize import quiet
+    def check(self, settings: HardwareSettings) -> None:
+        if settings.batch_size != 1:
+            raise ConfigError("batch_size", settings.batch_size, "1 with backend llamacpp (one sequence)")
 
-        quiet()
-        llama_cpp.llama_backend_init()
-        _STARTED.append(True)
+    def space_error(self, space_name: str) -> str | None:
+        return space_error(space_name)
 
+    def config_error(self, space: Any, config: Any, settings: HardwareSettings) -> str | None:
+        return llamacpp_error(space, config, settings)
 
-class Session:
-    """A llama.cpp model and context, driven through llama-cpp-python's C API."""
+    def weights_mb(self, config: Any, settings: HardwareSettings) -> float | None:
+        """The GGUF file's tensors in its format, exactly (:mod:`trainfree.gguf.layout`)."""
+        from trainfree.gguf.layout import weights_bytes
 
-    def __init__(self, path: Path, n_ctx: int, n_batch: int, threads: int) -> None:
-        import llama_cpp
+        return weights_bytes(config, FORMATS[settings.quantize]) / MB
 
-        from trainfree.export.llamacpp_quantize import captured_log
+    def require(self) -> None:
+        from trainfree.gguf.writer import require_llamacpp
 
-        _start(llama_cpp)
-        self.lib = llama_cpp
-        self.model = self.ctx = None
-        mparams = llama_cpp.llama_model_default_params()
-        mparams.load_mode = llama_cpp.LLAMA_LOAD_MODE_NONE
-        cparams = llama_cpp.llama_context_default_params()
-        cparams.n_ctx, cparams.n_batch, cparams.n_ubatch = n_ctx, n_batch, min(n_batch, UBATCH)
-        cparams.n_threads = cparams.n_threads_batch = threads
-        cparams.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_AUTO
-        with captured_log() as log:
-            self.model = llama_cpp.llama_model_load_from_file(str(path).encode(), mparams)
-            if self.model:
-                self.ctx = llama_cpp.llama_init_from_model(self.model, cparams)
-        if not self.model or not self.ctx:
-            self.close()
-            last = " ".join(line.strip() for line in log[-3:])
-            raise RuntimeError(f"llama.cpp could not load {path.name}: {last}")
-        self.memory = llama_cpp.llama_get_memory(self.ctx)
-        self.n_vocab = llama_cpp.llama_vocab_n_tokens(llama_cpp.llama_model_get_vocab(self.model))
+        require_llamacpp("--backend llamacpp")
 
-    @property
-    def weights_bytes(self) -> int:
-        return int(self.lib.llama_model_size(self.model))
-
-    def decode(self, tokens: Sequence[int]) -> None:
-        """Read ``tokens`` after those in the cache, as one batch (logits of the last)."""
-        array = (self.lib.llama_token * len(tokens))(*tokens)
-        code = self.lib.llama_decode(self.ctx, self.lib.llama_batch_get_one(array, len(tokens)))
-        if code != 0:
-            raise RuntimeError(f"llama_decode returned {code} (context full or out of memory)")
-        self.lib.llama_synchronize(self.ctx)
-
-    def last_logits(self) -> list[float]:
-        pointer = self.lib.llama_get_logits_ith(self.ctx, -1)
-        return list(pointer[: self.n_vocab])
-
-    def keep(self, length: int) -> None:
-        """Keep the first ``length`` tokens of the cache (0: empty it)."""
-        if length == 0:
-            self.lib.llama_memory_clear(self.memory, True)
-        else:
-            self.lib.llama_memory_seq_rm(self.memory, 0, length, -1)
-
-    def close(self) -> None:
-        if self.ctx:
-            self.lib.llama_free(self.ctx)
-        if self.model:
-            self.lib.llama_model_free(self.model)
-        self.ctx = self.model = None
-
-
-@contextlib.contextmanager
-def session(path: Path, n_ctx: int, n_batch: int, threads: int) -> Iterator[Session]:
-    s = Session(path, n_ctx, n_batch, threads)
-    try:
-        yield s
-    finally:
-        s.close()
+    def measure(
+        self, space: Any, config: Any, settings: HardwareSettings, seed: int, t_setup: float
+    ) -> Measurement:
+        return profile_llamacpp(space, config, settings, seed, t_setup)
 
 
 # ----------------------------------------------------------------- the measurement
 def measure_session(s: Session, tokens: list[int], settings: HardwareSettings) -> dict[str, Any]:
     """pp, tg and the memory at ``C`` of a loaded session (module docstring), as
-    :class:`~trainfree.hardware.profiler.Measurement` fields (``weights_mb`` aside)."""
+    :class:`~trainfree.hardware.measurement.Measurement` fields (``weights_mb`` aside)."""
+    from trainfree.hardware.memory_probes import cpu_peak_probe, steady_allocator
+    from trainfree.hardware.timing import reference_ms, time_runs
+
     P, C, N = settings.prompt_len, settings.context, settings.new_tokens
     top = settings.max_repeats or settings.repeats
     reference = reference_ms if settings.device == "cpu" else None
@@ -213,11 +172,11 @@ def measure_session(s: Session, tokens: list[int], settings: HardwareSettings) -
 def profile_llamacpp(
     space: Any, config: Any, settings: HardwareSettings, seed: int, t_setup: float
 ) -> Measurement:
-    """``profiler.profile_here`` of ``backend="llamacpp"``: build, write the GGUF file,
-    quantize, load it in llama.cpp, measure (module docstring)."""
+    """Build, write the GGUF file, quantize, load it in llama.cpp, measure (module docstring)."""
     import torch
 
-    from trainfree.export.gguf_export import write_gguf
+    from trainfree.gguf.writer import write_gguf
+    from trainfree.hardware.memory_probes import steady_allocator
 
     reason = llamacpp_error(space, config, settings)
     if reason:
@@ -249,13 +208,4 @@ def profile_llamacpp(
     )
 
 
-def installed() -> str | None:
-    """The installed llama-cpp-python version (read without importing it), or None."""
-    from importlib import metadata
-
-    with contextlib.suppress(metadata.PackageNotFoundError):
-        return metadata.version("llama-cpp-python")
-    return None
-
-
-__all__ = ["FORMATS", "Session", "installed", "llamacpp_error", "profile_llamacpp", "session"]
+__all__ = ["FORMATS", "LlamacppBackend", "llamacpp_error", "profile_llamacpp", "space_error"]

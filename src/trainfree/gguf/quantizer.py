@@ -56,7 +56,7 @@ def quiet() -> None:
 
 def quantize_file(source: Path, out: Path, quant: Any, threads: int = 1) -> int:
     """Quantize the GGUF file ``source`` into ``out`` (``quant``: a
-    :class:`~trainfree.export.gguf_export.Quantization`); the number of tensors that fell
+    :class:`~trainfree.gguf.layout.Quantization`); the number of tensors that fell
     back to another type. A failure is one line with llama.cpp's reason."""
     import llama_cpp
 

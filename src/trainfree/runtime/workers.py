@@ -105,8 +105,11 @@ def worker_context() -> Any:
             # build under a ``torch.device`` context imports lazily (about 2 s)
             _CONTEXT.set_forkserver_preload(
                 [
-                    "trainfree.hardware._forkserver",  # first: Ctrl-C and a failed start (its docstring)
-                    "trainfree.hardware.profiler",
+                    "trainfree.runtime._forkserver",  # first: Ctrl-C and a failed start (its docstring)
+                    "torch",
+                    "trainfree.hardware.profiler",  # by name: the runtime imports no package above it
+                    "trainfree.hardware.memory_probes",
+                    "trainfree.hardware.quantize",
                     "trainfree.spaces",
                     "trainfree.proxies",
                     "torch._dynamo",

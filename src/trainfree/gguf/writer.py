@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from trainfree.errors import TrainfreeError
-from trainfree.export.gguf_layout import QUANTIZATIONS, Quantization, quantization_error
+from trainfree.gguf.layout import QUANTIZATIONS, Quantization, quantization_error
 
 LLAMACPP_INSTALL = "pip install 'trainfree[llamacpp]' (llama-cpp-python, gguf)"
 
@@ -218,7 +218,7 @@ def write_gguf(
 def quantize_gguf(source: Path, path: Path, quant: str, threads: int = 1) -> GgufFile:
     """The float GGUF file ``source`` quantized by llama.cpp to ``quant`` at ``path``
     (written atomically)."""
-    from trainfree.export.llamacpp_quantize import quantize_file
+    from trainfree.gguf.quantizer import quantize_file
 
     with atomic_path(Path(path)) as out:
         fallback = quantize_file(source, out, check_quantization(quant), threads)

@@ -135,11 +135,11 @@ class ScoreCache:
         """Everything that can change the score of ``proxy`` on ``config``."""
         import torch
 
-        import trainfree
+        from trainfree._version import __version__
 
         return {
             "format": CACHE_FORMAT,
-            "trainfree": trainfree.__version__,
+            "trainfree": __version__,
             "torch": torch.__version__,
             "space": space.name,
             "space_class": f"{type(space).__module__}.{type(space).__qualname__}",

@@ -1,0 +1,73 @@
+"""The PyTorch backend (``--backend torch``, the default): ``space.inference`` in eager
+PyTorch on the CPU or a CUDA GPU, in float32 or (CPU) with int8 dynamic quantization; with
+``mode="generate"``, generation from its KV cache (:mod:`trainfree.hardware.generation`).
+What is measured and how is in :mod:`trainfree.hardware.profiler`'s docstring."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from trainfree.hardware.backends._forward import (
+    forward_inputs,
+    generation_error_if_generating,
+    memory_then_latency,
+)
+from trainfree.hardware.measurement import Measurement
+from trainfree.hardware.settings import Backend, HardwareSettings, register_backend
+
+
+@register_backend("torch")
+class TorchBackend(Backend):
+    """Eager PyTorch."""
+
+    title = "PyTorch"
+    order = 0
+    devices = ("cpu", "cuda")
+    #: ``int8``: Linear weights quantised to int8, activations dynamically (PyTorch's dynamic
+    #: quantization, on the CPU; :mod:`trainfree.hardware.quantize`)
+    quantize = ("none", "int8")
+    quantize_note = "int8: torch on the cpu"
+
+    def config_error(self, space: Any, config: Any, settings: HardwareSettings) -> str | None:
+        return generation_error_if_generating(space, config, settings)
+
+    def measure(
+        self, space: Any, config: Any, settings: HardwareSettings, seed: int, t_setup: float
+    ) -> Measurement:
+        if settings.mode == "generate":
+            from trainfree.hardware.generation import profile_generation
+
+            return profile_generation(space, config, settings, seed, t_setup)
+        inputs = forward_inputs(space, config, settings, seed)
+        if isinstance(inputs, Measurement):
+            return inputs
+        return measure_torch(space, *inputs, settings, t_setup)
+
+
+def measure_torch(
+    space: Any, model: Any, weights_mb: float, ids: Any, settings: HardwareSettings, t_setup: float
+) -> Measurement:
+    """One forward pass of ``model`` on ``ids``, on the settings' device."""
+    import torch
+
+    from trainfree.hardware.memory_probes import cpu_peak_probe, cuda_peak_probe
+
+    cuda = settings.device == "cuda"
+    if cuda:
+        if not torch.cuda.is_available():
+            return Measurement(ok=False, error="device cuda requested but torch sees no CUDA device")
+        model, ids = model.to("cuda"), ids.to("cuda")
+
+    def sync() -> None:
+        if cuda:
+            torch.cuda.synchronize()
+
+    def run() -> Any:
+        return space.inference(model, ids)
+
+    with torch.inference_mode():
+        space.inference(model, ids[:, :1])  # lazy kernel/library initialisation, not counted
+        sync()
+        probe = cuda_peak_probe() if cuda else cpu_peak_probe()
+        return memory_then_latency(run, sync, probe, settings, weights_mb, time.perf_counter() - t_setup)
