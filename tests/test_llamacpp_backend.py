@@ -159,3 +159,22 @@ def test_search_in_llamacpp_marks_an_unquantizable_model_failed_and_goes_on(tmp_
     failed = evaluated[~evaluated["feasible"]]
     assert len(failed) and failed["reason"].str.contains("not a multiple of 32").all()
     assert dataclasses.asdict(s.hardware)["quantize"] == "q8_0"
+
+
+def test_llamacpp_memory_counts_the_kv_cache_it_allocates():
+    """The probe starts before llama.cpp creates its context, which allocates and clears the
+    whole KV cache: 2048 tokens of context must cost about the analytic cache more than 256
+    (it once saw 0.9 MB of an 8 MB cache)."""
+    needs_llamacpp()
+    space = get_space("llama")
+    cfg = space.config_from_dict(
+        {**TINY, "num_hidden_layers": 4, "hidden_size": 256, "num_key_value_heads": 4, "head_dim": 64}
+    )
+    small, large = (
+        profile(space, cfg, HardwareSettings(**{**CPP, "prompt_len": 64, "context": c}, quantize="f16"))
+        for c in (256, 2048)
+    )
+    assert small.ok and large.ok, (small.error, large.error)
+    kv_growth = large.kv_cache_mb - small.kv_cache_mb  # 7 MB, float16
+    assert kv_growth > 6.9
+    assert 0.8 * kv_growth < large.memory_mb - small.memory_mb < 1.5 * kv_growth + 2.0

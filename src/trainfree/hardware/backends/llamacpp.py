@@ -13,9 +13,12 @@ C API (``llama_decode``), with ``P`` = ``prompt_len``, ``C`` = ``context``, ``N`
 - **tg** (``decode_ms_per_token``, the ``latency_*`` fields): the cache cut back to ``C - N``
   tokens, then ``N`` single-token decodes, reported per token, at context ``C`` (llama-bench's
   ``tg`` at depth ``C - N``);
-- **memory at C** (``memory_mb``): the GGUF weights as llama.cpp holds them
-  (``llama_model_size``: ``weights_mb``) plus the peak resident memory added by creating the
-  context and filling its cache to ``C`` (``activation_mb``: the KV cache and compute buffers);
+- **memory at C** (``memory_mb``): the peak resident memory added from before llama.cpp reads
+  the file until its cache is filled to ``C`` and ``N`` tokens are generated: the weights as
+  llama.cpp holds them (``llama_model_size``: ``weights_mb``), the context's KV cache and
+  compute buffers, and the rest (``activation_mb`` = memory - weights). The probe starts
+  before the context is created because llama.cpp allocates and clears the whole KV cache
+  there: started after it, as it once was, it saw 0.9 MB of an 8 MB cache (docs/llamacpp.md);
 - **KV cache** (``kv_cache_mb``): analytic, ``2 L kv_heads head_dim C`` float16 values (llama.cpp's
   default cache type).
 
@@ -88,6 +91,12 @@ class LlamacppBackend(Backend):
     kv_bytes = 2  # llama.cpp's default cache type: float16
     runtime = ("llama-cpp-python",)
 
+    def runtime_version(self) -> str | None:
+        """The llama-cpp-python version, and the memory method: measurements cached before the
+        probe started ahead of the context (which left out the KV cache) are not served."""
+        version = super().runtime_version()
+        return f"{version}; memory from load" if version else None
+
     def check(self, settings: HardwareSettings) -> None:
         if settings.batch_size != 1:
             raise ConfigError("batch_size", settings.batch_size, "1 with backend llamacpp (one sequence)")
@@ -116,9 +125,13 @@ class LlamacppBackend(Backend):
 
 
 # ----------------------------------------------------------------- the measurement
-def measure_session(s: Session, tokens: list[int], settings: HardwareSettings) -> dict[str, Any]:
+def measure_session(
+    s: Session, tokens: list[int], settings: HardwareSettings, probe: tuple[str, Any] | None = None
+) -> dict[str, Any]:
     """pp, tg and the memory at ``C`` of a loaded session (module docstring), as
-    :class:`~trainfree.hardware.measurement.Measurement` fields (``weights_mb`` aside)."""
+    :class:`~trainfree.hardware.measurement.Measurement` fields (``weights_mb`` aside).
+    ``probe``: ``(method, stop)`` of a memory probe started before the session was opened
+    (its ``added_mb`` then counts the weights and the context too); else one starts here."""
     from trainfree.hardware.memory_probes import cpu_peak_probe, steady_allocator
     from trainfree.hardware.timing import reference_ms, time_runs
 
@@ -136,9 +149,12 @@ def measure_session(s: Session, tokens: list[int], settings: HardwareSettings) -
         for t in tokens[C - N : C]:
             s.decode([t])
 
-    method, start, stop = cpu_peak_probe()
     t0 = time.perf_counter()
-    start()
+    if probe is None:
+        method, start, stop = cpu_peak_probe()
+        start()
+    else:
+        method, stop = probe
     fill()
     generate()
     added_mb = stop()
@@ -162,7 +178,7 @@ def measure_session(s: Session, tokens: list[int], settings: HardwareSettings) -
         "decode_ms_per_token": summary["latency_ms"],
         "prefill_ms": pp.summary()["latency_ms"],
         "prefill_spread": pp.spread(),
-        "activation_mb": float(added_mb),
+        "added_mb": float(added_mb),
         "memory_method": f"{method} (llama.cpp)",
         "seconds_memory": seconds_memory,
         "seconds_latency": time.perf_counter() - t0,
@@ -176,7 +192,7 @@ def profile_llamacpp(
     import torch
 
     from trainfree.gguf.writer import write_gguf
-    from trainfree.hardware.memory_probes import steady_allocator
+    from trainfree.hardware.memory_probes import cpu_peak_probe, steady_allocator
 
     reason = llamacpp_error(space, config, settings)
     if reason:
@@ -190,15 +206,19 @@ def profile_llamacpp(
         del model
         gc.collect()
         steady_allocator()
+        method, start, stop = cpu_peak_probe()
+        start()  # before the file is read: the weights, the context and its KV cache count
         with session(path, settings.context, settings.prompt_len, settings.threads) as s:
             path.unlink()  # read into memory: the file is no longer needed
-            s.decode(tokens[:1])  # lazy initialisation, not counted
+            s.decode(tokens[:1])  # lazy initialisation, not timed
             seconds_setup = time.perf_counter() - t_setup
-            fields = measure_session(s, tokens, settings)
+            fields = measure_session(s, tokens, settings, probe=(method, stop))
             weights_mb = s.weights_bytes / 2**20
+    activation_mb = float(max(0.0, fields.pop("added_mb") - weights_mb))
     return Measurement(
         ok=True,
-        memory_mb=float(weights_mb + fields["activation_mb"]),
+        memory_mb=float(weights_mb + activation_mb),
+        activation_mb=activation_mb,
         weights_mb=float(weights_mb),
         kv_cache_mb=kv_cache_mb(space, config, settings),
         seconds_setup=seconds_setup,
