@@ -34,6 +34,11 @@ def register_objective(objective: Objective) -> Objective:
     return REGISTRY.register(objective.name, objective)
 
 
+def unregister_objective(name: str) -> None:
+    """Undo :func:`register_objective` (a test's or a plugin's own objective)."""
+    REGISTRY._items.pop(name, None)
+
+
 def all_objectives() -> dict[str, Objective]:
     """name -> objective, in column order."""
     found = [REGISTRY.get(n) for n in REGISTRY.names()]
@@ -197,4 +202,5 @@ __all__ = [
     "parse_limits",
     "register_objective",
     "unitless_limits",
+    "unregister_objective",
 ]
