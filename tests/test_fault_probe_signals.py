@@ -116,7 +116,7 @@ def test_outputs_that_fail_after_a_stop_are_a_warning(tmp_path, monkeypatch):
     evaluations are kept, --resume writes the outputs), not exit 1 with a traceback."""
     from trainfree.hardware import HardwareSettings
     from trainfree.search import SearchRun, SearchSettings
-    from trainfree.search.loop import _Loop
+    from trainfree.search.loop import Loop as _Loop
 
     def stopped(self):
         raise KeyboardInterrupt

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -150,19 +151,21 @@ class SearchSettings:
         cls,
         *,
         objectives: str | list[str] = "latency,memory",
-        limits: list[str] | None = None,
+        limits: Sequence[str] | Mapping[str, float] | None = None,
         budget: str = "4m",
         alpha: str = "heuristic",
         **values: Any,
     ) -> SearchSettings:
         """Settings from the command line's strings (``objectives="latency,memory"``,
-        ``limits=["latency=50ms"]``, ``budget="4m"``, ``alpha="heuristic"``), each parsed
-        once and the whole validated; ``values``: the other fields, typed."""
+        ``limits=["latency=50ms"]`` or already ``{"latency": 50.0}``, ``budget="4m"``,
+        ``alpha="heuristic"``), each parsed once and the whole validated; ``values``: the
+        other fields, typed."""
         if isinstance(objectives, str):
             objectives = [o.strip() for o in objectives.split(",") if o.strip()]
+        parsed = check_limits(limits) if isinstance(limits, Mapping) else parse_limits(limits or [])
         settings = cls(
             objectives=objectives,
-            limits=parse_limits(limits or []),
+            limits=parsed,
             budget=Budget.parse(budget),
             alpha=parse_alpha_setting(alpha),
             **values,
