@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from trainfree.errors import ConfigError
@@ -29,27 +30,49 @@ from trainfree.registry import Registry
 REGISTRY: Registry[Objective] = Registry("objective", "trainfree.objectives")
 
 
+@dataclass
+class _Order:
+    """``all_objectives()``'s last answer and the registrations it was made after: the
+    search reads objectives per record, so the order is not worked out again each time."""
+
+    registrations: int = 0
+    made_after: int = -1
+    objectives: dict[str, Objective] = field(default_factory=dict)
+
+    def current(self) -> dict[str, Objective]:
+        REGISTRY.discover()
+        if self.made_after != self.registrations:
+            found = sorted((REGISTRY.get(n) for n in REGISTRY.names()), key=lambda o: (o.rank, o.name))
+            self.objectives, self.made_after = {o.name: o for o in found}, self.registrations
+        return self.objectives
+
+
+_ORDER = _Order()
+
+
 def register_objective(objective: Objective) -> Objective:
     """Make ``objective`` available to the search, ``bench`` and the cost model."""
-    return REGISTRY.register(objective.name, objective)
+    REGISTRY.register(objective.name, objective)
+    _ORDER.registrations += 1
+    return objective
 
 
 def unregister_objective(name: str) -> None:
     """Undo :func:`register_objective` (a test's or a plugin's own objective)."""
     REGISTRY._items.pop(name, None)
+    _ORDER.registrations += 1
 
 
 def all_objectives() -> dict[str, Objective]:
-    """name -> objective, in column order."""
-    found = [REGISTRY.get(n) for n in REGISTRY.names()]
-    return {o.name: o for o in sorted(found, key=lambda o: (o.rank, o.name))}
+    """name -> objective, in column order (a fresh dict: the caller may change it)."""
+    return dict(_ORDER.current())
 
 
 class _Live(Mapping[str, Objective]):
     """:func:`all_objectives` as a mapping read afresh on each use."""
 
     def __getitem__(self, name: str) -> Objective:
-        return all_objectives()[name]
+        return _ORDER.current()[name]
 
     def __iter__(self) -> Iterator[str]:
         return iter(all_objectives())

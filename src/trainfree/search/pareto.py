@@ -63,7 +63,8 @@ def objective_matrix(records: Sequence[Evaluation], scores: np.ndarray, costs: S
     """``[n, 1 + len(costs)]`` minimisation matrix: ``-score`` then each cost (by name)."""
     cols = [-np.asarray(scores, dtype=float)]
     for c in costs:
-        cols.append(np.array([r.cost(c) for r in records], dtype=float))
+        field = OBJECTIVES[c].field
+        cols.append(np.array([r.value(field) for r in records], dtype=float))
     return np.column_stack(cols) if records else np.zeros((0, 1 + len(costs)))
 
 

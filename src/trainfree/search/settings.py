@@ -142,9 +142,13 @@ class SearchSettings:
     #: (see ``pareto.frontier_rows``; 0: the exact frontier)
     resolution: float = 0.05
 
-    def __post_init__(self) -> None:
-        self.budget = Budget.parse(self.budget)
-        self.alpha = parse_alpha_setting(self.alpha)
+    def __setattr__(self, name: str, value: Any) -> None:
+        """The budget and alpha are typed whenever they are set: text is parsed here, once."""
+        if name == "budget":
+            value = Budget.parse(value)
+        elif name == "alpha":
+            value = parse_alpha_setting(value)
+        super().__setattr__(name, value)
 
     @classmethod
     def parse(
