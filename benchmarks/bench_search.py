@@ -27,8 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
+from trainfree.objectives import OBJECTIVES
 from trainfree.search import SearchRun, SearchSettings
-from trainfree.search.pareto import COST_FIELDS, hypervolume, nondominated
+from trainfree.search.pareto import hypervolume, nondominated
 from trainfree.search.settings import SEARCH_HARDWARE
 
 VARIANTS = {
@@ -93,7 +94,8 @@ def main() -> None:
             )
 
     def matrix(models: list[dict]) -> np.ndarray:
-        return np.array([[-m["zerolm"], *[m[COST_FIELDS[c]] for c in costs]] for m in models], dtype=float)
+        fields = [OBJECTIVES[c].field for c in costs]
+        return np.array([[-m["zerolm"], *[m[f] for f in fields]] for m in models], dtype=float)
 
     every = np.vstack([matrix(r["frontier"]) for r in results.values() if r["frontier"]])
     ideal, nadir = every.min(axis=0), every.max(axis=0)

@@ -162,7 +162,7 @@ def _plot(path: Path, lts: list[dict], ours: list[dict], run: SearchRun) -> None
 
     _, records, _ = run.frontier()
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    pts = [(r["latency_ms"], r["decoder_params"]) for r in records if r.get("feasible")]
+    pts = [(r.value("latency_ms"), r.value("decoder_params")) for r in records if r.feasible]
     ax.scatter(*zip(*pts, strict=True), s=8, c="0.75", label=f"evaluated by our search ({len(pts)})")
     o = sorted((x["latency"], x["decoder"]) for x in ours)
     ax.step(*zip(*o, strict=True), where="post", c="tab:red", lw=1.2)

@@ -256,7 +256,7 @@ def test_predicted_search_measures_every_frontier_model(tmp_path, monkeypatch):
     records = [json.loads(line) for line in (tmp_path / "run" / "evaluations.jsonl").open()]
     assert all(len(r["genes"]) == run.space.n_genes for r in records if "features" in r)
     assert all(r["measured_at"] > 0 for r in records if r.get("measured"))  # when, for sessions
-    assert all(r["measured_at"] > 0 for r in run.cost.cached_rows())
+    assert all(r["measured_at"] > 0 for r in run.cost_source.cached_rows())
     assert (evaluated["generation"] == -1).sum() == 16  # the calibration sample, measured
     end = frontier["end_phase"]  # the end phase says what it measured against its reserve
     assert end["measured"] >= 0 and 0.0 <= end["churn_at_end"] <= 0.8 and end["reserve_s"] >= 0
@@ -289,7 +289,7 @@ def test_a_model_below_the_bar_keeps_choosing_on_predictions(tmp_path, monkeypat
     run = SearchRun.open(tmp_path / "run", s)
     result = run.run()
     run.close()
-    assert result.costs == "predicted" and "below its accuracy bar" in run.cost.note
+    assert result.costs == "predicted" and "below its accuracy bar" in run.cost_source.note
     evaluated = pd.read_csv(tmp_path / "run" / "evaluated.csv")
     assert (evaluated["costs"] == "predicted").sum() > 0
     assert "measures more" in json.loads((tmp_path / "run" / "frontier.json").read_text())["cost_model_note"]

@@ -76,9 +76,11 @@ def test_deferred_holds_a_stop_until_the_block_ends():
 
 
 def test_a_frontier_plot_with_nothing_feasible(tmp_path):
+    from trainfree.search.evaluation import Evaluation
     from trainfree.search.pareto import plot_frontier
 
-    records = [{"feasible": False, "params": 100}, {"feasible": False, "params": 200}]
+    fields = [{"feasible": False, "params": 100}, {"feasible": False, "params": 200}]
+    records = [Evaluation.from_flat(f, check=False) for f in fields]
     plot_frontier(tmp_path / "f.png", records, np.array([np.nan, np.nan]), "zerolm", ["params", "flops"], [])
     assert (tmp_path / "f.png").stat().st_size > 0
 
@@ -114,7 +116,7 @@ def test_outputs_that_fail_after_a_stop_are_a_warning(tmp_path, monkeypatch):
     evaluations are kept, --resume writes the outputs), not exit 1 with a traceback."""
     from trainfree.hardware import HardwareSettings
     from trainfree.search import SearchRun, SearchSettings
-    from trainfree.search.loop import _Loop
+    from trainfree.search.loop import Loop as _Loop
 
     def stopped(self):
         raise KeyboardInterrupt

@@ -26,7 +26,7 @@ from trainfree.errors import ConfigError
 from trainfree.export import export_config
 from trainfree.hardware import HardwareSettings
 from trainfree.hardware.profiler import profile
-from trainfree.search.objectives import OBJECTIVES, parse_limits
+from trainfree.objectives import OBJECTIVES, parse_limits
 from trainfree.search.settings import SearchSettings
 from trainfree.spaces import get_space
 from trainfree.spaces.gpt2_model import KVCache

@@ -21,6 +21,7 @@ from trainfree.errors import ConfigError
 from trainfree.hardware import HardwareSettings
 from trainfree.search import SearchRun, SearchSettings, parse_budget
 from trainfree.search.algorithms._pymoo import SpaceCrossover, SpaceMutation, SpaceProblem, SpaceSampling
+from trainfree.search.evaluation import Evaluation
 from trainfree.search.evaluator import EvaluationStore
 from trainfree.search.pareto import nondominated
 
@@ -301,7 +302,10 @@ def test_frontier_resolution_drops_near_twins_only():
     from trainfree.search.pareto import frontier_rows
 
     def rec(score, lat, mem, params=1):
-        return {"feasible": True, "latency_ms": lat, "memory_mb": mem, "params": params, "s": score}
+        return Evaluation.from_flat(
+            {"feasible": True, "latency_ms": lat, "memory_mb": mem, "params": params, "score": score},
+            check=False,
+        )
 
     recs = [
         rec(1.00, 100.0, 200.0),  # 0: beaten by 1 within 3% on latency and memory
@@ -309,12 +313,12 @@ def test_frontier_resolution_drops_near_twins_only():
         rec(0.90, 90.0, 180.0),  # 2: 10% cheaper, stays
         rec(1.01, 101.0, 203.0),  # 3: ties 1 on score, costs differ: both stay
     ]
-    scores = np.array([r["s"] for r in recs])
+    scores = np.array([r.score for r in recs])
     exact, _ = frontier_rows(recs, scores, ["latency", "memory"])
     assert sorted(exact) == [0, 1, 2, 3]
     coarse, _ = frontier_rows(recs, scores, ["latency", "memory"], resolution=0.03)
     assert sorted(coarse) == [1, 2, 3]
-    recs[1]["params"] = recs[3]["params"] = 2  # more parameters (exact): they no longer beat 0
+    recs[1].values["params"] = recs[3].values["params"] = 2  # more parameters (exact): they no longer beat 0
     coarse, _ = frontier_rows(recs, scores, ["latency", "params"], resolution=0.03)
     assert 0 in coarse
 
@@ -327,12 +331,15 @@ def test_resolution_is_validated():
 def test_a_prediction_must_beat_a_measurement_by_more_than_its_error():
     from trainfree.search.pareto import frontier_rows
 
-    measured = {"feasible": True, "latency_ms": 100.0, "memory_mb": 100.0, "costs": "measured"}
-    predicted = {"feasible": True, "latency_ms": 92.0, "memory_mb": 100.0, "costs": "predicted"}
+    def rec(fields):
+        return Evaluation.from_flat(fields, check=False)
+
+    measured = rec({"feasible": True, "latency_ms": 100.0, "memory_mb": 100.0, "costs": "measured"})
+    predicted = rec({"feasible": True, "latency_ms": 92.0, "memory_mb": 100.0, "costs": "predicted"})
     scores = np.array([1.0, 0.9])  # the measured model scores higher; the prediction is 8% faster
     recs = [measured, predicted]
     assert sorted(frontier_rows(recs, scores, ["latency", "memory"], 0.05)[0]) == [0, 1]
     margin = {"latency": 0.05, "memory": 0.05}  # 1.05 x 1.05: 10% is within the error
     assert frontier_rows(recs, scores, ["latency", "memory"], 0.05, margin)[0] == [0]
-    recs[1] = {**predicted, "costs": "measured"}  # measured, the same 8% is a real difference
+    recs[1] = rec({**predicted.flat(), "costs": "measured"})  # measured, the same 8% is a real difference
     assert sorted(frontier_rows(recs, scores, ["latency", "memory"], 0.05, margin)[0]) == [0, 1]

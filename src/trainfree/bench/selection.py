@@ -40,22 +40,20 @@ from typing import Any
 import numpy as np
 
 from trainfree.errors import ConfigError
+from trainfree.objectives import OBJECTIVES, Shape, bench_costs
 from trainfree.search.pareto import hypervolume, nondominated
 
-#: the costs ``--frontier`` accepts, and what each one is
-COSTS: dict[str, str] = {
-    "flops": "forward FLOPs of one sequence of the space's maximum length",
-    "params": "total parameter count",
-    "latency": "measured forward latency in ms (hardware cache)",
-    "memory": "measured peak inference memory in MB (hardware cache)",
-}
+#: the costs ``--frontier`` accepts, and what each one is: the objectives that declare a
+#: ``bench_help`` (:mod:`trainfree.objectives`), as registered when this module was imported
+COSTS: dict[str, str] = bench_costs()
 N_BUDGETS = 10
 
 
 def check_cost(name: str) -> str:
     """``name`` if it is a known cost, else a one-line :class:`ConfigError`."""
-    if name not in COSTS:
-        raise ConfigError("frontier", name, f"{', '.join(list(COSTS)[:-1])} or {list(COSTS)[-1]}")
+    known = list(bench_costs())
+    if name not in known:
+        raise ConfigError("frontier", name, f"{', '.join(known[:-1])} or {known[-1]}")
     return name
 
 
@@ -232,29 +230,27 @@ def benchmark_costs(
     :class:`~trainfree.hardware.HardwareSettings`), read from / stored in ``cache`` (a
     :class:`~trainfree.hardware.MeasurementCache`; None measures every time). An architecture
     that cannot be measured gets NaN and is named in the failures."""
-    names = [check_cost(n) for n in dict.fromkeys(names)]
+    objectives = [OBJECTIVES[check_cost(n)] for n in dict.fromkeys(names)]
     space, entries = bench.space, bench.entries
-    out = {n: np.full(len(entries), math.nan) for n in names}
+    out = {o.name: np.full(len(entries), math.nan) for o in objectives}
     failures: dict[str, str] = {}
-    measured = [n for n in names if n in ("latency", "memory")]
+    measured = [o for o in objectives if o.measurement is not None]
     if measured:
         from trainfree.hardware import HardwareSettings, profile_cached
 
         hardware = hardware or HardwareSettings()
     for i, e in enumerate(entries):
-        if "flops" in out:
-            out["flops"][i] = float(space.flops(e.config, space.max_seq_len(e.config)))
-        if "params" in out:
-            out["params"][i] = float(space.param_counts(e.config).total)
+        shape = Shape(seq_len=space.max_seq_len(e.config))  # analytic costs: the longest input
+        for o in objectives:
+            value = o.analytic_value(space, e.config, shape)
+            if value is not None:
+                out[o.name][i] = float(value)
         if measured:
             m, _ = profile_cached(space, e.config, hardware, cache)
-            if m.ok:
-                if "latency" in out:
-                    out["latency"][i] = m.latency_ms
-                if "memory" in out:
-                    out["memory"][i] = m.memory_mb
-            else:
+            if not m.ok:
                 failures[e.id] = str(m.error)
+            for o in measured if m.ok else ():
+                out[o.name][i] = getattr(m, o.measurement)
         if on_step:
             on_step(i + 1)
     return out, failures

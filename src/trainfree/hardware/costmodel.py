@@ -50,12 +50,14 @@ from trainfree.hardware.shape_correction import (
     load_booster,
     shape_inputs,
 )
+from trainfree.objectives import model_targets
 
-#: what a cost model predicts, from which record fields
-TARGETS = ("latency_ms", "activation_mb")
-#: predicted too when every calibration row has it: the prefill of a generation measurement
-#: (whose ``latency_ms`` is the decode time per token, predicted as ``decode_ms_per_token``)
-OPTIONAL_TARGETS = ("prefill_ms",)
+#: what a cost model predicts, from which record fields: the ``target`` of each registered
+#: measured objective (:mod:`trainfree.objectives`; latency and memory's activations), and,
+#: predicted too when every calibration row has them, those of generation objectives (the
+#: prefill; a generation measurement's ``latency_ms`` is the decode time per token, predicted
+#: as ``decode_ms_per_token``)
+TARGETS, OPTIONAL_TARGETS = model_targets()
 MB = 1024.0 * 1024.0
 #: the accuracy bar, held out: the share of pairs of models whose measured costs differ by
 #: more than ``DISTINCT`` that the predictions put in the same order. That is what the search

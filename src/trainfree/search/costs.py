@@ -33,18 +33,20 @@ import numpy as np
 from trainfree.hardware.calibration import RowCache, calibration_sample
 from trainfree.hardware.costmodel import TARGETS, CostModel, accuracy, fit_cost_model, make_row
 from trainfree.io import atomic_write_json, read_json
-from trainfree.search.objectives import OBJECTIVES
+from trainfree.objectives import OBJECTIVES, measured_fields
+from trainfree.search.evaluation import Evaluation
 
 #: calibration size: at least, at most, and the share of a wall-time budget it may take
 CALIBRATION_MIN, CALIBRATION_MAX, CALIBRATION_SHARE = 30, 150, 0.15
-MEASURED_FIELDS = [o.field for o in OBJECTIVES.values() if o.measured]
+#: the measured objectives' record fields (as registered when this module was imported)
+MEASURED_FIELDS = measured_fields()
 
 
-def row_of(record: dict[str, Any]) -> dict[str, Any] | None:
+def row_of(record: Evaluation) -> dict[str, Any] | None:
     """A training row from a measured record with features (None otherwise)."""
-    if not record.get("measured") or "features" not in record:
+    if not record.measured or record.features is None:
         return None
-    return make_row(record["key"], record["features"], record, record.get("genes"))
+    return make_row(record.key, record.features, record.flat(), record.genes)
 
 
 class CostSource:
@@ -58,7 +60,8 @@ class CostSource:
         self.rows_cache = RowCache(space, hardware, machine=machine) if use_cache else None
         self.model: CostModel | None = None
         self.trusted = False  # whether the model meets its accuracy bar (loop.py: else measure more)
-        self.live: dict[str, list[tuple[float, float]]] = {t: [] for t in MEASURED_FIELDS}
+        self.fields = measured_fields()
+        self.live: dict[str, list[tuple[float, float]]] = {t: [] for t in self.fields}
         self.note = ""  # why the run measures although predictions were asked for
 
     @property
@@ -80,7 +83,7 @@ class CostSource:
         return self.rows_cache.load() if self.rows_cache else []
 
     def fit(
-        self, records: Sequence[dict[str, Any]], extra_rows: Sequence[dict[str, Any]] = ()
+        self, records: Sequence[Evaluation], extra_rows: Sequence[dict[str, Any]] = ()
     ) -> CostModel | None:
         """(Re)fit on every measured record of the run plus ``extra_rows``; a model below the
         accuracy bar switches the run to measuring (``note`` says why)."""
@@ -94,40 +97,44 @@ class CostSource:
             return None
         ok, why = model.trustworthy()
         self.model, self.trusted = model, ok
-        self.note = "" if ok else (
-            f"cost model below its accuracy bar ({why}): the search still chooses candidates "
-            "on its predictions, and measures more of them"
+        self.note = (
+            ""
+            if ok
+            else (
+                f"cost model below its accuracy bar ({why}): the search still chooses candidates "
+                "on its predictions, and measures more of them"
+            )
         )
         if self.rows_cache:
             self.rows_cache.save(list(rows.values()))
         self.save()
         return model
 
-    def predict(self, records: Sequence[dict[str, Any]]) -> dict[str, np.ndarray]:
+    def predict(self, records: Sequence[Evaluation]) -> dict[str, np.ndarray]:
         assert self.model is not None
         return self.model.predict(
-            [r["features"] for r in records],
-            [r["weights_mb"] for r in records],
-            [r.get("genes") for r in records],
+            [r.features for r in records],
+            [r.weights_mb for r in records],
+            [r.genes for r in records],
         )
 
-    def values(self, records: Sequence[dict[str, Any]]) -> dict[str, np.ndarray]:
+    def values(self, records: Sequence[Evaluation]) -> dict[str, np.ndarray]:
         """Each measured cost of each record: the measurement where there is one, else the
         current model's prediction (NaN where neither)."""
         n = len(records)
-        out = {f: np.full(n, math.nan) for f in MEASURED_FIELDS}
-        todo = [i for i, r in enumerate(records) if not r.get("measured") and "features" in r]
+        out = {f: np.full(n, math.nan) for f in self.fields}
+        todo = [i for i, r in enumerate(records) if not r.measured and r.features is not None]
         if todo and self.model is not None:
             pred = self.predict([records[i] for i in todo])
-            for f in MEASURED_FIELDS:
+            for f in self.fields:
                 out[f][todo] = pred[f]
         for i, r in enumerate(records):
-            if r.get("measured"):
-                for f in MEASURED_FIELDS:
-                    out[f][i] = _num(r.get(f))
+            if r.measured:
+                for f in self.fields:
+                    out[f][i] = r.value(f)
         return out
 
-    def note_measured(self, before: Sequence[dict[str, Any]], after: Sequence[dict[str, Any]]) -> bool:
+    def note_measured(self, before: Sequence[Evaluation], after: Sequence[Evaluation]) -> bool:
         """Record how the predictions for ``before`` compare with their measurements
         (``after``): the live, truly held-out accuracy of the model that searched. Returns
         whether they miss by more than the model's stated error (the median miss of the
@@ -136,11 +143,11 @@ class CostSource:
         if self.model is None or not before:
             return False
         pred = self.predict(before)
-        pairs: dict[str, list[tuple[float, float]]] = {f: [] for f in MEASURED_FIELDS}
+        pairs: dict[str, list[tuple[float, float]]] = {f: [] for f in self.fields}
         for i, rec in enumerate(after):
-            if rec.get("measured"):
-                for f in MEASURED_FIELDS:
-                    pair = (float(pred[f][i]), _num(rec.get(f)))
+            if rec.measured:
+                for f in self.fields:
+                    pair = (float(pred[f][i]), rec.value(f))
                     if math.isfinite(pair[0]) and math.isfinite(pair[1]):  # a forward pass: no decode
                         pairs[f].append(pair)
                         self.live[f].append(pair)
@@ -192,15 +199,8 @@ class CostSource:
         """The live accuracy pairs saved by an earlier session of this run."""
         with contextlib.suppress(OSError, ValueError, TypeError, KeyError, AttributeError):
             pairs = read_json(self.out / "predictor.json")["frontier_pairs"]
-            for f in MEASURED_FIELDS:
+            for f in self.fields:
                 self.live[f] = [(float(a), float(b)) for a, b in pairs.get(f, [])]
-
-
-def _num(x: Any) -> float:
-    try:
-        return math.nan if x is None else float(x)
-    except (TypeError, ValueError):
-        return math.nan
 
 
 Progress = Callable[[str], None]

@@ -39,29 +39,30 @@ from trainfree.hardware.costmodel import features_for, gene_values, weights_mb
 from trainfree.hardware.load import under_load
 from trainfree.hardware.measurement import Measurement
 from trainfree.io import append_text, cut_to, parse_json, read_regular
+from trainfree.objectives import OBJECTIVES
 from trainfree.proxies import get_proxy
 from trainfree.proxies.runner import ProxyRunner
-from trainfree.search.objectives import GENERATION, MEASUREMENT_FIELDS, OBJECTIVES
-from trainfree.search.schema import check_record
+from trainfree.search.evaluation import MEASUREMENT_FIELDS, Evaluation
 
 #: failures worth another try: the machine, not the architecture
 TRANSIENT = ("worker died", "timed out")
 
 
 class EvaluationStore:
-    """The append-only record of a run's evaluations, keyed by the config's compact JSON."""
+    """The append-only record of a run's evaluations, keyed by the config's compact JSON.
+    ``read``: a line's object to its :class:`Evaluation` (``ValueError``: skipped, not used)."""
 
     def __init__(
         self,
         path: Path,
         fingerprint: str | None = None,
-        check: Callable[[Any], None] | None = None,
+        read: Callable[[Any], Evaluation] | None = None,
         load: bool = True,
     ) -> None:
         self.path = path
         self.fingerprint = fingerprint
-        self.check = check or check_record  # a record of the wrong shape is skipped, not used
-        self.records: dict[str, dict[str, Any]] = {}
+        self.read = read or Evaluation.from_flat
+        self.records: dict[str, Evaluation] = {}
         self.writes = 0  # calls to add: a record set's version, for what is derived from it
         self.skipped: list[str] = []  # what reading left out, one line each
         if load:
@@ -84,15 +85,14 @@ class EvaluationStore:
                 self.skipped.append(f"line {number}: cut short by an interrupted write (removed)")
                 break
             try:
-                rec = parse_json(line)
-                self.check(rec)
+                ev = self.read(parse_json(line))
             except ValueError as exc:
                 self.skipped.append(f"line {number}: unreadable ({exc}), skipped and kept")
                 continue
-            if self.fingerprint is not None and rec.get("fp") != self.fingerprint:
+            if self.fingerprint is not None and ev.fp != self.fingerprint:
                 foreign += 1
                 continue
-            self.records[rec["key"]] = rec
+            self.records[ev.key] = ev
         if foreign:
             self.skipped.append(f"{foreign} records of other settings (another fingerprint) ignored")
         for message in self.skipped:
@@ -101,7 +101,7 @@ class EvaluationStore:
     def next_index(self) -> int:
         """One past the highest index: not ``len``, which a skipped unreadable line makes
         smaller than the indices already given out."""
-        return max((int(r["index"]) for r in self.records.values()), default=-1) + 1
+        return max((r.index for r in self.records.values()), default=-1) + 1
 
     def __contains__(self, key: str) -> bool:
         return key in self.records
@@ -109,15 +109,16 @@ class EvaluationStore:
     def __len__(self) -> int:
         return len(self.records)
 
-    def add(self, records: Sequence[dict[str, Any]]) -> None:
-        """Append ``records`` (one line each) and fsync once."""
+    def add(self, records: Sequence[Evaluation | dict[str, Any]]) -> None:
+        """Append ``records`` (one line each; a line's object is read as one) and fsync once."""
         if not records:
             return
-        lines = "".join(json.dumps(_json_ready(r), separators=(",", ":")) + "\n" for r in records)
+        evs = [r if isinstance(r, Evaluation) else Evaluation.from_flat(r) for r in records]
+        lines = "".join(json.dumps(_json_ready(r.flat()), separators=(",", ":")) + "\n" for r in evs)
         append_text(self.path, lines)
         self.writes += 1
-        for r in records:
-            self.records[r["key"]] = r
+        for r in evs:
+            self.records[r.key] = r
 
 
 def measurement_fields(m: Measurement, cached: bool) -> dict[str, Any]:
@@ -129,9 +130,10 @@ def measurement_fields(m: Measurement, cached: bool) -> dict[str, Any]:
     }
     if m.ok:
         for o in OBJECTIVES.values():
+            value = getattr(m, o.measurement) if o.measurement else None
             # a forward pass has no generation figures (NaN): not written into its records
-            if o.measured and not (o.name in GENERATION and math.isnan(getattr(m, o.field))):
-                out[o.field] = getattr(m, o.field)
+            if value is not None and not (o.mode == "generate" and math.isnan(value)):
+                out[o.field] = value
         out.update({f: getattr(m, f) for f in MEASUREMENT_FIELDS})
         out["under_load"] = under_load(out)
     return out
@@ -175,13 +177,13 @@ class Evaluator:
 
     def evaluate(
         self, configs: Sequence[Any], generation: int, measure: bool = False, limit: int | None = None
-    ) -> list[dict[str, Any] | None]:
+    ) -> list[Evaluation | None]:
         """Evaluate the not-yet-evaluated ``configs`` (the first ``limit`` of them) and store
         their records; with ``measure`` each is also measured on the device before it is
         stored. Returns the records of ``configs`` in order (None: left out by ``limit``)."""
         todo = self.new_configs(configs)
         keys, cfgs = list(todo)[:limit], list(todo.values())[:limit]
-        records: list[dict[str, Any] | None] = [None] * len(cfgs)
+        records: list[Evaluation | None] = [None] * len(cfgs)
 
         def done(i: int, scores: dict[str, tuple[Any, float, str | None]]) -> None:
             records[i] = self._record(keys[i], cfgs[i], scores[self.proxy.name], generation)
@@ -190,29 +192,27 @@ class Evaluator:
         finished = [r for r in records if r is not None]
         first = self.store.next_index()
         for i, rec in enumerate(finished):
-            rec["index"] = first + i
+            rec.index = first + i
         if measure:
-            feasible = [(rec, cfg) for rec, cfg in zip(finished, cfgs, strict=True) if rec["feasible"]]
+            feasible = [i for i, rec in enumerate(finished) if rec.feasible]
 
-            def measured(i: int, fields: dict[str, Any]) -> None:
-                feasible[i][0].update(fields)
-                _mark_failure(feasible[i][0])
+            def measured(j: int, fields: dict[str, Any]) -> None:
+                finished[feasible[j]] = finished[feasible[j]].with_measurement(fields)
 
-            self._measure([cfg for _, cfg in feasible], measured)
+            self._measure([cfgs[i] for i in feasible], measured)
         self.store.add(finished)
         return [self.store.records.get(self.space.config_to_json(c)) for c in configs]
 
-    def measure_records(self, records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    def measure_records(self, records: Sequence[Evaluation]) -> list[Evaluation]:
         """Measure already-stored records on the device; their updated records are stored."""
-        out: list[dict[str, Any] | None] = [None] * len(records)
+        out: list[Evaluation | None] = [None] * len(records)
 
         def measured(i: int, fields: dict[str, Any]) -> None:
-            new = {**records[i], **fields}
-            _mark_failure(new)
+            new = records[i].with_measurement(fields)
             self.store.add([new])  # stored as it arrives: a kill loses no finished measurement
             out[i] = new
 
-        self._measure([self.space.config_from_dict(rec["config"]) for rec in records], measured)
+        self._measure([self.space.config_from_dict(rec.config) for rec in records], measured)
         return [r for r in out if r is not None]
 
     def _measure(self, configs: Sequence[Any], done: Callable[[int, dict[str, Any]], None]) -> None:
@@ -284,53 +284,43 @@ class Evaluator:
 
     def _record(
         self, key: str, config: Any, proxy_out: tuple[Any, float, str | None], generation: int
-    ) -> dict[str, Any]:
+    ) -> Evaluation:
         value, seconds, error = proxy_out
-        counts = self.space.param_counts(config)
-        rec: dict[str, Any] = {
-            "key": key,
-            "fp": self.fingerprint,
-            "index": -1,
-            "generation": generation,
-            "config": self.space.config_to_dict(config),
-            "params": counts.total,
-            "decoder_params": counts.decoder,
-            "flops": self.space.flops(config, self.hardware.seq_len),
-            **self._kv_cache(config),
-            "feasible": error is None,
-            "reason": None if error is None else f"proxy {self.proxy.name}: {error}",
-            "seconds_proxy": seconds,
-            "measured": False,
-        }
-        if error is None:
-            rec["components" if self.proxy.balanced else "score"] = value
+        rec = Evaluation(
+            key=key,
+            config=self.space.config_to_dict(config),
+            generation=generation,
+            fp=self.fingerprint,
+            feasible=error is None,
+            reason=None if error is None else f"proxy {self.proxy.name}: {error}",
+            seconds_proxy=seconds,
+            values=self._analytic(config),
+        )
+        if error is None and self.proxy.balanced:
+            rec.components = dict(sorted(value.items()))
+        elif error is None:
+            rec.score = value
         if self.device_costs:
             length, what = self.hardware.seq_len, "seq_len"
             if self.hardware.mode == "generate":
                 length, what = self.hardware.context, "context"
             if length > self.space.max_seq_len(config):
-                rec.update(feasible=False, reason=f"{what} {length} exceeds the model's positions")
-            rec["features"] = features_for(self.space, config, self.hardware)
-            rec["weights_mb"] = weights_mb(self.space, config, self.hardware)
-            rec["genes"] = gene_values(self.space, config)
+                rec.feasible, rec.reason = False, f"{what} {length} exceeds the model's positions"
+            rec.features = features_for(self.space, config, self.hardware)
+            rec.weights_mb = weights_mb(self.space, config, self.hardware)
+            rec.genes = gene_values(self.space, config)
         return rec
 
-    def _kv_cache(self, config: Any) -> dict[str, float]:
-        """The analytic KV cache at the run's context (runs that measure generation only)."""
-        if self.hardware.mode != "generate" or not hasattr(self.space, "kv_cache_mb"):
-            return {}
-        return {
-            "kv_cache_mb": float(
-                self.space.kv_cache_mb(
-                    config, self.hardware.context, self.hardware.batch_size, self.hardware.kv_bytes
-                )
-            )
-        }
-
-
-def _mark_failure(rec: dict[str, Any]) -> None:
-    if rec.get("measure_error") and rec["feasible"]:
-        rec.update(feasible=False, reason=rec["measure_error"])
+    def _analytic(self, config: Any) -> dict[str, Any]:
+        """Every analytic objective's value (and the decoder's parameters), by record field;
+        an objective undefined here (the KV cache of a forward-pass run) is left out."""
+        out: dict[str, Any] = {}
+        for o in OBJECTIVES.values():
+            value = o.analytic_value(self.space, config, self.hardware)
+            if value is not None:
+                out[o.field] = value
+        out["decoder_params"] = self.space.param_counts(config).decoder  # shown with params
+        return out
 
 
 def _json_ready(obj: Any) -> Any:
@@ -342,6 +332,3 @@ def _json_ready(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [_json_ready(v) for v in obj]
     return obj
-
-
-Callback = Callable[[dict[str, Any]], None]

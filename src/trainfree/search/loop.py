@@ -29,18 +29,19 @@ import itertools
 import time
 from collections.abc import Callable
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from trainfree.hardware.calibration import fresh_configs
 from trainfree.hardware.load import MachineLoad
 from trainfree.search import state
+from trainfree.search.core import POP_MAX, POP_MIN, TARGET_GENERATIONS, RunCore, SearchProgress, View
 from trainfree.search.costs import CALIBRATION_SHARE
+from trainfree.search.evaluation import Evaluation
 from trainfree.search.schedule import Schedule, unmeasured
 
-#: population sizing: generations a budget should allow, and the population's bounds
-TARGET_GENERATIONS, POP_MIN, POP_MAX = 30, 12, 100
+__all__ = ["POP_MAX", "POP_MIN", "TARGET_GENERATIONS", "Loop"]
 #: seconds between rewrites of the output files during a run
 WRITE_EVERY_S = 15.0
 #: measuring frontier entrants during the search: at most this share of the search's time
@@ -57,21 +58,23 @@ RESUME_SHARE = 0.05
 #: unless they would take more than this share of it (a short budget on a busy machine)
 CALIBRATION_FLOOR, CALIBRATION_CAP = 16, 0.5
 
-if TYPE_CHECKING:
-    from trainfree.search.run import SearchProgress, SearchRun
 
-#: what ``SearchRun.frontier()`` returns: frontier indices, the viewed records, their scores
-_View = tuple[list[int], list[dict[str, Any]], np.ndarray]
+class Loop:
+    """One session of a run's loop (see the module docstring). It works on the run's state
+    (``run``), and is given what it needs of the rest: ``new_algorithm(pop_size)``, the
+    optimiser; ``write()``, the output files rewritten during the search."""
 
-
-class _Loop:
     def __init__(
         self,
-        run: SearchRun,
+        run: RunCore,
         on_progress: Callable[[SearchProgress], None] | None,
         started: float | None = None,
+        new_algorithm: Callable[[int], Any] | None = None,
+        write: Callable[[], Any] | None = None,
     ) -> None:
         self.run, self.on_progress = run, on_progress
+        self.new_algorithm = new_algorithm
+        self.write = write or (lambda: None)
         self.clock = Schedule(run, started)
         self.exhausted = False  # the optimiser has no new architecture left (a small space)
         self.phase = "search"
@@ -85,16 +88,14 @@ class _Loop:
         if time.monotonic() - self.last_report >= REPORT_EVERY_S:
             self.report()
 
-    def report(self, message: str = "", view: _View | None = None) -> None:
+    def report(self, message: str = "", view: View | None = None) -> None:
         """Tell the progress callback; ``view``: ``run.frontier()`` when the caller has it."""
         self.last_report = time.monotonic()
         if not self.on_progress:
             return
-        from trainfree.search.run import SearchProgress
-
         r = self.run
         front, records, scores = view or r.frontier()
-        measured = sum(1 for i in front if records[i].get("costs", "measured") == "measured")
+        measured = sum(1 for i in front if records[i].cost_source in ("measured", None))
         self.on_progress(
             SearchProgress(
                 r.generation,
@@ -103,8 +104,8 @@ class _Loop:
                 measured,
                 r.hypervolume(front, records, scores),
                 self.clock.spent(),
-                r.budget_evals,
-                r.budget_seconds,
+                r.budget.evaluations,
+                r.budget.seconds,
                 self.clock.rate(),
                 self.phase,
                 message,
@@ -117,7 +118,7 @@ class _Loop:
         r = self.run
         if r.load_told or not r.device:
             return ""
-        r.machine_load = MachineLoad.of(list(r.store.records.values()))
+        r.machine_load = MachineLoad.of([rec.flat() for rec in r.store.records.values()])
         if not r.machine_load.busy:
             return ""
         r.load_told = True
@@ -126,11 +127,12 @@ class _Loop:
     # ------------------------------------------------------------------ phases
     def go(self) -> None:
         r = self.run
-        if r.device and r.settings.costs == "predicted":
+        if r.device and r.settings.costs == "predicted":  # the cost source's mode
             self.calibrate()
         pop_size = self.population()
         r.pop_size = pop_size
-        r.algorithm = r._new_algorithm(pop_size)
+        assert self.new_algorithm is not None, "the loop needs new_algorithm to search"
+        r.algorithm = self.new_algorithm(pop_size)
         replayed = state.replay(r.algorithm, r.space, r.log)
         r.generation = replayed
         self.search_start = time.monotonic()
@@ -149,7 +151,7 @@ class _Loop:
             if not r.device:
                 break
             r.unmeasured_entrants = len(unmeasured(*r.frontier()[:2]))
-            if r.cost.predicting:  # how the end phase went against its reserve (docs/search.md)
+            if r.cost_source.predicting:  # how the end phase went against its reserve (docs/search.md)
                 r.end_phase = {
                     **at_stop,
                     "measured": self.clock.refined - refined,
@@ -158,7 +160,7 @@ class _Loop:
                     "rounds": rounds,
                 }
             left = self.clock.time_left()
-            short = left is None or left < RESUME_SHARE * r.budget_seconds
+            short = left is None or left < RESUME_SHARE * (r.budget.seconds or 0.0)
             if r.unmeasured_entrants or short or self.exhausted:
                 break  # else the frontier was measured early (the reserve errs long): search on
         r.elapsed = self.clock.spent()
@@ -169,20 +171,20 @@ class _Loop:
     def calibrate(self) -> None:
         r = self.run
         self.phase = "calibration"
-        cost = r.cost
+        cost = r.cost_source
         cached = cost.cached_rows()
-        measured = [rec for rec in r.records() if rec.get("measured")]
+        measured = [rec for rec in r.records() if rec.measured]
         per = self.clock.measure_seconds()
-        n = r.settings.calibration or cost.calibration_size(r.budget_seconds, per)
-        have = len({row["key"] for row in cached} | {rec["key"] for rec in measured})
+        n = r.settings.calibration or cost.calibration_size(r.budget.seconds, per)
+        have = len({row["key"] for row in cached} | {rec.key for rec in measured})
         configs = cost.calibration_configs(n, r.settings.seed)
         if have < n:
-            share = None if r.settings.calibration or r.budget_seconds is None else CALIBRATION_SHARE
+            share = None if r.settings.calibration or r.budget.seconds is None else CALIBRATION_SHARE
             have = self.measure_sample(configs, have, n, share)
         else:
             self.measure_fresh(cached, measured, n)
         cost.fit(r.records(), cached)
-        if not cost.trusted and r.budget_seconds is not None and not r.settings.calibration:
+        if not cost.trusted and r.budget.seconds is not None and not r.settings.calibration:
             # below the bar: more of the sample (a larger one), while the extended share lasts
             more = cost.calibration_configs(2 * n, r.settings.seed)
             while not cost.trusted:
@@ -201,7 +203,7 @@ class _Loop:
         todo, k = list(self.run.evaluator.new_configs(configs).values()), 0
         while k < len(todo) and have < n:  # small batches: progress, and a kill loses little
             spent, bar = self.clock.spent(), share if have >= CALIBRATION_FLOOR else CALIBRATION_CAP
-            if share is not None and spent >= bar * (r.budget_seconds or 0.0):
+            if share is not None and spent >= bar * (r.budget.seconds or 0.0):
                 break  # the calibration's share of a wall-time budget is spent
             # one at a time until a few measurements say how long one takes on this machine now
             batch = todo[k : k + (4 if len(r.evaluator.measure_seconds) >= 4 else 1)]
@@ -215,11 +217,11 @@ class _Loop:
             self.report(f"calibration {min(have, n)}/{n}")
         return have
 
-    def measure_fresh(self, cached: list[dict[str, Any]], measured: list[dict[str, Any]], n: int) -> None:
+    def measure_fresh(self, cached: list[dict[str, Any]], measured: list[Evaluation], n: int) -> None:
         """A calibration complete from earlier sessions only: measure a few new architectures
         now, to which the model levels the earlier sessions' latencies (``fresh_configs``)."""
         r = self.run
-        fresh = fresh_configs(r.space, [*cached, *measured], n, r.settings.seed)
+        fresh = fresh_configs(r.space, [*cached, *(rec.flat() for rec in measured)], n, r.settings.seed)
         if fresh:
             self.measure_sample(fresh, 0, len(fresh), None)
             self.report(f"measured {len(fresh)} models: the cached calibration levelled to this session")
@@ -228,11 +230,11 @@ class _Loop:
         r = self.run
         if r.pop_size:
             return int(r.pop_size)
-        if r.budget_evals is not None:
-            expected = r.budget_evals
+        if r.budget.evaluations is not None:
+            expected = r.budget.evaluations
         else:
             per_eval = self.clock.seconds_per_eval()
-            expected = max(0.0, (r.budget_seconds or 0.0) * 0.9 - self.clock.spent()) / per_eval
+            expected = max(0.0, (r.budget.seconds or 0.0) * 0.9 - self.clock.spent()) / per_eval
         return int(np.clip(round(expected / TARGET_GENERATIONS / 4) * 4, POP_MIN, POP_MAX))
 
     def generation(self) -> None:
@@ -242,15 +244,16 @@ class _Loop:
             self.exhausted = True
             return
         configs = [r.space.decode(x) for x in X]
-        measure = r.device and not r.cost.predicting
-        limit = None if r.budget_evals is None else max(0, r.budget_evals - len(r.store))
+        measure = r.device and not r.cost_source.predicting
+        evals = r.budget.evaluations
+        limit = None if evals is None else max(0, evals - len(r.store))
         got = r.evaluator.evaluate(configs, r.generation, measure=measure, limit=limit)
         if any(rec is None for rec in got):
             return  # the evaluation budget ends inside this generation: its evaluations are kept
         records = [rec for rec in got if rec is not None]
         if r.proxy.balanced and r.balance is None:
-            r.balance = r._pick_balance([*r.records(), *records])
-        F, G = r._objectives(records)
+            r.balance = r.pick_balance([*r.records(), *records])
+        F, G = r.objective_values(records)
         if r.norm is None:
             good = F[(G <= 0).all(axis=1)]
             if len(good):
@@ -270,12 +273,12 @@ class _Loop:
                 **self._state(),
             },
         )
-        if r.cost.predicting:  # measure entrants, within a share of the search's time
+        if r.cost_source.predicting:  # measure entrants, within a share of the search's time
             search_time = time.monotonic() - self.search_start
-            share = REFINE_SHARE if r.cost.trusted else REFINE_SHARE_UNTRUSTED
+            share = REFINE_SHARE if r.cost_source.trusted else REFINE_SHARE_UNTRUSTED
             self.measure_frontier(seconds=max(0.0, share * search_time - self.clock.refine_seconds))
         if time.monotonic() - self.last_write > WRITE_EVERY_S:
-            r.write_outputs(report=False)  # report.html (about a second) at the end only
+            self.write()  # report.html (about a second) at the end only
             self.last_write = time.monotonic()
         self.report(f"generation {r.generation} done")
 
@@ -302,19 +305,19 @@ class _Loop:
             if not todo:
                 return
             todo.sort(key=lambda i: -scores[i])
-            flops = [records[i].get("flops") for i in todo[:REFINE_BATCH]]
+            flops = [records[i].value("flops") for i in todo[:REFINE_BATCH]]
             keep = self.clock.last_reserve if self.phase == "search" else 0.0
             fits = self.clock.fitting(flops, reserve=keep)
             if fits == 0:
                 return  # not one more model fits before the deadline
             batch = todo[:fits]
-            stored = [r.store.records[records[i]["key"]] for i in batch]
+            stored = [r.store.records[records[i].key] for i in batch]
             expected = float(np.sum(self.clock.seconds_to_measure(flops[:fits])))
             t1 = time.monotonic()
             after = r.evaluator.measure_records(stored)
-            biased = r.cost.note_measured(stored, after)
+            biased = r.cost_source.note_measured(stored, after)
             if self.phase != "frontier" or biased:
-                r.cost.fit(r.records(), r.cost.cached_rows())
+                r.cost_source.fit(r.records(), r.cost_source.cached_rows())
             view = r.frontier()
             left = len(unmeasured(*view[:2]))
             self.clock.refined += len(stored)

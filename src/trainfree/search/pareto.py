@@ -21,25 +21,13 @@ from pymoo.indicators.hv import HV
 from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
 from trainfree.io import atomic_write_bytes, atomic_write_json, atomic_write_text, real_dir
-from trainfree.search.objectives import OBJECTIVES
+from trainfree.objectives import OBJECTIVES
+from trainfree.search.evaluation import Evaluation
 from trainfree.spaces.configfile import config_file_payload
 
-COST_FIELDS = {name: o.field for name, o in OBJECTIVES.items()}
-#: record fields shown per architecture (evaluated.csv) and per frontier model
-RECORD_COLUMNS = (
-    "params",
-    "decoder_params",
-    "flops",
-    "costs",
-    "latency_ms",
-    "latency_p25_ms",
-    "latency_p75_ms",
-    "memory_mb",
-    "weights_mb",
-    "activation_mb",
-    "prefill_ms",
-    "decode_ms_per_token",
-    "kv_cache_mb",
+#: bookkeeping fields shown after the costs, per architecture (evaluated.csv) and per
+#: frontier model
+_RECORD_TAIL = (
     "seconds_proxy",
     "seconds_measure",
     "hardware_cached",
@@ -50,31 +38,33 @@ RECORD_COLUMNS = (
     "others_running",
     "under_load",
 )
-FRONTIER_COLUMNS = (
-    "costs",
-    "latency_ms",
-    "memory_mb",
-    "weights_mb",
-    "activation_mb",
-    "prefill_ms",
-    "decode_ms_per_token",
-    "kv_cache_mb",
-    "params",
-    "decoder_params",
-    "flops",
-    "measured_at",
-    "latency_clock",
-    "under_load",
-)
+_FRONTIER_TAIL = ("measured_at", "latency_clock", "under_load")
 
 
-def objective_matrix(
-    records: Sequence[dict[str, Any]], scores: np.ndarray, costs: Sequence[str]
-) -> np.ndarray:
-    """``[n, 1 + len(costs)]`` minimisation matrix: ``-score`` then each cost."""
+def record_columns() -> tuple[str, ...]:
+    """The record fields evaluated.csv shows: the counts (params, flops) with their columns,
+    ``costs`` (measured or predicted), the other objectives with theirs, then bookkeeping."""
+    objectives = list(OBJECTIVES.values())
+    counts = [f for o in objectives if o.is_count for f in (o.field, *o.columns, *o.details)]
+    others = [f for o in objectives if not o.is_count for f in (o.field, *o.columns, *o.details)]
+    return (*counts, "costs", *others, *_RECORD_TAIL)
+
+
+def frontier_columns() -> tuple[str, ...]:
+    """The record fields a frontier model shows (frontier.json and .csv): the measured and
+    other costs first, then the counts."""
+    objectives = list(OBJECTIVES.values())
+    others = [f for o in objectives if not o.is_count for f in (o.field, *o.columns)]
+    counts = [f for o in objectives if o.is_count for f in (o.field, *o.columns)]
+    return ("costs", *others, *counts, *_FRONTIER_TAIL)
+
+
+def objective_matrix(records: Sequence[Evaluation], scores: np.ndarray, costs: Sequence[str]) -> np.ndarray:
+    """``[n, 1 + len(costs)]`` minimisation matrix: ``-score`` then each cost (by name)."""
     cols = [-np.asarray(scores, dtype=float)]
     for c in costs:
-        cols.append(np.array([_num(r.get(COST_FIELDS[c])) for r in records], dtype=float))
+        field = OBJECTIVES[c].field
+        cols.append(np.array([r.value(field) for r in records], dtype=float))
     return np.column_stack(cols) if records else np.zeros((0, 1 + len(costs)))
 
 
@@ -112,7 +102,7 @@ def hypervolume(F: np.ndarray, ideal: np.ndarray, nadir: np.ndarray) -> float:
 
 
 def frontier_rows(
-    records: Sequence[dict[str, Any]],
+    records: Sequence[Evaluation],
     scores: np.ndarray,
     costs: Sequence[str],
     resolution: float = 0.0,
@@ -130,13 +120,13 @@ def frontier_rows(
     the margin for a record whose costs are predicted: a prediction that beats a measured
     model by less than its own error is not worth a measurement."""
     F = objective_matrix(records, scores, costs)
-    feasible = np.array([bool(r.get("feasible")) for r in records], dtype=bool)
+    feasible = np.array([r.feasible for r in records], dtype=bool)
     idx = [int(i) for i in nondominated(np.where(feasible[:, None], F, np.nan))] if len(F) else []
     if resolution > 0 and len(idx) > 1:
         measured = np.array([OBJECTIVES[c].measured for c in costs])
         slack = np.where(measured, 1.0 + resolution, 1.0)
         widen = np.array([1.0 + (uncertainty or {}).get(c, 0.0) for c in costs])
-        rows = {i: slack * widen if records[i].get("costs") == "predicted" else slack for i in idx}
+        rows = {i: slack * widen if records[i].predicted else slack for i in idx}
         idx = _coarsen(F, idx, rows)
     idx.sort(key=lambda i: (F[i, 1] if F.shape[1] > 1 else 0.0, F[i, 0]))
     return idx, F
@@ -155,23 +145,25 @@ def _coarsen(F: np.ndarray, front: list[int], slack: dict[int, np.ndarray]) -> l
     return kept
 
 
-def evaluated_table(records: Sequence[dict[str, Any]], scores: np.ndarray, proxy: str) -> pd.DataFrame:
+def evaluated_table(records: Sequence[Evaluation], scores: np.ndarray, proxy: str) -> pd.DataFrame:
     """One row per distinct architecture; ``config`` is the config as compact JSON."""
+    columns = record_columns()
     rows = []
     for rec, score in zip(records, scores, strict=True):
         row = {
-            "index": rec["index"],
-            "generation": rec["generation"],
-            "feasible": rec["feasible"],
-            "reason": rec.get("reason") or "",
-            proxy: score if rec["feasible"] else None,
+            "index": rec.index,
+            "generation": rec.generation,
+            "feasible": rec.feasible,
+            "reason": rec.reason or "",
+            proxy: score if rec.feasible else None,
         }
-        for name, value in (rec.get("components") or {}).items():
+        for name, value in (rec.components or {}).items():
             row[f"{proxy}.{name}"] = value
-        for key in RECORD_COLUMNS:
-            if key in rec:
-                row[key] = _shown(key, rec[key])
-        row["config"] = json.dumps(rec["config"], separators=(",", ":"), sort_keys=True)
+        flat = rec.flat()
+        for key in columns:
+            if key in flat:
+                row[key] = _shown(key, flat[key])
+        row["config"] = json.dumps(rec.config, separators=(",", ":"), sort_keys=True)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -179,7 +171,7 @@ def evaluated_table(records: Sequence[dict[str, Any]], scores: np.ndarray, proxy
 def write_outputs(
     out: Path,
     space: Any,
-    records: Sequence[dict[str, Any]],
+    records: Sequence[Evaluation],
     scores: np.ndarray,
     front: Sequence[int],
     proxy: str,
@@ -214,7 +206,7 @@ def write_outputs(
 
 
 def frontier_models(
-    records: Sequence[dict[str, Any]],
+    records: Sequence[Evaluation],
     scores: np.ndarray,
     front: Sequence[int],
     proxy: str,
@@ -223,20 +215,22 @@ def frontier_models(
     """The frontier models (``front``: indices into ``records``) as ``frontier.json`` holds
     them, each naming its config file under ``configs/``; ``quality`` (a
     :class:`trainfree.quality.QualityFit`) adds each model's ``predicted`` quality."""
+    columns = frontier_columns()
     models = []
     for rank, i in enumerate(front):
         rec = records[i]
-        name = f"frontier_{rank:03d}_arch{rec['index']:05d}.json"
+        flat = rec.flat()
+        name = f"frontier_{rank:03d}_arch{rec.index:05d}.json"
         predicted = quality.fields(float(scores[i])) if quality is not None else None
         models.append(
             {
                 "rank": rank,
-                "index": rec["index"],
+                "index": rec.index,
                 "config_file": f"configs/{name}",
                 proxy: float(scores[i]),
                 **({"predicted": predicted} if predicted else {}),
-                **{k: _shown(k, rec.get(k)) for k in FRONTIER_COLUMNS if k in rec},
-                "config": rec["config"],
+                **{k: _shown(k, flat[k]) for k in columns if k in flat},
+                "config": rec.config,
             }
         )
     return models
@@ -257,7 +251,7 @@ def flat_row(m: dict[str, Any]) -> dict[str, Any]:
 
 def plot_frontier(
     path: Path,
-    records: Sequence[dict[str, Any]],
+    records: Sequence[Evaluation],
     scores: np.ndarray,
     proxy: str,
     costs: Sequence[str],
@@ -278,53 +272,10 @@ def plot_frontier(
 
     panels = list(costs) or ["params"]
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.4), squeeze=False)
-    feasible = np.array([bool(r.get("feasible")) for r in records], dtype=bool)
-    predicted = np.array([r.get("costs") == "predicted" for r in records], dtype=bool)
-    s = np.asarray(scores, dtype=float)
     for ax, cost in zip(axes[0], panels, strict=True):
-        x = np.array([_num(r.get(COST_FIELDS[cost])) for r in records], dtype=float)
-        ok = feasible & np.isfinite(x) & np.isfinite(s)
-        meas = ok & ~predicted
-        ax.scatter(x[meas], s[meas], s=12, c="0.6", label=f"evaluated, measured ({meas.sum()})")
-        if (ok & predicted).any():
-            pred = ok & predicted
-            ax.scatter(
-                x[pred],
-                s[pred],
-                s=12,
-                facecolors="none",
-                edgecolors="0.7",
-                lw=0.6,
-                label=f"evaluated, costs predicted ({pred.sum()})",
-            )
-        f = [i for i in front if ok[i]]
-        ax.scatter(x[f], s[f], s=28, c="tab:red", label=f"frontier, all objectives ({len(f)})", zorder=3)
-        for rank, i in enumerate(front):  # numbered as the rows of frontier.csv and the table
-            if ok[i]:
-                ax.annotate(str(rank), (x[i], s[i]), xytext=(2, 3), textcoords="offset points",
-                            fontsize=6, color="tab:red")
-        pts = np.flatnonzero(meas)  # over measured models, as the frontier is
-        if len(pts):
-            two = pts[nondominated(np.column_stack([x[pts], -s[pts]]))]
-            two = two[np.argsort(x[two])]
-            ax.step(x[two], s[two], where="post", c="tab:red", lw=1, alpha=0.6)
-            ax.scatter(
-                x[two],
-                s[two],
-                s=70,
-                facecolors="none",
-                edgecolors="tab:red",
-                lw=1,
-                zorder=4,
-                label=f"front of this panel's 2 objectives ({len(two)})",
-            )
+        _panel(ax, records, np.asarray(scores, dtype=float), cost, front)
         _draw_references(ax, references, cost)
-        ax.set_xlabel(OBJECTIVES[cost].title)
         ax.set_ylabel(f"{proxy} (higher is better)")
-        if cost in ("params", "flops") and (x[ok] > 0).any():  # log scale needs a positive point
-            ax.set_xscale("log")
-        ax.grid(alpha=0.3)
-        ax.legend(loc="lower right", fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
@@ -334,10 +285,49 @@ def plot_frontier(
     atomic_write_bytes(path, buf.getvalue())
 
 
+def _panel(ax: Any, records: Sequence[Evaluation], s: np.ndarray, cost: str, front: Sequence[int]) -> None:
+    """One cost's panel of :func:`plot_frontier`."""
+    feasible = np.array([r.feasible for r in records], dtype=bool)
+    predicted = np.array([r.predicted for r in records], dtype=bool)
+    x = np.array([r.cost(cost) for r in records], dtype=float)
+    ok = feasible & np.isfinite(x) & np.isfinite(s)
+    meas = ok & ~predicted
+    ax.scatter(x[meas], s[meas], s=12, c="0.6", label=f"evaluated, measured ({meas.sum()})")
+    if (ok & predicted).any():
+        pred = ok & predicted
+        label = f"evaluated, costs predicted ({pred.sum()})"
+        ax.scatter(x[pred], s[pred], s=12, facecolors="none", edgecolors="0.7", lw=0.6, label=label)
+    f = [i for i in front if ok[i]]
+    ax.scatter(x[f], s[f], s=28, c="tab:red", label=f"frontier, all objectives ({len(f)})", zorder=3)
+    for rank, i in enumerate(front):  # numbered as the rows of frontier.csv and the table
+        if ok[i]:
+            ax.annotate(
+                str(rank),
+                (x[i], s[i]),
+                xytext=(2, 3),
+                textcoords="offset points",
+                fontsize=6,
+                color="tab:red",
+            )
+    pts = np.flatnonzero(meas)  # over measured models, as the frontier is
+    if len(pts):
+        two = pts[nondominated(np.column_stack([x[pts], -s[pts]]))]
+        two = two[np.argsort(x[two])]
+        ax.step(x[two], s[two], where="post", c="tab:red", lw=1, alpha=0.6)
+        label = f"front of this panel's 2 objectives ({len(two)})"
+        ax.scatter(x[two], s[two], s=70, facecolors="none", edgecolors="tab:red", lw=1, zorder=4, label=label)
+    objective = OBJECTIVES[cost]
+    ax.set_xlabel(objective.title)
+    if objective.is_count and (x[ok] > 0).any():  # log scale needs a positive point
+        ax.set_xscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+
+
 def _draw_references(ax: Any, references: Sequence[dict[str, Any]], cost: str) -> None:
     """A dashed line and the name of each reference model at its cost on this panel."""
     for ref in references:
-        x = _num(ref.get(COST_FIELDS[cost]))
+        x = _num(ref.get(OBJECTIVES[cost].field))
         if not ref.get("measured") or not np.isfinite(x):
             continue
         ax.axvline(x, color="tab:blue", ls="--", lw=0.8, alpha=0.7)

@@ -17,7 +17,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from trainfree.search.objectives import OBJECTIVES
+from trainfree.objectives import OBJECTIVES
 
 #: the fields a reference row carries besides its name and counts
 COLUMNS = (
@@ -51,8 +51,9 @@ def measure_references(run: Any) -> list[dict[str, Any]]:
     for (name, cfg), got in zip(named, fields, strict=True):
         counts = run.space.param_counts(cfg)
         row: dict[str, Any] = {"name": name, "params": counts.total, "decoder_params": counts.decoder}
-        if hw.mode == "generate" and hasattr(run.space, "kv_cache_mb"):
-            row["kv_cache_mb"] = float(run.space.kv_cache_mb(cfg, hw.context, hw.batch_size, hw.kv_bytes))
+        kv_cache = OBJECTIVES["kv_cache"].analytic_value(run.space, cfg, hw)  # generation runs only
+        if kv_cache is not None:
+            row["kv_cache_mb"] = kv_cache
         row.update({k: got[k] for k in COLUMNS if k in got})
         row["measured"] = bool(got.get("measured"))
         rows.append(row)

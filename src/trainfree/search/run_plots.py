@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from trainfree.search.objectives import OBJECTIVES
+from trainfree.objectives import OBJECTIVES
 from trainfree.search.quality_view import quality_hover
 from trainfree.search.run_files import RunFiles, config_summary, number, varying_keys
 

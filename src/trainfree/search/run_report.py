@@ -22,7 +22,7 @@ from trainfree.errors import TrainfreeError
 from trainfree.hardware.wording import what_is_timed
 from trainfree.htmlreport import Page, Table, plotly_available
 from trainfree.io import atomic_write_text
-from trainfree.search.objectives import OBJECTIVES
+from trainfree.objectives import OBJECTIVES
 from trainfree.search.quality_view import quality_cell, quality_note
 from trainfree.search.run_files import RunFiles, config_summary, number, read_run, varying_keys
 from trainfree.search.run_plots import cost_model_figure, panel_figure, quality_figure

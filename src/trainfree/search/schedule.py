@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import math
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from trainfree.search.run import SearchRun
+from trainfree.search.core import RunCore
+from trainfree.search.evaluation import Evaluation
 
 #: the time kept for the frontier's last measurements. Measuring a model changes the frontier
 #: (a prediction was optimistic, and the models it had pushed out come back), so clearing U
@@ -34,15 +34,15 @@ OUTPUT_S = 2.0
 RECENT = 20
 
 
-def unmeasured(front: list[int], records: list[dict[str, Any]]) -> list[int]:
+def unmeasured(front: list[int], records: list[Evaluation]) -> list[int]:
     """The frontier members whose device costs are predicted, not measured."""
-    return [i for i in front if records[i].get("costs") == "predicted"]
+    return [i for i in front if records[i].predicted]
 
 
 class Schedule:
     """The clock of one run session and what its measurements say of the time they take."""
 
-    def __init__(self, run: SearchRun, started: float | None = None) -> None:
+    def __init__(self, run: RunCore, started: float | None = None) -> None:
         self.run = run
         # the session's clock starts when the command did (``started``), imports included
         self.start, self.base = min(time.monotonic(), started or math.inf), run.elapsed
@@ -62,16 +62,16 @@ class Schedule:
         return (len(self.run.store) - self.evals_at_start) / dt if dt > 0 else 0.0
 
     def budget_spent(self, reserve: float = 0.0) -> bool:
-        r = self.run
-        if r.budget_evals is not None and len(r.store) >= r.budget_evals:
+        budget = self.run.budget
+        if budget.evaluations is not None and len(self.run.store) >= budget.evaluations:
             return True
-        return r.budget_seconds is not None and self.spent() + reserve + OUTPUT_S >= r.budget_seconds
+        return budget.seconds is not None and self.spent() + reserve + OUTPUT_S >= budget.seconds
 
     def time_left(self) -> float | None:
         """Seconds of a wall-time budget left for work (the outputs' time kept back); None
         without one."""
-        r = self.run
-        return None if r.budget_seconds is None else r.budget_seconds - OUTPUT_S - self.spent()
+        seconds = self.run.budget.seconds
+        return None if seconds is None else seconds - OUTPUT_S - self.spent()
 
     def measure_seconds(self) -> float:
         """Seconds per measurement lately (the median of the last few; 1.5 before any)."""
@@ -89,10 +89,10 @@ class Schedule:
 
     def seconds_per_eval(self) -> float:
         r = self.run
-        secs = [rec["seconds_proxy"] for rec in r.records() if rec.get("seconds_proxy") is not None]
+        secs = [rec.seconds_proxy for rec in r.records() if rec.seconds_proxy is not None]
         proxy = float(np.median(secs)) if secs else 0.2
         per = proxy / max(1, r.settings.workers) + 0.005
-        if r.device and not r.cost.predicting:
+        if r.device and not r.cost_source.predicting:
             per += self.measure_seconds()
         return per
 
@@ -115,10 +115,10 @@ class Schedule:
         """Seconds to keep for measuring the frontier's unmeasured entrants at the end, and
         those their measurements will reveal (see ``CHURN_PRIOR``)."""
         r = self.run
-        if not r.cost.predicting:
+        if not r.cost_source.predicting:
             return 0.0
         front, records, _ = r.frontier()
-        todo = [records[i].get("flops") for i in unmeasured(front, records)]
+        todo = [records[i].value("flops") for i in unmeasured(front, records)]
         seconds = float(np.sum(self.seconds_to_measure(todo))) if todo else 0.0
         self.last_reserve = RESERVE_SAFETY * self.overhead() * seconds / (1.0 - self.churn())
         return self.last_reserve
@@ -130,9 +130,9 @@ class Schedule:
         their median where too few. FLOPs, not predicted latencies: they are known before the
         cost model is, for the calibration sample too."""
         recs = [
-            (rec["flops"], rec["seconds_measure"])
+            (rec.value("flops"), rec.seconds_measure)
             for rec in self.run.records()
-            if rec.get("seconds_measure") and rec.get("flops") and not rec.get("hardware_cached")
+            if rec.seconds_measure and rec.value("flops") > 0 and not rec.hardware_cached
         ][-RECENT:]
         f = np.asarray([x if isinstance(x, (int, float)) else np.nan for x in flops], dtype=float)
         if len(recs) < 5:

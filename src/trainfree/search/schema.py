@@ -14,22 +14,12 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from trainfree.search.objectives import MEASUREMENT_FIELDS, OBJECTIVES
+from trainfree.search.evaluation import Evaluation
+from trainfree.search.evaluation import need as _need
+from trainfree.search.evaluation import numbers as _numbers
 
 #: the most architectures one replayed generation may hold (``settings.pop_size``'s maximum)
 MAX_KEYS = 10_000
-#: record fields that hold a number or null (NaN is written as null)
-_NUMBERS = (
-    "params",
-    "decoder_params",
-    "flops",
-    "score",
-    "seconds_proxy",
-    "seconds_measure",
-    "weights_mb",
-    *(o.field for o in OBJECTIVES.values()),
-    *MEASUREMENT_FIELDS,
-)
 
 
 def _is_number(x: Any) -> bool:
@@ -40,49 +30,16 @@ def _is_int(x: Any) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
 
-def _need(ok: bool, field: str, value: Any, expected: str) -> None:
-    if not ok:
-        shown = repr(value)
-        shown = shown if len(shown) <= 60 else shown[:60] + "..."
-        raise ValueError(f"field '{field}' is {shown}; expected {expected}")
-
-
-def _numbers(value: Any, field: str, n: int | None = None, finite: bool = True) -> None:
-    ok = isinstance(value, list) and (n is None or len(value) == n)
-    ok = ok and all(_is_number(v) and (not finite or math.isfinite(v)) for v in value)
-    _need(ok, field, value, f"a list of {n if n is not None else 'some'} finite numbers")
+def read_record(rec: Any, space: Any = None) -> Evaluation:
+    """The :class:`Evaluation` of a line of ``evaluations.jsonl`` (``ValueError`` naming the
+    field unless it is one the search can use; with ``space``, its config must be one of the
+    space and match its key)."""
+    return Evaluation.from_flat(rec, space)
 
 
 def check_record(rec: Any, space: Any = None) -> None:
-    """Raise ``ValueError`` (naming the field) unless ``rec`` is an evaluation record the
-    search can use; with ``space``, its config must be one of the space and match its key."""
-    _need(isinstance(rec, dict), "record", type(rec).__name__, "a JSON object")
-    _need(isinstance(rec.get("key"), str), "key", rec.get("key"), "the config as compact JSON")
-    _need(_is_int(rec.get("index")) and rec["index"] >= 0, "index", rec.get("index"), "an integer >= 0")
-    _need(_is_int(rec.get("generation")), "generation", rec.get("generation"), "an integer")
-    _need(isinstance(rec.get("config"), dict), "config", rec.get("config"), "an object")
-    _need(isinstance(rec.get("feasible"), bool), "feasible", rec.get("feasible"), "true or false")
-    for name in ("measured", "hardware_cached"):
-        _need(isinstance(rec.get(name, False), bool), name, rec.get(name), "true or false")
-    for name in ("fp", "reason", "measure_error", "costs"):
-        _need(rec.get(name) is None or isinstance(rec[name], str), name, rec.get(name), "a string")
-    for name in _NUMBERS:
-        value = rec.get(name)
-        _need(value is None or _is_number(value), name, value, "a number or null")
-    for name in ("components", "features"):
-        value = rec.get(name)
-        ok = value is None or (isinstance(value, dict) and all(_is_number(v) for v in value.values()))
-        _need(ok, name, value, "an object of numbers")
-    if rec.get("genes") is not None:
-        _numbers(rec["genes"], "genes", finite=False)
-    if rec["feasible"] and "score" not in rec and "components" not in rec:
-        raise ValueError("a feasible record without 'score' or 'components'")
-    if space is not None:
-        try:
-            key = space.config_to_json(space.config_from_dict(rec["config"]))
-        except (ValueError, TypeError, KeyError) as exc:  # ConfigError is a ValueError
-            raise ValueError(f"field 'config': {exc}") from None
-        _need(key == rec["key"], "key", rec["key"], "the compact JSON of its config")
+    """Raise ``ValueError`` (naming the field) unless ``rec`` is an evaluation line."""
+    Evaluation.from_flat(rec, space)
 
 
 def check_log_entry(entry: Any, n_obj: int, n_constr: int, pop_range: tuple[int, int]) -> None:

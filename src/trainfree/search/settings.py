@@ -9,24 +9,25 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from trainfree.errors import ConfigError
 from trainfree.hardware import HardwareSettings
-from trainfree.proxies import list_proxies
-from trainfree.proxies.balance import parse_alpha
-from trainfree.registry import suggest
-from trainfree.search.algorithms import ALGORITHMS
-from trainfree.search.objectives import (
-    GENERATION,
+from trainfree.objectives import (
     OBJECTIVES,
     check_limits,
     check_objectives,
+    generation_names,
     needs_generation,
+    parse_limits,
 )
+from trainfree.proxies import list_proxies
+from trainfree.proxies.balance import AlphaStrategy, parse_alpha
+from trainfree.registry import suggest
+from trainfree.search.algorithms import ALGORITHMS
 from trainfree.spaces import get_space, list_spaces
 
 #: how a search measures: the peak-memory run is a full cold forward pass and serves as the
@@ -48,19 +49,63 @@ COSTS = ("predicted", "measured")
 _OLD_LIMITS = {"max_latency_ms": "latency", "max_memory_mb": "memory", "max_params": "params"}
 
 
+@dataclass(frozen=True)
+class Budget:
+    """What a run may spend: ``evaluations`` (distinct architectures) or ``seconds`` of wall
+    time (a deadline from the command's start); ``text`` as it was written (settings.json)."""
+
+    evaluations: int | None
+    seconds: float | None
+    text: str
+
+    @classmethod
+    def parse(cls, text: str | Budget) -> Budget:
+        """``"200"`` -> 200 evaluations; ``"90s"``, ``"10m"``, ``"1.5h"`` -> seconds of wall time."""
+        if isinstance(text, Budget):
+            return text
+        t = str(text).strip().lower()
+        m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(s|sec|m|min|h)", t)
+        if m:
+            seconds = float(m.group(1)) * {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600}[m.group(2)]
+            if seconds <= 0:
+                raise ConfigError("budget", text, "a positive duration")
+            return cls(None, seconds, str(text))
+        m = re.fullmatch(r"(\d+)\s*(evals?|evaluations?)?", t)
+        if m and int(m.group(1)) > 0:
+            return cls(int(m.group(1)), None, str(text))
+        expected = "a number of evaluations (e.g. 200) or a wall time (e.g. 90s, 10m, 1h)"
+        raise ConfigError("budget", text, expected)
+
+    def larger_than(self, other: Budget) -> bool:
+        """Whether this budget gives a finished run more to do than ``other`` did (another
+        kind of budget counts as more)."""
+        if (self.evaluations is None) != (other.evaluations is None):
+            return True
+        more_evals = (self.evaluations or 0) > (other.evaluations or 0)
+        return more_evals or (self.seconds or 0.0) > (other.seconds or 0.0)
+
+    def __str__(self) -> str:
+        return self.text
+
+
 def parse_budget(text: str) -> tuple[int | None, float | None]:
-    """``"200"`` -> 200 evaluations; ``"90s"``, ``"10m"``, ``"1.5h"`` -> seconds of wall time."""
-    t = str(text).strip().lower()
-    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(s|sec|m|min|h)", t)
-    if m:
-        seconds = float(m.group(1)) * {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600}[m.group(2)]
-        if seconds <= 0:
-            raise ConfigError("budget", text, "a positive duration")
-        return None, seconds
-    m = re.fullmatch(r"(\d+)\s*(evals?|evaluations?)?", t)
-    if m and int(m.group(1)) > 0:
-        return int(m.group(1)), None
-    raise ConfigError("budget", text, "a number of evaluations (e.g. 200) or a wall time (e.g. 90s, 10m, 1h)")
+    """``(evaluations, seconds)`` of a budget's text (see :meth:`Budget.parse`)."""
+    budget = Budget.parse(text)
+    return budget.evaluations, budget.seconds
+
+
+def parse_alpha_setting(value: str | AlphaStrategy) -> AlphaStrategy:
+    """``--alpha`` as the search takes it: label-free strategies only (the search has no labels)."""
+    if isinstance(value, AlphaStrategy):
+        strategy = value
+    else:
+        try:
+            strategy = parse_alpha(str(value))
+        except ValueError:
+            raise ConfigError("alpha", value, "'heuristic' or a number in [0, 1]") from None
+    if strategy.kind == "fit":
+        raise ConfigError("alpha", str(value), "'heuristic' or a number in [0, 1] (fit:K needs labels)")
+    return strategy
 
 
 def _check_int(name: str, value: Any, minimum: int, maximum: int | None = None) -> None:
@@ -72,19 +117,22 @@ def _check_int(name: str, value: Any, minimum: int, maximum: int | None = None) 
 
 @dataclass
 class SearchSettings:
-    """Everything a run needs. ``pop_size`` None: sized to the budget once the cost of one
-    evaluation is known (see ``SearchRun``); ``limits``: ``{objective: maximum}``."""
+    """Everything a run needs, typed: ``budget`` and ``alpha`` are parsed when the settings
+    are made (their text is accepted and parsed once, here), ``limits`` are
+    ``{objective: maximum in its unit}``. ``pop_size`` None: sized to the budget once the cost
+    of one evaluation is known (see ``SearchRun``). ``costs``: where measured costs come from
+    (``predicted`` by a cost model, or ``measured``), as ``--costs`` and settings.json say."""
 
     space: str
     space_values: dict[str, list[Any]] = field(default_factory=dict)
     proxy: str = "zerolm"
-    alpha: str = "heuristic"
+    alpha: AlphaStrategy = field(default_factory=lambda: AlphaStrategy("heuristic"))
     objectives: list[str] = field(default_factory=lambda: ["latency", "memory"])
     hardware: HardwareSettings = SEARCH_HARDWARE
     limits: dict[str, float] = field(default_factory=dict)
     costs: str = "predicted"
     calibration: int | None = None  # models measured to calibrate the cost model (None: by budget)
-    budget: str = "4m"
+    budget: Budget = field(default_factory=lambda: Budget(None, 240.0, "4m"))
     pop_size: int | None = None
     seed: int = 0
     workers: int = 2
@@ -93,6 +141,41 @@ class SearchSettings:
     #: measured costs closer than this fraction do not tell models apart on the frontier
     #: (see ``pareto.frontier_rows``; 0: the exact frontier)
     resolution: float = 0.05
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """The budget and alpha are typed whenever they are set: text is parsed here, once."""
+        if name == "budget":
+            value = Budget.parse(value)
+        elif name == "alpha":
+            value = parse_alpha_setting(value)
+        super().__setattr__(name, value)
+
+    @classmethod
+    def parse(
+        cls,
+        *,
+        objectives: str | list[str] = "latency,memory",
+        limits: Sequence[str] | Mapping[str, float] | None = None,
+        budget: str = "4m",
+        alpha: str = "heuristic",
+        **values: Any,
+    ) -> SearchSettings:
+        """Settings from the command line's strings (``objectives="latency,memory"``,
+        ``limits=["latency=50ms"]`` or already ``{"latency": 50.0}``, ``budget="4m"``,
+        ``alpha="heuristic"``), each parsed once and the whole validated; ``values``: the
+        other fields, typed."""
+        if isinstance(objectives, str):
+            objectives = [o.strip() for o in objectives.split(",") if o.strip()]
+        parsed = check_limits(limits) if isinstance(limits, Mapping) else parse_limits(limits or [])
+        settings = cls(
+            objectives=objectives,
+            limits=parsed,
+            budget=Budget.parse(budget),
+            alpha=parse_alpha_setting(alpha),
+            **values,
+        )
+        settings.validate()
+        return settings
 
     def validate(self) -> None:
         if not isinstance(self.space, str) or self.space not in list_spaces():
@@ -105,13 +188,6 @@ class SearchSettings:
             raise ConfigError("objectives", self.objectives, f"a list of names from {list(OBJECTIVES)}")
         check_objectives(self.objectives)
         self.limits = check_limits(self.limits)
-        try:
-            strategy = parse_alpha(str(self.alpha))
-        except ValueError:
-            raise ConfigError("alpha", self.alpha, "'heuristic' or a number in [0, 1]") from None
-        if strategy.kind == "fit":
-            raise ConfigError("alpha", self.alpha, "'heuristic' or a number in [0, 1] (fit:K needs labels)")
-        parse_budget(self.budget)
         if not isinstance(self.algorithm, str) or self.algorithm not in ALGORITHMS:
             hint = suggest(str(self.algorithm), ALGORITHMS.names())
             expected = f"one of {ALGORITHMS.names()}{f' ({hint})' if hint else ''}"
@@ -163,7 +239,7 @@ class SearchSettings:
             except KeyError:  # an unknown space: reported where the space is made
                 return
             if not can_generate(space):
-                used = [n for n in (*self.objectives, *self.limits) if n in GENERATION]
+                used = [n for n in (*self.objectives, *self.limits) if n in generation_names()]
                 raise ConfigError(
                     "objectives", used[0], f"a cost space {self.space} has (its models have no KV cache)"
                 )
@@ -172,7 +248,10 @@ class SearchSettings:
         return get_space(self.space, **self.space_values)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """As settings.json holds them: the budget and alpha as text."""
+        out = asdict(self)
+        out.update(alpha=str(self.alpha), budget=self.budget.text)
+        return out
 
     def fingerprint(self) -> str:
         """What every evaluation record depends on (space and value sets, proxy, hardware
@@ -212,9 +291,3 @@ class SearchSettings:
         out = cls(**data)
         out.validate()
         return out
-
-
-def limit_text(name: str, value: float) -> str:
-    o = OBJECTIVES[name]
-    shown = f"{value:g}" if not math.isinf(value) else "inf"
-    return f"{name} <= {shown}{(' ' + o.unit) if o.unit else ''}"
