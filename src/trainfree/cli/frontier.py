@@ -9,7 +9,7 @@ from typing import Any
 from rich import box
 from rich.table import Table
 
-from trainfree.cli import console, err_console
+from trainfree.cli.listing import console, err_console
 from trainfree.search.objectives import OBJECTIVES
 
 

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from trainfree.cli import _fail, app, err_console
+from trainfree.cli.listing import _fail, app, err_console
 from trainfree.errors import TrainfreeError
 
 

@@ -20,8 +20,8 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from trainfree.cli import ExecutorOpt, RayAddressOpt, _fail, _space, app, console, err_console, make_executor
-from trainfree.cli_checks import _check_bench_outputs, _check_bench_size
+from trainfree.cli.listing import ExecutorOpt, RayAddressOpt, _fail, _space, app, console, err_console, make_executor
+from trainfree.cli.boundary import _check_bench_outputs, _check_bench_size
 from trainfree.errors import TrainfreeError
 from trainfree.io import atomic_write_json
 from trainfree.proxies import list_proxies

@@ -16,7 +16,7 @@ from rich import box
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from trainfree.cli import (
+from trainfree.cli.listing import (
     BackendOpt,
     BatchOpt,
     ContextOpt,
@@ -40,8 +40,8 @@ from trainfree.cli import (
     err_console,
     make_executor,
 )
-from trainfree.cli_frontier import _print_frontier
-from trainfree.cli_progress import SearchDisplay, process_started
+from trainfree.cli.frontier import _print_frontier
+from trainfree.cli.progress import SearchDisplay, process_started
 from trainfree.errors import TrainfreeError
 from trainfree.executors.base import measured_elsewhere
 from trainfree.registry import unknown

@@ -19,7 +19,7 @@ import typer
 from rich import box
 from rich.table import Table
 
-from trainfree.cli_checks import (  # noqa: F401  (re-exported for cli_search)
+from trainfree.cli.boundary import (  # noqa: F401  (re-exported for cli_search)
     _check_bench_outputs,
     _check_bench_size,
     _check_writable,
@@ -401,11 +401,11 @@ def _parse_sets(items: list[str]) -> dict[str, list]:
     return out
 
 
-from trainfree import cli_bench, cli_export, cli_report, cli_search  # noqa: E402,F401  (register their commands)
+from trainfree.cli import bench, export, report, search  # noqa: E402,F401  (register their commands)
 
 
 def main() -> None:  # pragma: no cover - thin wrapper for `python -m trainfree`
-    from trainfree.cli import app as registered  # the module's app (also when run as __main__)
+    from trainfree.cli.listing import app as registered
 
     registered()
 
