@@ -1,8 +1,5 @@
-"""The ``search`` and ``calibrate`` commands (registered on :data:`trainfree.cli.app`).
-
-They parse options and print; opening or continuing a run, calibrating and searching belong to
-:mod:`trainfree.search` and :mod:`trainfree.hardware.calibration`.
-"""
+"""The ``search`` command: it parses options and prints; opening or continuing a run and
+searching belong to :mod:`trainfree.search`."""
 
 from __future__ import annotations
 
@@ -12,11 +9,15 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich import box
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
 
-from trainfree.cli.listing import (
+from trainfree.cli.boundary import err_console, fail
+from trainfree.cli.inputs import hardware_settings, make_executor, parse_sets
+from trainfree.cli.options import (
+    MEASUREMENT,
+    SEARCH,
+    SEARCH_REPEATS,
+    SEARCH_RESOLUTION_PCT,
+    SEARCH_WARMUP,
     BackendOpt,
     BatchOpt,
     ContextOpt,
@@ -31,23 +32,9 @@ from trainfree.cli.listing import (
     SeqOpt,
     ThreadsOpt,
     WarmupOpt,
-    _check_writable,
-    _fail,
-    _hardware_settings,
-    _parse_sets,
-    app,
-    console,
-    err_console,
-    make_executor,
+    opt,
 )
-from trainfree.cli.frontier import _print_frontier
-from trainfree.cli.progress import SearchDisplay, process_started
-from trainfree.errors import TrainfreeError
-from trainfree.executors.base import measured_elsewhere
 from trainfree.registry import unknown
-from trainfree.search.costs import MEASURED_FIELDS
-from trainfree.search.objectives import limit_text, unitless_limits
-from trainfree.search.settings import MAX_REPEATS_FACTOR, SEARCH_HARDWARE, SearchSettings
 
 
 def default_workers() -> int:
@@ -55,27 +42,6 @@ def default_workers() -> int:
     from trainfree.hardware.workers import cpu_workers
 
     return cpu_workers()
-
-
-def accuracy_table(acc: dict[str, dict[str, float]], title: str) -> Table:
-    table = Table(title=title, box=box.SIMPLE_HEAD)
-    for col in ("cost", "n", "Spearman", "median |err|", "within 10%", "pairs ordered"):
-        table.add_column(col, justify="left" if col == "cost" else "right")
-    for name, a in acc.items():
-        if name not in MEASURED_FIELDS:  # a component (the activation peak): predictor.json has it
-            continue
-        if name == "latency_ms" and "decode_ms_per_token" in acc:  # generation: the same figure
-            continue
-        ordered = a.get("pairs_ordered")  # older predictor files have none
-        table.add_row(
-            name,
-            str(a["n"]),
-            f"{a['spearman']:.3f}",
-            f"{100 * a['median_ape']:.1f}%",
-            f"{100 * a['within_10pct']:.0f}%",
-            "-" if ordered is None or ordered != ordered else f"{100 * ordered:.0f}%",
-        )
-    return table
 
 
 #: options that --resume honours (the rest are the run's saved settings)
@@ -90,128 +56,97 @@ def _check_resume_options(ctx: typer.Context, out: Path) -> None:
         source = ctx.get_parameter_source(name)
         if name not in RESUME_OPTIONS and source is not None and source.name == "COMMANDLINE":
             flag = max(param.opts, key=len) if getattr(param, "opts", None) else name
-            raise _fail(
+            raise fail(
                 f"{flag}: --resume continues the run in {out} with its saved settings, which it cannot "
                 f"change; drop {flag}, or start a new run in another --out"
             )
 
 
-S, M = "Search", "Measurement"  # the help's option panels (and Scale-out, cli.py)
-
-
-def _opt(help: str, panel: str = S, *names: str, **kw: Any) -> Any:
-    return typer.Option(*names, help=help, rich_help_panel=panel, **kw)
-
-
-@app.command()
 def search(
     ctx: typer.Context,
-    out: Annotated[Path, _opt("run directory: results and checkpoints")],
-    space: Annotated[str, _opt("search space (see `spaces`)")] = "gpt2",
-    proxy: Annotated[str, _opt("proxy to maximise (see `proxies`)")] = "zerolm",
+    out: Annotated[Path, opt("run directory: results and checkpoints")],
+    space: Annotated[str, opt("search space (see `spaces`)")] = "gpt2",
+    proxy: Annotated[str, opt("proxy to maximise (see `proxies`)")] = "zerolm",
     objectives: Annotated[
-        str, _opt("costs to minimise: latency, memory, params, flops; prefill, decode, kv_cache")
+        str, opt("costs to minimise: latency, memory, params, flops; prefill, decode, kv_cache")
     ] = "latency,memory",
-    max_: Annotated[list[str] | None, _opt("limit, e.g. latency=50ms, memory=300MB", S, "--max")] = None,
-    budget: Annotated[str | None, _opt("evaluations (3000) or time (90s, 10m, 1h); default 4m")] = None,
-    resume: Annotated[bool, _opt("continue the run in --out", S, "--resume")] = False,
-    alpha: Annotated[str, _opt("balance of zerolm: heuristic or a number")] = "heuristic",
-    seed: Annotated[int, _opt("random seed (search and weights)", min=0)] = 0,
-    algorithm: Annotated[str, _opt("nsga2, or random (the baseline)")] = "nsga2",
-    pop_size: Annotated[int | None, _opt("models per generation (default: by budget)", min=4)] = None,
+    max_: Annotated[list[str] | None, opt("limit, e.g. latency=50ms, memory=300MB", SEARCH, "--max")] = None,
+    budget: Annotated[str | None, opt("evaluations (3000) or time (90s, 10m, 1h); default 4m")] = None,
+    resume: Annotated[bool, opt("continue the run in --out", SEARCH, "--resume")] = False,
+    alpha: Annotated[str, opt("balance of zerolm: heuristic or a number")] = "heuristic",
+    seed: Annotated[int, opt("random seed (search and weights)", min=0)] = 0,
+    algorithm: Annotated[str, opt("nsga2, or random (the baseline)")] = "nsga2",
+    pop_size: Annotated[int | None, opt("models per generation (default: by budget)", min=4)] = None,
     resolution: Annotated[
-        float, _opt("% by which frontier costs must differ (0: exact)", metavar="PCT")
-    ] = round(100 * SearchSettings.resolution, 6),
-    set_values: Annotated[list[str] | None, _opt("narrow a value set: NAME=JSON-list", S, "--set")] = None,
-    workers: Annotated[int | None, _opt("proxy processes (default: one per CPU)", min=1)] = None,
-    costs: Annotated[str, _opt("predicted (by a cost model) or measured", M)] = "predicted",
-    calibration: Annotated[int | None, _opt("models measured to fit the cost model", M, min=12)] = None,
+        float, opt("% by which frontier costs must differ (0: exact)", metavar="PCT")
+    ] = SEARCH_RESOLUTION_PCT,
+    set_values: Annotated[
+        list[str] | None, opt("narrow a value set: NAME=JSON-list", SEARCH, "--set")
+    ] = None,
+    workers: Annotated[int | None, opt("proxy processes (default: one per CPU)", min=1)] = None,
+    costs: Annotated[str, opt("predicted (by a cost model) or measured", MEASUREMENT)] = "predicted",
+    calibration: Annotated[
+        int | None, opt("models measured to fit the cost model", MEASUREMENT, min=12)
+    ] = None,
     device: DeviceOpt = "cpu",
     backend: BackendOpt = "torch",
     batch_size: BatchOpt = 1,
     seq_len: SeqOpt = 192,
     threads: ThreadsOpt = 1,
-    warmup: WarmupOpt = SEARCH_HARDWARE.warmup,
-    repeats: RepeatsOpt = SEARCH_HARDWARE.repeats,
+    warmup: WarmupOpt = SEARCH_WARMUP,
+    repeats: RepeatsOpt = SEARCH_REPEATS,
     prompt_len: PromptOpt = 128,
     context: ContextOpt = 512,
     new_tokens: NewTokensOpt = 16,
     quantize: QuantizeOpt = "none",
-    no_cache: Annotated[bool, _opt("cache no scores, measurements, cost models", M, "--no-cache")] = False,
-    max_latency_ms: Annotated[float | None, _opt("same as --max latency=VALUE", hidden=True)] = None,
-    max_memory_mb: Annotated[float | None, _opt("same as --max memory=VALUE", hidden=True)] = None,
-    max_params: Annotated[float | None, _opt("same as --max params=VALUE", hidden=True)] = None,
+    no_cache: Annotated[
+        bool, opt("cache no scores, measurements, cost models", MEASUREMENT, "--no-cache")
+    ] = False,
+    max_latency_ms: Annotated[float | None, opt("same as --max latency=VALUE", hidden=True)] = None,
+    max_memory_mb: Annotated[float | None, opt("same as --max memory=VALUE", hidden=True)] = None,
+    max_params: Annotated[float | None, opt("same as --max params=VALUE", hidden=True)] = None,
     measure_on: MeasureOnOpt = None,
     executor: ExecutorOpt = None,
     ray_address: RayAddressOpt = None,
 ) -> None:
     """Search a space for the Pareto frontier of proxy score vs latency/memory on this device."""
+    from trainfree.executors.base import measured_elsewhere
     from trainfree.search import SearchRun
-    from trainfree.search.objectives import needs_generation, parse_limits
-    from trainfree.spaces import list_spaces
 
-    settings = None
     if resume:
         _check_resume_options(ctx, out)
+    hardware = {"backend": backend, "device": device, "batch_size": batch_size, "seq_len": seq_len}
+    hardware.update(threads=threads, warmup=warmup, repeats=repeats, prompt_len=prompt_len)
+    hardware.update(context=context, new_tokens=new_tokens, quantize=quantize)
     try:
+        settings = None
         if not resume:
-            if space not in list_spaces():
-                raise _fail(unknown("space", space, list_spaces()))
-            if not 0 <= resolution <= 99:
-                raise _fail(f"--resolution {resolution:g}: expected a percent from 0 to 99")
-            limits = parse_limits(max_ or [])
-            for note in unitless_limits(max_ or []):
-                err_console.print(note, highlight=False)
-            for name, value in (
-                ("latency", max_latency_ms),
-                ("memory", max_memory_mb),
-                ("params", max_params),
-            ):
-                if value is not None:
-                    limits.update(
-                        parse_limits([f"{name}={value!r}" if math.isfinite(value) else f"{name}=inf"])
-                    )
-            names = [o.strip() for o in objectives.split(",") if o.strip()]
-            settings = SearchSettings(
+            settings = _new_settings(
                 space=space,
-                space_values=_parse_sets(set_values or []),
+                set_values=set_values or [],
                 proxy=proxy,
                 alpha=alpha,
-                objectives=names,
-                hardware=_hardware_settings(
-                    *(backend, device, batch_size, seq_len, threads, warmup, repeats),
-                    max_repeats=MAX_REPEATS_FACTOR * repeats,
-                    mode="generate" if needs_generation(names, limits) else "forward",
-                    prompt_len=prompt_len,
-                    context=context,
-                    new_tokens=new_tokens,
-                    quantize=quantize,
-                ),
-                limits=limits,
+                objectives=objectives,
+                limits=(max_ or [], hidden_limit_texts(max_latency_ms, max_memory_mb, max_params)),
+                hardware=hardware,
                 costs=costs,
-                budget=budget or "4m",
+                budget=budget,
                 pop_size=pop_size,
                 calibration=calibration,
                 seed=seed,
-                workers=workers or default_workers(),
+                workers=workers,
                 algorithm=algorithm,
                 use_cache=not no_cache,
-                resolution=resolution / 100.0,
+                resolution=resolution,
             )
-            settings.validate()
-    except TrainfreeError as exc:  # ConfigError included
-        raise _fail(str(exc)) from None
     except RecursionError:
-        raise _fail("a --set value is nested too deeply") from None
+        raise fail("a --set value is nested too deeply") from None
     ex = make_executor(executor, ray_address, measure_on)  # connects; nothing is written before
     try:
-        try:
-            if resume:
-                run = SearchRun.open(out, budget=budget, workers=workers, executor=ex)
-            else:
-                run = SearchRun.open(out, settings, executor=ex)
-        except TrainfreeError as exc:  # RunDirError, ExecutorError included
-            raise _fail(str(exc)) from None
+        if resume:
+            run = SearchRun.open(out, budget=budget, workers=workers, executor=ex)
+        else:
+            run = SearchRun.open(out, settings, executor=ex)
         note = measured_elsewhere(run.records(), ex)
         if note:
             err_console.print(f"[yellow]{note}[/]", highlight=False)
@@ -222,7 +157,69 @@ def search(
         raise typer.Exit(code=code)
 
 
-def _run_search(run: Any, resumed: bool) -> int:
+def hidden_limit_texts(latency_ms: float | None, memory_mb: float | None, params: float | None) -> list[str]:
+    """The hidden ``--max-latency-ms``, ``--max-memory-mb`` and ``--max-params`` options as
+    ``--max NAME=VALUE`` texts, which the library parses (the one place to change when it
+    takes typed limits)."""
+    given = (("latency", latency_ms), ("memory", memory_mb), ("params", params))
+    return [
+        f"{name}={value!r}" if math.isfinite(value) else f"{name}=inf"
+        for name, value in given
+        if value is not None
+    ]
+
+
+def _new_settings(
+    space: str,
+    set_values: list[str],
+    objectives: str,
+    limits: tuple[list[str], list[str]],
+    hardware: dict[str, Any],
+    budget: str | None,
+    workers: int | None,
+    resolution: float,
+    **options: Any,
+) -> Any:
+    """The settings of a new run from the options, validated before anything is written:
+    ``limits`` are the ``--max`` texts and those of the hidden ``--max-*`` options."""
+    from trainfree.search.objectives import needs_generation, parse_limits, unitless_limits
+    from trainfree.search.settings import MAX_REPEATS_FACTOR, SearchSettings
+    from trainfree.spaces import list_spaces
+
+    if space not in list_spaces():
+        raise fail(unknown("space", space, list_spaces()))
+    if not 0 <= resolution <= 99:
+        raise fail(f"--resolution {resolution:g}: expected a percent from 0 to 99")
+    max_texts, hidden_texts = limits
+    parsed = parse_limits(max_texts)
+    for note in unitless_limits(max_texts):
+        err_console.print(note, highlight=False)
+    for text in hidden_texts:
+        parsed.update(parse_limits([text]))
+    names = [o.strip() for o in objectives.split(",") if o.strip()]
+    settings = SearchSettings(
+        space=space,
+        space_values=parse_sets(set_values),
+        objectives=names,
+        hardware=hardware_settings(
+            **hardware,
+            max_repeats=MAX_REPEATS_FACTOR * hardware["repeats"],
+            mode="generate" if needs_generation(names, parsed) else "forward",
+        ),
+        limits=parsed,
+        budget=budget or "4m",
+        workers=workers or default_workers(),
+        resolution=resolution / 100.0,
+        **options,
+    )
+    settings.validate()
+    return settings
+
+
+def _print_header(run: Any, resumed: bool) -> None:
+    """The line that says what the run searches, how and where, before its progress line."""
+    from trainfree.search.objectives import limit_text
+
     s = run.settings
     limits = ", ".join(limit_text(k, v) for k, v in run.limits.items())
     err_console.print(
@@ -235,6 +232,16 @@ def _run_search(run: Any, resumed: bool) -> int:
         + (f" (continuing: {len(run.store)} evaluated)" if resumed else ""),
         highlight=False,
     )
+
+
+def _run_search(run: Any, resumed: bool) -> int:
+    """Run the search with its progress line and print its frontier: the exit code (0, or
+    130/143 when Ctrl-C or SIGTERM stopped it; what finished is kept)."""
+    from trainfree.cli.costmodel import accuracy_table
+    from trainfree.cli.frontier import print_frontier
+    from trainfree.cli.progress import SearchDisplay, process_started
+
+    _print_header(run, resumed)
     terminated = []
 
     def on_term(signum: int, frame: Any) -> None:  # SIGTERM stops cleanly, like Ctrl-C
@@ -256,7 +263,7 @@ def _run_search(run: Any, resumed: bool) -> int:
         finally:
             run.close()
         if result is not None:
-            _print_frontier(run, result)
+            print_frontier(run, result)
     except KeyboardInterrupt:  # while printing
         stopped = True
     finally:
@@ -269,124 +276,3 @@ def _run_search(run: Any, resumed: bool) -> int:
         )
         return 143 if terminated else 130
     return 0
-
-
-@app.command()
-def calibrate(
-    space: Annotated[str, typer.Option(help="search space name")] = "gpt2",
-    n: Annotated[int, typer.Option("-n", min=12, help="architectures to measure")] = 60,
-    seed: Annotated[int, typer.Option(min=0, help="seed of the calibration sample and weights")] = 0,
-    device: DeviceOpt = "cpu",
-    backend: BackendOpt = "torch",
-    batch_size: BatchOpt = 1,
-    seq_len: SeqOpt = 192,
-    threads: ThreadsOpt = 1,
-    warmup: WarmupOpt = SEARCH_HARDWARE.warmup,
-    repeats: RepeatsOpt = SEARCH_HARDWARE.repeats,
-    generate: Annotated[
-        bool, typer.Option("--generate", help="calibrate generation costs (prefill, decode, memory at C)")
-    ] = False,
-    prompt_len: PromptOpt = 128,
-    context: ContextOpt = 512,
-    new_tokens: NewTokensOpt = 16,
-    quantize: QuantizeOpt = "none",
-    set_values: Annotated[
-        list[str] | None, typer.Option("--set", help="narrow a value set of the space: NAME=JSON-list")
-    ] = None,
-    no_cache: Annotated[
-        bool, typer.Option("--no-cache", help="neither reuse nor keep measurements", rich_help_panel=M)
-    ] = False,
-    measure_on: MeasureOnOpt = None,
-    executor: ExecutorOpt = None,
-    ray_address: RayAddressOpt = None,
-) -> None:
-    """Measure a calibration sample, fit the cost model, print its held-out accuracy.
-
-    The measurements are kept for this machine, so a search with the same space, value sets
-    and measurement settings then starts searching at once. Use the same --batch-size,
-    --seq-len, --threads, --warmup and --repeats as the search (their defaults are equal)."""
-    from trainfree.hardware import MeasurementCache
-    from trainfree.hardware.calibration import RowCache
-    from trainfree.spaces import get_space
-
-    cache = not no_cache
-    hw = _hardware_settings(
-        *(backend, device, batch_size, seq_len, threads, warmup, repeats, MAX_REPEATS_FACTOR * repeats),
-        mode="generate" if generate else "forward",
-        prompt_len=prompt_len,
-        context=context,
-        new_tokens=new_tokens,
-        quantize=quantize,
-    )
-    if cache:  # what calibrate is for: measurements kept for this machine; check before measuring
-        _check_writable(MeasurementCache().root, "the hardware cache ($TRAINFREE_CACHE)", folder=True)
-    try:
-        sp = get_space(space, **_parse_sets(set_values or []))
-        if hw.backend == "llamacpp":
-            from trainfree.hardware.llamacpp import space_error
-
-            if space_error(space):
-                raise _fail(space_error(space))
-    except KeyError as exc:
-        raise _fail(str(exc.args[0])) from None
-    except TrainfreeError as exc:
-        raise _fail(str(exc)) from None
-    ex = make_executor(executor, ray_address, measure_on)
-    try:
-        ex.check_device(device)
-        rows_cache = RowCache(sp, hw, machine=ex.machine(device)) if cache else None
-        model, errors = _calibrate(sp, hw, n, seed, cache, rows_cache, ex)
-    except TrainfreeError as exc:
-        raise _fail(str(exc)) from None
-    finally:
-        ex.close()
-    console.print(
-        accuracy_table(model.accuracy, f"{space} on {hw.name}: held-out accuracy (5-fold, n={model.n})")
-    )
-    console.print(f"cost model: {model.form()}", highlight=False)
-    ok, why = model.trustworthy()
-    if errors:
-        err_console.print(
-            f"{len(errors)} architectures could not be measured, e.g. {errors[0]}", highlight=False
-        )
-    err_console.print(
-        (
-            "the search will use these predictions"
-            if ok
-            else f"[yellow]below the bar:[/] {why}; a search would measure every architecture"
-        )
-        + (f" (kept in {rows_cache.path})" if rows_cache else ""),
-        highlight=False,
-    )
-
-
-def _calibrate(
-    sp: Any, hw: Any, n: int, seed: int, cache: bool, rows_cache: Any, ex: Any
-) -> tuple[Any, list[str]]:
-    """The calibration with a progress bar: ``(model, errors)``."""
-    from trainfree.hardware import MeasurementCache
-    from trainfree.hardware.calibration import calibrate as run_calibration
-
-    with Progress(
-        TextColumn("[bold]calibrate"),
-        BarColumn(bar_width=24),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=err_console,
-    ) as progress:
-        task = progress.add_task("calibrate", total=n)
-        try:
-            model, _, errors = run_calibration(
-                sp,
-                hw,
-                n,
-                seed,
-                MeasurementCache() if cache else None,
-                rows_cache,
-                on_step=lambda k, total: progress.update(task, completed=k),
-                executor=ex,
-            )
-        except ValueError as exc:
-            raise _fail(f"no cost model: {exc}") from None
-    return model, errors
