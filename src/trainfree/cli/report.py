@@ -22,7 +22,7 @@ def report(
         raise fail("report.html needs plotly: pip install plotly")
     try:
         written = write_report(run)
-    except OSError as exc:  # worded as before: the boundary would say 'FILE: reason'
+    except OSError as exc:  # its own wording (the boundary's is 'FILE: reason'), kept as it was
         raise fail(str(exc)) from None
     err_console.print(
         f"wrote {written.path} ({written.bytes / 1e6:.1f} MB, self-contained: opens offline)",
