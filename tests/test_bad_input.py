@@ -1,6 +1,6 @@
 """Bad input never ends in a traceback: each case is one line on stderr, exit code 2, and
 nothing is written (issue 13). Run through the real command line (``typer``'s runner), so the
-one place that turns errors into that line (``cli._Commands``) is what is tested."""
+one place that turns errors into that line (``cli.boundary.CommandGroup``) is what is tested."""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trainfree.cli_progress import _Budget
+from trainfree.cli.progress import _Budget
 from trainfree.hardware.costmodel import accuracy, pairs_ordered
 from trainfree.hardware.load import MachineLoad, under_load
 

@@ -4,7 +4,7 @@ A stop must never cost more than what was running, and never print a traceback. 
 is raised where the process is, as Ctrl-C is (:class:`~trainfree.errors.Terminated`, a
 ``KeyboardInterrupt``): the same clean-up runs (a search keeps everything finished, an
 export removes its temporary folder) and the command line ends with one line, exit 130 or 143
-(:mod:`trainfree.cli_checks`). Where a stop half-way would leave a module half-imported or a
+(:mod:`trainfree.cli.boundary`). Where a stop half-way would leave a module half-imported or a
 file set half-written (the outputs of a search), :func:`deferred` holds the signal until the
 block is done. The fork server that starts worker processes is started with Ctrl-C ignored:
 it imports torch for seconds before Python's own code ignores it, and a Ctrl-C in that

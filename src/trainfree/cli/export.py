@@ -1,5 +1,4 @@
-"""The ``export`` command (registered on :data:`trainfree.cli.app`); the work is in
-:mod:`trainfree.export`."""
+"""The ``export`` command; the work is in :mod:`trainfree.export`."""
 
 from __future__ import annotations
 
@@ -8,11 +7,10 @@ from typing import Annotated
 
 import typer
 
-from trainfree.cli import _fail, app, err_console
+from trainfree.cli.boundary import err_console
 from trainfree.errors import TrainfreeError
 
 
-@app.command()
 def export(
     out: Annotated[Path, typer.Option(help="folder to write (refused if not empty, unless --force)")],
     space: Annotated[str | None, typer.Option(help="space of --config (default: the file's own)")] = None,
@@ -39,28 +37,25 @@ def export(
     from trainfree.export import export_config, export_run
     from trainfree.spaces.configfile import load_config
 
-    try:
-        if (config is None) == (run is None):
-            raise TrainfreeError("give either --config FILE (with --space) or --run RUN_DIR --pick N|all")
-        if run is not None:
-            if pick is None:
-                raise TrainfreeError("--run needs --pick N (a frontier row) or --pick all")
-            results = export_run(run, pick, out, fmt=fmt, as_=as_, force=force, seed=seed, quantize=quantize)
-        else:
-            sp, cfg = load_config(config, space)
-            results = [
-                export_config(
-                    *(sp, cfg, out),
-                    fmt=fmt,
-                    as_=as_,
-                    force=force,
-                    seed=seed or 0,
-                    inputs=[config],
-                    quantize=quantize,
-                )
-            ]
-    except TrainfreeError as exc:
-        raise _fail(str(exc)) from None
+    if (config is None) == (run is None):
+        raise TrainfreeError("give either --config FILE (with --space) or --run RUN_DIR --pick N|all")
+    if run is not None:
+        if pick is None:
+            raise TrainfreeError("--run needs --pick N (a frontier row) or --pick all")
+        results = export_run(run, pick, out, fmt=fmt, as_=as_, force=force, seed=seed, quantize=quantize)
+    else:
+        sp, cfg = load_config(config, space)
+        results = [
+            export_config(
+                *(sp, cfg, out),
+                fmt=fmt,
+                as_=as_,
+                force=force,
+                seed=seed or 0,
+                inputs=[config],
+                quantize=quantize,
+            )
+        ]
     for r in results:
         err_console.print(
             f"wrote {r.out} ({r.model_type}, {r.params:,} parameters, {r.seconds:.1f} s; "

@@ -1,6 +1,5 @@
-"""The ``report`` command (registered on :data:`trainfree.cli.app`): ``report.html`` of a run
-directory, also one written by an older version; the work is in
-:mod:`trainfree.search.run_report`."""
+"""The ``report`` command: ``report.html`` of a run directory, also one written by an older
+version; the work is in :mod:`trainfree.search.run_report`."""
 
 from __future__ import annotations
 
@@ -9,11 +8,9 @@ from typing import Annotated
 
 import typer
 
-from trainfree.cli import _fail, app, err_console
-from trainfree.errors import TrainfreeError
+from trainfree.cli.boundary import err_console, fail
 
 
-@app.command()
 def report(
     run: Annotated[Path, typer.Option(help="search run directory (writes RUN/report.html)")],
 ) -> None:
@@ -22,11 +19,11 @@ def report(
     from trainfree.search.run_report import write_report
 
     if not plotly_available():
-        raise _fail("report.html needs plotly: pip install plotly")
+        raise fail("report.html needs plotly: pip install plotly")
     try:
         written = write_report(run)
-    except (OSError, TrainfreeError) as exc:
-        raise _fail(str(exc)) from None
+    except OSError as exc:  # its own wording (the boundary's is 'FILE: reason'), kept as it was
+        raise fail(str(exc)) from None
     err_console.print(
         f"wrote {written.path} ({written.bytes / 1e6:.1f} MB, self-contained: opens offline)",
         highlight=False,

@@ -9,8 +9,7 @@ from typing import Any
 from rich import box
 from rich.table import Table
 
-from trainfree.cli import console, err_console
-from trainfree.search.objectives import OBJECTIVES
+from trainfree.cli.boundary import console, err_console
 
 
 def frontier_table(run: Any, result: Any) -> Table:
@@ -62,7 +61,9 @@ def _cell(m: dict[str, Any], key: str, proxy: str) -> str:
     return "-" if v is None else str(v)
 
 
-def _print_frontier(run: Any, result: Any) -> None:
+def print_frontier(run: Any, result: Any) -> None:
+    """Everything a finished (or stopped) search prints: the frontier, what the figures mean,
+    the notes on the run, and what it wrote."""
     s = run.settings
     if result.evaluations == 0:  # nothing to tabulate, and no result file was written
         err_console.print(
@@ -71,8 +72,23 @@ def _print_frontier(run: Any, result: Any) -> None:
             highlight=False,
         )
         return
-    table = frontier_table(run, result)
-    console.print(table)
+    console.print(frontier_table(run, result))
+    _print_beside_the_table(run, result)
+    _print_run_notes(run, result)
+    if result.stopped == "finished earlier":
+        err_console.print(
+            f"this run finished earlier (budget {s.budget}): reprinted, nothing evaluated; to continue "
+            f"it, give a larger budget: `trainfree search --resume --out {run.out} --budget N`",
+            highlight=False,
+        )
+        return
+    _print_written(run, result)
+
+
+def _print_beside_the_table(run: Any, result: Any) -> None:
+    """What the table's figures are: the predicted quality's fit, what was timed, how the
+    reference models compare, and why the frontier is empty when it is."""
+    s = run.settings
     if result.frontier:
         fit, why = run.quality_fit()
         err_console.print(
@@ -88,6 +104,7 @@ def _print_frontier(run: Any, result: Any) -> None:
 
         err_console.print(what_is_timed(s.hardware.as_dict()), highlight=False)
     if run.reference_rows:
+        from trainfree.search.objectives import OBJECTIVES
         from trainfree.search.references import comparisons
 
         costs = [c for c in s.objectives if OBJECTIVES[c].measured] or ["params"]
@@ -101,6 +118,12 @@ def _print_frontier(run: Any, result: Any) -> None:
             + f" (all reasons in {run.out}/evaluated.csv)",
             highlight=False,
         )
+
+
+def _print_run_notes(run: Any, result: Any) -> None:
+    """The cost model's accuracy on the frontier, the resolution, unmeasured entrants, the
+    proxy's balance and a busy machine: each printed only where it applies."""
+    s = run.settings
     live = run.cost.live_accuracy() if run.device else {}
     if live:
         parts = [
@@ -135,14 +158,6 @@ def _print_frontier(run: Any, result: Any) -> None:
     load = run.machine_load
     if load is not None and load.busy and not run.load_told:
         err_console.print(f"[yellow]{load.describe(s.hardware.clock)}[/]", highlight=False)
-    if result.stopped == "finished earlier":
-        err_console.print(
-            f"this run finished earlier (budget {s.budget}): reprinted, nothing evaluated; to continue "
-            f"it, give a larger budget: `trainfree search --resume --out {run.out} --budget N`",
-            highlight=False,
-        )
-        return
-    _print_written(run, result)
 
 
 def _print_written(run: Any, result: Any) -> None:

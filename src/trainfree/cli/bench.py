@@ -1,12 +1,11 @@
-"""The ``bench`` command (registered on :data:`trainfree.cli.app`): it parses options and prints;
-scoring, balancing and judging belong to :mod:`trainfree.bench`."""
+"""The ``bench`` command: it parses options and prints; scoring, balancing and judging belong to
+:mod:`trainfree.bench`."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import numpy as np
 import typer
 from rich import box
 from rich.progress import (
@@ -20,12 +19,15 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from trainfree.cli import ExecutorOpt, RayAddressOpt, _fail, _space, app, console, err_console, make_executor
-from trainfree.cli_checks import _check_bench_outputs, _check_bench_size
-from trainfree.errors import TrainfreeError
+from trainfree.cli.boundary import console, err_console, fail
+from trainfree.cli.checks import check_bench_outputs, check_bench_size
+from trainfree.cli.inputs import load_space, make_executor
+from trainfree.cli.options import ExecutorOpt, RayAddressOpt
 from trainfree.io import atomic_write_json
-from trainfree.proxies import list_proxies
 from trainfree.registry import unknown
+
+if TYPE_CHECKING:
+    import numpy as np
 
 #: seconds per architecture of `--proxy all` (every proxy) with 2 workers on a 2-core CPU:
 #: 5.4 (flexibert-published), 6.6 (gpt2), 16.6 (transxl) measured alone, up to 20 s beside
@@ -55,7 +57,6 @@ class TimeLeftColumn(ProgressColumn):
         return Text(f"left {left // 3600}:{left // 60 % 60:02d}:{left % 60:02d}", style="progress.remaining")
 
 
-@app.command()
 def bench(
     space: Annotated[
         str, typer.Option(help="search space whose benchmark to judge on (see `trainfree spaces`)")
@@ -122,89 +123,45 @@ def bench(
 
     Scores are cached on disk per (architecture, proxy, settings), so an interrupted run
     resumes and a re-run (another --alpha, a --report) recomputes nothing."""
-    from trainfree.bench.harness import run_benchmark
     from trainfree.bench.loaders import load_benchmark
-    from trainfree.bench.selection import benchmark_costs, check_cost, judge_runs
-    from trainfree.proxies.balance import parse_alpha
+    from trainfree.bench.selection import judge_runs
     from trainfree.runtime.score_cache import ScoreCache
 
-    try:
-        strategy = parse_alpha(alpha)
-        cost_names = [check_cost(c) for c in dict.fromkeys(frontier or [])]
-    except ValueError as exc:
-        raise _fail(str(exc)) from None
-    _check_bench_outputs(json_out, report, cache, None if no_cache or cache else ScoreCache(None).root)
-    sp = _space(space)
-    names = list(dict.fromkeys(list_proxies() if proxy == ["all"] else proxy))
-    for name in names:
-        if name not in list_proxies():
-            raise _fail(unknown("proxy", name, list_proxies()))
-    try:
-        benchmark = load_benchmark(sp, data, target)
-    except TrainfreeError as exc:
-        raise _fail(str(exc)) from None
-    _check_bench_size(benchmark, strategy)
+    strategy, cost_names = _judging(alpha, frontier)
+    check_bench_outputs(json_out, report, cache, None if no_cache or cache else ScoreCache(None).root)
+    sp = load_space(space)
+    names = _proxy_names(proxy)
+    benchmark = load_benchmark(sp, data, target)
+    check_bench_size(benchmark, strategy)
     if benchmark.skipped:
         err_console.print(f"[yellow]skipped {len(benchmark.skipped)} entries without ground truth:[/]")
         for eid, why in benchmark.skipped[:10]:
             err_console.print(f"  {eid}: {why}")
     if proxy == ["all"]:
         err_console.print(expected_duration(len(benchmark), len(names)), highlight=False)
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeLeftColumn(),
-        console=err_console,
-        transient=True,
-    ) as progress:
-        task = progress.add_task(f"{space} x {len(names)} proxies", total=len(benchmark))
-        score_cache = None if no_cache else ScoreCache(cache)
-        try:
-            result = run_benchmark(
-                benchmark,
-                names,
-                seed=seed,
-                seq_len=seq_len,
-                alpha=strategy,
-                repeats=repeats,
-                on_step=lambda i: progress.update(task, completed=i),
-                workers=workers,
-                cache=score_cache,
-                batch_size=batch_size,
-                executor=make_executor(executor, ray_address),
-            )
-        except ValueError as exc:
-            raise _fail(str(exc)) from None
-        except KeyboardInterrupt:
-            progress.stop()
-            where = f"; the scores computed so far are cached in {score_cache.root}" if score_cache else ""
-            err_console.print(f"[yellow]interrupted{where}: run the same command again to resume[/]")
-            raise typer.Exit(code=130) from None
-        costs, cost_failures, hardware = _costs(benchmark, cost_names, progress, benchmark_costs)
+    score_cache = None if no_cache else ScoreCache(cache)
+    scoring = {"seed": seed, "seq_len": seq_len, "alpha": strategy, "repeats": repeats, "workers": workers}
+    scoring.update(cache=score_cache, batch_size=batch_size)
+    result, (costs, cost_failures, hardware) = _score(
+        f"{space} x {len(names)} proxies", benchmark, names, cost_names, scoring, (executor, ray_address)
+    )
     runs = result.runs
     selections = judge_runs(runs, truth_of(benchmark), costs, benchmark.higher_is_better) if costs else {}
-
     _print_correlations(space, benchmark, result, score_cache, repeats)
     if selections:
         _print_selection(benchmark, selections, cost_failures)
-    for name, run in runs.items():
-        if run.errors:
-            eid, msg = next(iter(run.errors.items()))
-            err_console.print(
-                f"[yellow]{name} failed on {len(run.errors)} architectures[/] (e.g. {eid}: {msg})"
-            )
+    _print_failures(runs)
     if json_out:
         from trainfree.bench.report import run_payload
 
+        cache_dir = score_cache.root if score_cache else None
         payload = run_payload(
             space,
             benchmark,
             result,
             seed=seed,
             alpha=strategy,
-            cache_dir=score_cache.root if score_cache else None,
+            cache_dir=cache_dir,
             costs=list(costs),
             hardware=hardware,
             cost_failures=cost_failures,
@@ -216,6 +173,83 @@ def bench(
 
         write_report(report, benchmark, result)
         err_console.print(f"wrote {report}/report.md, summary.csv, scores.csv and {len(runs)} plots")
+
+
+def _print_failures(runs: dict[str, Any]) -> None:
+    """One line per proxy that failed on some architectures, with the first failure."""
+    for name, run in runs.items():
+        if run.errors:
+            eid, msg = next(iter(run.errors.items()))
+            err_console.print(
+                f"[yellow]{name} failed on {len(run.errors)} architectures[/] (e.g. {eid}: {msg})"
+            )
+
+
+def _judging(alpha: str, frontier: list[str] | None) -> tuple[Any, list[str]]:
+    """``--alpha`` as a balance strategy and ``--frontier`` as cost names, or one line."""
+    from trainfree.bench.selection import check_cost
+    from trainfree.proxies.balance import parse_alpha
+
+    try:
+        return parse_alpha(alpha), [check_cost(c) for c in dict.fromkeys(frontier or [])]
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+
+
+def _proxy_names(proxy: list[str]) -> list[str]:
+    """The proxies asked for (``all``: every registered one), each known, each once."""
+    from trainfree.proxies import list_proxies
+
+    names = list(dict.fromkeys(list_proxies() if proxy == ["all"] else proxy))
+    for name in names:
+        if name not in list_proxies():
+            raise fail(unknown("proxy", name, list_proxies()))
+    return names
+
+
+def _score(
+    label: str,
+    benchmark: Any,
+    names: list[str],
+    cost_names: list[str],
+    scoring: dict[str, Any],
+    where: tuple[str | None, str | None],
+) -> tuple[Any, tuple[dict, dict, Any]]:
+    """Score every architecture with every proxy, then measure the ``--frontier`` costs, under
+    one progress display: ``(result, (costs, cost failures, hardware settings))``. Ctrl-C
+    keeps the scores done (they are cached) and says how to resume."""
+    from trainfree.bench.harness import run_benchmark
+    from trainfree.bench.selection import benchmark_costs
+
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeLeftColumn(),
+        console=err_console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task(label, total=len(benchmark))
+        try:
+            result = run_benchmark(
+                benchmark,
+                names,
+                on_step=lambda i: progress.update(task, completed=i),
+                executor=make_executor(*where),
+                **scoring,
+            )
+        except ValueError as exc:
+            raise fail(str(exc)) from None
+        except KeyboardInterrupt:
+            progress.stop()
+            score_cache = scoring["cache"]
+            where_kept = (
+                f"; the scores computed so far are cached in {score_cache.root}" if score_cache else ""
+            )
+            err_console.print(f"[yellow]interrupted{where_kept}: run the same command again to resume[/]")
+            raise typer.Exit(code=130) from None
+        return result, _costs(benchmark, cost_names, progress, benchmark_costs)
 
 
 def _print_correlations(space: str, benchmark: Any, result: Any, score_cache: Any, repeats: int) -> None:
@@ -263,6 +297,9 @@ def _print_correlations(space: str, benchmark: Any, result: Any, score_cache: An
 
 
 def truth_of(benchmark: Any) -> np.ndarray:
+    """The ground truth of every entry, in the benchmark's order."""
+    import numpy as np
+
     return np.array([e.ground_truth for e in benchmark.entries], dtype=np.float64)
 
 
