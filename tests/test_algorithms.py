@@ -115,7 +115,7 @@ def fake_algorithm():
             calls["told"] += 1
 
     yield calls
-    ALGORITHMS._items.pop("_fake_first", None)
+    ALGORITHMS.unregister("_fake_first")
 
 
 def test_an_algorithm_registered_in_a_test_is_usable_by_name(tmp_path, fake_algorithm):

@@ -47,7 +47,7 @@ def fake_backend():
             return 1.5 if settings.quantize == "int4" else None
 
     yield FakeBackend
-    BACKENDS._items.pop("fake")  # the registry holds it for this test only
+    BACKENDS.unregister("fake")  # the registry holds it for this test only
 
 
 @pytest.fixture(scope="module")

@@ -267,16 +267,16 @@ def test_predicted_search_measures_every_frontier_model(tmp_path, monkeypatch):
     ev2 = pd.read_csv(tmp_path / "run2" / "evaluated.csv")
     assert not (ev2["generation"] == -1).any()
     # ... unless all of them are from an earlier session: then a few fresh ones level them
-    cache = json.loads(again.cost.rows_cache.path.read_text())
+    cache = json.loads(again.cost_source.rows_cache.path.read_text())
     for row in cache["rows"]:
         row["measured_at"] -= 86400.0
-    again.cost.rows_cache.path.write_text(json.dumps(cache))
+    again.cost_source.rows_cache.path.write_text(json.dumps(cache))
     third = SearchRun.open(tmp_path / "run3", SearchSettings(**{**s.__dict__, "seed": 2}))
     third.run()
     third.close()
     ev3 = pd.read_csv(tmp_path / "run3" / "evaluated.csv")
     assert (ev3["generation"] == -1).sum() == drift.FRESH_ROWS
-    assert len(third.cost.model.sessions) == 2  # yesterday's rows and today's
+    assert len(third.cost_source.model.sessions) == 2  # yesterday's rows and today's
 
 
 def test_a_model_below_the_bar_keeps_choosing_on_predictions(tmp_path, monkeypatch):

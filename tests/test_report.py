@@ -92,7 +92,7 @@ def test_proxies():
     CALLS.clear()
     yield
     for name in ("_counting", "_flaky", "_vandal"):
-        PROXIES._items.pop(name, None)
+        PROXIES.unregister(name)
 
 
 def test_cache_hits_and_resume_after_interrupt(bench, tmp_path, test_proxies):

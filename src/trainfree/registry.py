@@ -30,6 +30,10 @@ class Registry(Generic[T]):
         self._items[name] = obj
         return obj
 
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` (a test's own entry, once the test is done); absent is fine."""
+        self._items.pop(name, None)
+
     def decorator(self, name: str) -> Callable[[T], T]:
         def wrap(obj: T) -> T:
             return self.register(name, obj)

@@ -68,6 +68,7 @@ def calibrate(
     --seq-len, --threads, --warmup and --repeats as the search (their defaults are equal)."""
     from trainfree.hardware import MeasurementCache
     from trainfree.hardware.calibration import RowCache
+    from trainfree.hardware.settings import get_backend
     from trainfree.search.settings import MAX_REPEATS_FACTOR
 
     cache = not no_cache
@@ -82,11 +83,9 @@ def calibrate(
     if cache:  # what calibrate is for: measurements kept for this machine; check before measuring
         check_writable(MeasurementCache().root, "the hardware cache ($TRAINFREE_CACHE)", folder=True)
     sp = load_space(space, set_values)
-    if hw.backend == "llamacpp":
-        from trainfree.hardware.backends.llamacpp import space_error
-
-        if space_error(space):
-            raise fail(space_error(space))
+    why = get_backend(hw.backend).space_error(space)
+    if why:
+        raise fail(why)
     ex = make_executor(executor, ray_address, measure_on)
     try:
         ex.check_device(device)

@@ -104,14 +104,14 @@ def _print_beside_the_table(run: Any, result: Any) -> None:
 
         err_console.print(what_is_timed(s.hardware.as_dict()), highlight=False)
     if run.reference_rows:
-        from trainfree.search.objectives import OBJECTIVES
+        from trainfree.objectives import OBJECTIVES
         from trainfree.search.references import comparisons
 
         costs = [c for c in s.objectives if OBJECTIVES[c].measured] or ["params"]
         for line in comparisons(run.reference_rows, result.frontier, costs):
             console.print(line, highlight=False)
     if not result.frontier and result.evaluations:
-        reasons = {r.get("reason") for r in run.store.records.values() if r.get("reason")}
+        reasons = {r.reason for r in run.store.records.values() if r.reason}
         err_console.print(
             "[yellow]no architecture satisfied every constraint;[/] "
             + (f"e.g. {sorted(reasons)[0]}" if reasons else "")
@@ -124,7 +124,7 @@ def _print_run_notes(run: Any, result: Any) -> None:
     """The cost model's accuracy on the frontier, the resolution, unmeasured entrants, the
     proxy's balance and a busy machine: each printed only where it applies."""
     s = run.settings
-    live = run.cost.live_accuracy() if run.device else {}
+    live = run.cost_source.live_accuracy() if run.device else {}
     if live:
         parts = [
             f"{name.split('_')[0]} median |err| {100 * a['median_ape']:.1f}%, "

@@ -66,15 +66,16 @@ def hardware_settings(
     """Hardware settings from the options; ``generation``: mode, prompt_len, context,
     new_tokens, quantize (``HardwareSettings``)."""
     from trainfree.hardware import HardwareSettings
+    from trainfree.hardware.settings import BACKENDS
 
     cpus = os.cpu_count() or 1
     if threads > cpus:
         raise fail(f"--threads {threads}: this machine has {cpus} CPUs; use at most {cpus}")
-    if backend == "llamacpp":  # llama.cpp measures generation only (pp and tg)
-        from trainfree.gguf.writer import require_llamacpp
-
-        require_llamacpp("--backend llamacpp")
-        generation["mode"] = "generate"
+    if backend in BACKENDS.names():  # else HardwareSettings names what is expected
+        chosen = BACKENDS.get(backend)
+        chosen.require()
+        if chosen.modes == ("generate",):  # e.g. llama.cpp measures generation only (pp and tg)
+            generation["mode"] = "generate"
     return HardwareSettings(
         backend=backend,
         device=device,

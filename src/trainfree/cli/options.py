@@ -2,8 +2,10 @@
 (what a command searches or scores, how it measures, where it runs) and the search's
 measurement defaults.
 
-Nothing here imports torch or the registries: ``trainfree search --help`` reads these
-declarations and must start in well under a second.
+Nothing here imports torch, numpy or the space and proxy registries: ``trainfree search
+--help`` reads these declarations and must start in well under a second. The lists of
+backends, objectives and algorithms come from their registries, which import none of those,
+so that a new one is named in the help by its own declaration.
 """
 
 from __future__ import annotations
@@ -20,6 +22,40 @@ SEARCH, MEASUREMENT, SCALE_OUT = "Search", "Measurement", "Scale-out (Ray)"
 #: and ``SearchSettings.resolution`` (tests/test_cli_start.py holds them equal)
 SEARCH_WARMUP, SEARCH_REPEATS = 1, 3
 SEARCH_RESOLUTION_PCT = 5.0
+
+
+def _either(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+
+
+def backend_help() -> str:
+    """``torch (PyTorch), onnx (ONNX Runtime) or llamacpp (llama.cpp)``, from the registry."""
+    from trainfree.hardware.settings import backends
+
+    return _either([f"{b.name} ({b.title})" for b in backends()])
+
+
+def quantize_help() -> str:
+    """The weight formats of every backend: ``none (float32), int8 (torch); f16, ... (llamacpp)``."""
+    from trainfree.hardware.settings import backends
+
+    formats = [f"{', '.join(q for q in b.quantize if q != 'none')} ({b.name})" for b in backends()]
+    return "weights: none (float32), " + "; ".join(f for f in formats if not f.startswith(" "))
+
+
+def objectives_help() -> str:
+    """The registered objectives, forward-pass costs first, then the generation costs."""
+    from trainfree.objectives import OBJECTIVES, generation_names
+
+    generation = generation_names()
+    forward = [name for name in OBJECTIVES if name not in generation]
+    return f"costs to minimise: {', '.join(forward)}; {', '.join(generation)}"
+
+
+def algorithm_help() -> str:
+    from trainfree.search.algorithms import algorithm_help as listed
+
+    return listed()
 
 
 def opt(help: str, panel: str = SEARCH, *names: str, **kw: Any) -> Any:
@@ -40,7 +76,7 @@ MeasureOnOpt = Annotated[
 ]
 BackendOpt = Annotated[
     str,
-    typer.Option(help="torch (PyTorch), onnx (ONNX Runtime) or llamacpp (GGUF)", rich_help_panel=MEASUREMENT),
+    typer.Option(help=backend_help(), rich_help_panel=MEASUREMENT),
 ]
 DeviceOpt = Annotated[str, typer.Option(help="cpu or cuda", rich_help_panel=MEASUREMENT)]
 BatchOpt = Annotated[
@@ -68,7 +104,7 @@ NewTokensOpt = Annotated[
 QuantizeOpt = Annotated[
     str,
     typer.Option(
-        help="weights: none (float32), int8 (torch); f16, q8_0, q4_k_m (llamacpp)",
+        help=quantize_help(),
         rich_help_panel=MEASUREMENT,
     ),
 ]

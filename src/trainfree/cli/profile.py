@@ -108,11 +108,9 @@ def _check_generation(sp: Any, cfg: Any, settings: Any) -> None:
     """Refuse, before measuring, a generation the backend cannot run for this config."""
     if settings.mode != "generate":
         return
-    from trainfree.hardware.backends.llamacpp import llamacpp_error
-    from trainfree.hardware.generation import generation_error
+    from trainfree.hardware.settings import get_backend
 
-    llamacpp = settings.backend == "llamacpp"
-    reason = llamacpp_error(sp, cfg, settings) if llamacpp else generation_error(sp, cfg, settings)
+    reason = get_backend(settings.backend).config_error(sp, cfg, settings)
     if reason:
         raise fail(reason)
 

@@ -90,7 +90,7 @@ class SearchDisplay:
 
     def __init__(self, console: Console, run: Any) -> None:
         self.run, self.shown_accuracy = run, False
-        self.budget = _Budget(run.budget_evals, run.budget_seconds)
+        self.budget = _Budget(run.budget.evaluations, run.budget.seconds)
         self.progress = Progress(
             TextColumn("[bold]{task.description:<8}"),
             _BarColumn(self.budget),
@@ -112,15 +112,15 @@ class SearchDisplay:
         self.progress.console.print(f"[{style}]{text}[/]" if style else text, highlight=False)
 
     def on_progress(self, p: Any, accuracy_table: Callable[[Any, str], Any]) -> None:
-        run, model = self.run, self.run.cost.model
+        run, model = self.run, self.run.cost_source.model
         if p.phase == "search" and model is not None and not self.shown_accuracy:
             self.shown_accuracy = True
             self.progress.console.print(
                 accuracy_table(model.accuracy, f"cost model: held-out accuracy ({model.n} measured)")
             )
             self.print(f"cost model: {model.form()}")
-            if run.cost.note:
-                self.print(run.cost.note, "yellow")
+            if run.cost_source.note:
+                self.print(run.cost_source.note, "yellow")
         if p.notice:
             self.print(p.notice, "yellow")
         self.budget.spent, self.budget.at = p.elapsed, time.monotonic()

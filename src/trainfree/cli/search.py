@@ -3,7 +3,6 @@ searching belong to :mod:`trainfree.search`."""
 
 from __future__ import annotations
 
-import math
 import signal
 from pathlib import Path
 from typing import Annotated, Any
@@ -32,6 +31,8 @@ from trainfree.cli.options import (
     SeqOpt,
     ThreadsOpt,
     WarmupOpt,
+    algorithm_help,
+    objectives_help,
     opt,
 )
 from trainfree.registry import unknown
@@ -67,15 +68,13 @@ def search(
     out: Annotated[Path, opt("run directory: results and checkpoints")],
     space: Annotated[str, opt("search space (see `spaces`)")] = "gpt2",
     proxy: Annotated[str, opt("proxy to maximise (see `proxies`)")] = "zerolm",
-    objectives: Annotated[
-        str, opt("costs to minimise: latency, memory, params, flops; prefill, decode, kv_cache")
-    ] = "latency,memory",
+    objectives: Annotated[str, opt(objectives_help())] = "latency,memory",
     max_: Annotated[list[str] | None, opt("limit, e.g. latency=50ms, memory=300MB", SEARCH, "--max")] = None,
     budget: Annotated[str | None, opt("evaluations (3000) or time (90s, 10m, 1h); default 4m")] = None,
     resume: Annotated[bool, opt("continue the run in --out", SEARCH, "--resume")] = False,
     alpha: Annotated[str, opt("balance of zerolm: heuristic or a number")] = "heuristic",
     seed: Annotated[int, opt("random seed (search and weights)", min=0)] = 0,
-    algorithm: Annotated[str, opt("nsga2, or random (the baseline)")] = "nsga2",
+    algorithm: Annotated[str, opt(algorithm_help())] = "nsga2",
     pop_size: Annotated[int | None, opt("models per generation (default: by budget)", min=4)] = None,
     resolution: Annotated[
         float, opt("% by which frontier costs must differ (0: exact)", metavar="PCT")
@@ -127,7 +126,7 @@ def search(
                 proxy=proxy,
                 alpha=alpha,
                 objectives=objectives,
-                limits=(max_ or [], hidden_limit_texts(max_latency_ms, max_memory_mb, max_params)),
+                limits=(max_ or [], hidden_limits(max_latency_ms, max_memory_mb, max_params)),
                 hardware=hardware,
                 costs=costs,
                 budget=budget,
@@ -147,7 +146,7 @@ def search(
             run = SearchRun.open(out, budget=budget, workers=workers, executor=ex)
         else:
             run = SearchRun.open(out, settings, executor=ex)
-        note = measured_elsewhere(run.records(), ex)
+        note = measured_elsewhere((r.measured_on for r in run.records()), ex)
         if note:
             err_console.print(f"[yellow]{note}[/]", highlight=False)
         code = _run_search(run, resumed=bool(run.store))
@@ -157,23 +156,20 @@ def search(
         raise typer.Exit(code=code)
 
 
-def hidden_limit_texts(latency_ms: float | None, memory_mb: float | None, params: float | None) -> list[str]:
+def hidden_limits(
+    latency_ms: float | None, memory_mb: float | None, params: float | None
+) -> dict[str, float]:
     """The hidden ``--max-latency-ms``, ``--max-memory-mb`` and ``--max-params`` options as
-    ``--max NAME=VALUE`` texts, which the library parses (the one place to change when it
-    takes typed limits)."""
+    ``{objective: maximum}`` in the objectives' units (typed already: nothing parses them again)."""
     given = (("latency", latency_ms), ("memory", memory_mb), ("params", params))
-    return [
-        f"{name}={value!r}" if math.isfinite(value) else f"{name}=inf"
-        for name, value in given
-        if value is not None
-    ]
+    return {name: value for name, value in given if value is not None}
 
 
 def _new_settings(
     space: str,
     set_values: list[str],
     objectives: str,
-    limits: tuple[list[str], list[str]],
+    limits: tuple[list[str], dict[str, float]],
     hardware: dict[str, Any],
     budget: str | None,
     workers: int | None,
@@ -181,8 +177,8 @@ def _new_settings(
     **options: Any,
 ) -> Any:
     """The settings of a new run from the options, validated before anything is written:
-    ``limits`` are the ``--max`` texts and those of the hidden ``--max-*`` options."""
-    from trainfree.search.objectives import needs_generation, parse_limits, unitless_limits
+    ``limits``: the ``--max`` texts, and the values of the hidden ``--max-*`` options."""
+    from trainfree.objectives import check_limits, needs_generation, parse_limits, unitless_limits
     from trainfree.search.settings import MAX_REPEATS_FACTOR, SearchSettings
     from trainfree.spaces import list_spaces
 
@@ -190,12 +186,11 @@ def _new_settings(
         raise fail(unknown("space", space, list_spaces()))
     if not 0 <= resolution <= 99:
         raise fail(f"--resolution {resolution:g}: expected a percent from 0 to 99")
-    max_texts, hidden_texts = limits
+    max_texts, hidden = limits
     parsed = parse_limits(max_texts)
     for note in unitless_limits(max_texts):
         err_console.print(note, highlight=False)
-    for text in hidden_texts:
-        parsed.update(parse_limits([text]))
+    parsed.update(check_limits(hidden))
     names = [o.strip() for o in objectives.split(",") if o.strip()]
     settings = SearchSettings(
         space=space,
@@ -218,7 +213,7 @@ def _new_settings(
 
 def _print_header(run: Any, resumed: bool) -> None:
     """The line that says what the run searches, how and where, before its progress line."""
-    from trainfree.search.objectives import limit_text
+    from trainfree.objectives import limit_text
 
     s = run.settings
     limits = ", ".join(limit_text(k, v) for k, v in run.limits.items())

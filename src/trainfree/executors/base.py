@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import sys
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
@@ -176,10 +176,11 @@ def default_executor(notify: Callable[[str], None] | None = None) -> Executor:
     return make_executor("local", notify=notify)
 
 
-def measured_elsewhere(records: Sequence[dict[str, Any]], executor: Executor) -> str | None:
+def measured_elsewhere(measured_on: Iterable[str | None], executor: Executor) -> str | None:
     """A warning when a run resumed here measured on a Ray device before (or the reverse):
-    its figures would mix two machines; None when they agree."""
-    nodes = {r.get("measured_on") for r in records} - {None}
+    its figures would mix two machines; None when they agree. ``measured_on``: the node of
+    each of the run's evaluations (None: not measured)."""
+    nodes = set(measured_on) - {None}
     device = getattr(executor, "measure_on", None)
     if device and LOCAL_NODE in nodes:
         return f"this run measured on this machine before; its earlier figures are not from '{device}'"

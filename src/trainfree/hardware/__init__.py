@@ -4,34 +4,43 @@
 ``MeasurementCache`` keeps them on disk by (architecture, settings, machine). What measures is a
 backend: one module of :mod:`trainfree.hardware.backends` and one ``@register_backend``
 declaration each (:mod:`trainfree.hardware.settings`).
+
+The names below are imported when first asked for, so that the command line's ``--help`` can
+list the backends (:mod:`.settings`) without the measuring code and its libraries.
 """
 
-from trainfree.hardware.measurement import Measurement, machine_info
-from trainfree.hardware.measurement_cache import MeasurementCache, default_cache_dir, profile_cached
-from trainfree.hardware.profiler import profile, profile_here
-from trainfree.hardware.settings import (
-    BACKENDS,
-    DEVICES,
-    Backend,
-    HardwareSettings,
-    backend_names,
-    get_backend,
-    register_backend,
-)
+from __future__ import annotations
 
-__all__ = [
-    "BACKENDS",
-    "DEVICES",
-    "Backend",
-    "HardwareSettings",
-    "Measurement",
-    "MeasurementCache",
-    "backend_names",
-    "default_cache_dir",
-    "get_backend",
-    "machine_info",
-    "profile",
-    "profile_cached",
-    "profile_here",
-    "register_backend",
-]
+import importlib
+from typing import Any
+
+_LAZY = {
+    "Measurement": "trainfree.hardware.measurement",
+    "machine_info": "trainfree.hardware.measurement",
+    "MeasurementCache": "trainfree.hardware.measurement_cache",
+    "default_cache_dir": "trainfree.hardware.measurement_cache",
+    "profile_cached": "trainfree.hardware.measurement_cache",
+    "profile": "trainfree.hardware.profiler",
+    "profile_here": "trainfree.hardware.profiler",
+    **dict.fromkeys(
+        (
+            "BACKENDS",
+            "DEVICES",
+            "Backend",
+            "HardwareSettings",
+            "backend_names",
+            "get_backend",
+            "register_backend",
+        ),
+        "trainfree.hardware.settings",
+    ),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'trainfree.hardware' has no attribute {name!r}")
+
+
+__all__ = sorted(_LAZY)

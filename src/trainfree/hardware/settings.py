@@ -24,7 +24,6 @@ from typing import Any, ClassVar
 
 from trainfree.errors import ConfigError
 from trainfree.hardware.measurement import Measurement, installed_version
-from trainfree.hardware.timing import clock_for
 from trainfree.registry import Registry
 
 DEVICES = ("cpu", "cuda")
@@ -241,6 +240,8 @@ class HardwareSettings:
     @property
     def clock(self) -> str:
         """``cpu`` (on-CPU time) or ``wall``: what times the runs (``timing.clock_for``)."""
+        from trainfree.hardware.timing import clock_for  # numpy: not for the CLI's --help
+
         return clock_for(self.device, self.threads)
 
     def as_dict(self) -> dict[str, Any]:

@@ -59,7 +59,7 @@ def register_objective(objective: Objective) -> Objective:
 
 def unregister_objective(name: str) -> None:
     """Undo :func:`register_objective` (a test's or a plugin's own objective)."""
-    REGISTRY._items.pop(name, None)
+    REGISTRY.unregister(name)
     _ORDER.registrations += 1
 
 

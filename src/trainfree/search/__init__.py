@@ -2,20 +2,32 @@
 
 ``SearchRun.open(out, SearchSettings(space="gpt2"))`` then ``.run()``; the same call on the
 same folder (or ``SearchRun.open(out)``) continues a killed run. See docs/search.md.
+
+The names below are imported when first asked for: a run imports torch and pymoo, which the
+command line's ``--help`` (it lists the algorithms of :mod:`.algorithms`) must not.
 """
 
-from trainfree.search.evaluation import Evaluation
-from trainfree.search.run import SearchProgress, SearchResult, SearchRun
-from trainfree.search.settings import Budget, SearchSettings, parse_budget
-from trainfree.search.state import RunDirError
+from __future__ import annotations
 
-__all__ = [
-    "Budget",
-    "Evaluation",
-    "RunDirError",
-    "SearchProgress",
-    "SearchResult",
-    "SearchRun",
-    "SearchSettings",
-    "parse_budget",
-]
+import importlib
+from typing import Any
+
+_LAZY = {
+    "Evaluation": "trainfree.search.evaluation",
+    "SearchProgress": "trainfree.search.run",
+    "SearchResult": "trainfree.search.run",
+    "SearchRun": "trainfree.search.run",
+    "Budget": "trainfree.search.settings",
+    "SearchSettings": "trainfree.search.settings",
+    "parse_budget": "trainfree.search.settings",
+    "RunDirError": "trainfree.search.state",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'trainfree.search' has no attribute {name!r}")
+
+
+__all__ = sorted(_LAZY)

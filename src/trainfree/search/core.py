@@ -120,19 +120,6 @@ class RunCore:
         self.lock = RunLock(self.out)
         self._check_input_shape()
 
-    @property
-    def cost(self) -> CostSource:
-        """The former name of :attr:`cost_source` (for the CLI until it is renamed there)."""
-        return self.cost_source
-
-    @property
-    def budget_evals(self) -> int | None:
-        return self.budget.evaluations
-
-    @property
-    def budget_seconds(self) -> float | None:
-        return self.budget.seconds
-
     def load_state(self) -> None:
         """Read ``evaluations.jsonl`` and ``generations.jsonl`` (with the folder locked: a
         last line cut by a kill is cut from the file), every line checked by its schema."""

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from trainfree.errors import TrainfreeError
+from trainfree.hardware.settings import get_backend
 from trainfree.io import atomic_write_json, make_dir
 from trainfree.proxies.balance import Balance
 from trainfree.search import state
@@ -104,10 +105,8 @@ class SearchRun(RunCore):
         run = cls(out, chosen, executor)
         if run.device:  # a device that cannot measure: one line now, not a run of failures
             run.executor.check_device(chosen.hardware.device)
-            if chosen.hardware.backend == "llamacpp" and run.executor.name == "local":
-                from trainfree.gguf.writer import require_llamacpp
-
-                require_llamacpp("--backend llamacpp")
+            if run.executor.runs_here:  # its runtime installed here (a remote node says so itself)
+                get_backend(chosen.hardware.backend).require()
         make_dir(out)
         run.lock.acquire()  # before anything in the folder is read, cut or cleaned
         try:

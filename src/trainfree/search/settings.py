@@ -16,6 +16,7 @@ from typing import Any
 
 from trainfree.errors import ConfigError
 from trainfree.hardware import HardwareSettings
+from trainfree.hardware.settings import backends, get_backend
 from trainfree.objectives import (
     OBJECTIVES,
     check_limits,
@@ -220,12 +221,10 @@ class SearchSettings:
     def _check_generation(self) -> None:
         """Generation objectives need a generation measurement of a space that generates;
         llama.cpp runs the spaces it has a graph for."""
-        if self.hardware.backend == "llamacpp":
-            from trainfree.hardware.backends.llamacpp import space_error
-
-            why = space_error(self.space)
-            if why:
-                raise ConfigError("hardware.backend", "llamacpp", f"torch or onnx ({why})")
+        why = get_backend(self.hardware.backend).space_error(self.space)
+        if why:
+            able = " or ".join(b.name for b in backends() if not b.space_error(self.space))
+            raise ConfigError("hardware.backend", self.hardware.backend, f"{able} ({why})")
         generation = needs_generation(self.objectives, self.limits)
         if generation and self.hardware.mode != "generate":
             raise ConfigError(

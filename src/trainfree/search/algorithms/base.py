@@ -23,11 +23,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-import numpy as np
-
 from trainfree.registry import Registry
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # annotations only: listing the algorithms imports no numpy
+    import numpy as np
+
     from trainfree.spaces import SearchSpace
 
 
