@@ -3,9 +3,12 @@ architectures; what it is told changes nothing."""
 
 from __future__ import annotations
 
-import numpy as np
+from typing import TYPE_CHECKING
 
 from trainfree.search.algorithms.base import SearchProblem, canonical, register_algorithm
+
+if TYPE_CHECKING:  # numpy is imported where a search runs: listing the algorithms needs none
+    import numpy as np
 
 #: samples drawn per architecture asked for before the space counts as exhausted
 TRIES_PER_ROW = 100
@@ -19,10 +22,14 @@ class RandomSearch:
     def __init__(self, problem: SearchProblem, pop_size: int, seed: int) -> None:
         self.space = problem.space
         self.pop_size = pop_size
+        import numpy as np
+
         self.random_state = np.random.default_rng(seed)
         self.seen: set[bytes] = set()
 
     def ask(self) -> np.ndarray:
+        import numpy as np
+
         rows: list[np.ndarray] = []
         for _ in range(TRIES_PER_ROW * self.pop_size):
             if len(rows) == self.pop_size:
