@@ -36,7 +36,16 @@ import numpy as np
 from trainfree.hardware.calibration import fresh_configs
 from trainfree.hardware.load import MachineLoad
 from trainfree.search import state
-from trainfree.search.core import POP_MAX, POP_MIN, TARGET_GENERATIONS, RunCore, SearchProgress, View
+from trainfree.search.core import (
+    MEASURED_GENERATIONS,
+    POP_MAX,
+    POP_MAX_MEASURED,
+    POP_MIN,
+    TARGET_GENERATIONS,
+    RunCore,
+    SearchProgress,
+    View,
+)
 from trainfree.search.costs import CALIBRATION_SHARE
 from trainfree.search.evaluation import Evaluation
 from trainfree.search.schedule import Schedule, unmeasured
@@ -230,12 +239,15 @@ class Loop:
         r = self.run
         if r.pop_size:
             return int(r.pop_size)
+        generations, largest = TARGET_GENERATIONS, POP_MAX
         if r.budget.evaluations is not None:
             expected = r.budget.evaluations
         else:
             per_eval = self.clock.seconds_per_eval()
             expected = max(0.0, (r.budget.seconds or 0.0) * 0.9 - self.clock.spent()) / per_eval
-        return int(np.clip(round(expected / TARGET_GENERATIONS / 4) * 4, POP_MIN, POP_MAX))
+            if r.device and r.cost_source.predicting:  # bound by measuring (MEASURED_GENERATIONS)
+                generations, largest = MEASURED_GENERATIONS, POP_MAX_MEASURED
+        return int(np.clip(round(expected / generations / 4) * 4, POP_MIN, largest))
 
     def generation(self) -> None:
         r = self.run
