@@ -343,3 +343,16 @@ def test_a_prediction_must_beat_a_measurement_by_more_than_its_error():
     assert frontier_rows(recs, scores, ["latency", "memory"], 0.05, margin)[0] == [0]
     recs[1] = rec({**predicted.flat(), "costs": "measured"})  # measured, the same 8% is a real difference
     assert sorted(frontier_rows(recs, scores, ["latency", "memory"], 0.05, margin)[0]) == [0, 1]
+
+
+def test_a_run_bound_by_measuring_gets_larger_generations():
+    """A wall-time run that predicts its device costs gets about 10 generations whatever their
+    size (issue 25): its population is sized to those, up to 400; every other run keeps 30
+    generations of at most 100 (the golden runs' sizes)."""
+    from trainfree.search.loop import population_size
+
+    assert population_size(7000, measuring=True) == 400  # the main job: ~5 ms an architecture
+    assert population_size(2000, measuring=True) == 200
+    assert population_size(7000, measuring=False) == 100
+    assert population_size(120, measuring=False) == 12
+    assert population_size(1200, measuring=False) == 40

@@ -39,6 +39,12 @@ from trainfree.search.state import RunLock
 FAILED = 1e12  # objective value given to failed architectures (pymoo needs finite numbers)
 #: population sizing: generations a budget should allow, and the population's bounds
 TARGET_GENERATIONS, POP_MIN, POP_MAX = 30, 12, 100
+#: a wall-time run that predicts its device costs is bound by measuring, not by scoring: the
+#: main job spent 91% of its 4 minutes measuring (80 models, 2.7 s each) and 2.8 s scoring
+#: 980 architectures, and got 6-10 generations whatever its population (docs/search.md, a
+#: busy machine). Such a run sizes its population to the generations measuring leaves it,
+#: up to POP_MAX_MEASURED (a generation of 400 is scored in about 2 s on two cores)
+MEASURED_GENERATIONS, POP_MAX_MEASURED = 10, 400
 
 #: what :meth:`RunCore.frontier` returns: frontier indices, the viewed records, their scores
 View = tuple[list[int], list[Evaluation], np.ndarray]
@@ -129,7 +135,7 @@ class RunCore:
             schema.check_log_entry,
             n_obj=1 + len(self.objectives),
             n_constr=self.n_constr,
-            pop_range=(fixed, fixed) if fixed else (POP_MIN, POP_MAX),
+            pop_range=(fixed, fixed) if fixed else (POP_MIN, max(POP_MAX, POP_MAX_MEASURED)),
         )
         self.log = state.read_log(self.out, check)
         self.generation = sum(1 for e in self.log if "keys" in e)

@@ -36,12 +36,21 @@ import numpy as np
 from trainfree.hardware.calibration import fresh_configs
 from trainfree.hardware.load import MachineLoad
 from trainfree.search import state
-from trainfree.search.core import POP_MAX, POP_MIN, TARGET_GENERATIONS, RunCore, SearchProgress, View
+from trainfree.search.core import (
+    MEASURED_GENERATIONS,
+    POP_MAX,
+    POP_MAX_MEASURED,
+    POP_MIN,
+    TARGET_GENERATIONS,
+    RunCore,
+    SearchProgress,
+    View,
+)
 from trainfree.search.costs import CALIBRATION_SHARE
 from trainfree.search.evaluation import Evaluation
 from trainfree.search.schedule import Schedule, unmeasured
 
-__all__ = ["POP_MAX", "POP_MIN", "TARGET_GENERATIONS", "Loop"]
+__all__ = ["POP_MAX", "POP_MIN", "TARGET_GENERATIONS", "Loop", "population_size"]
 #: seconds between rewrites of the output files during a run
 WRITE_EVERY_S = 15.0
 #: measuring frontier entrants during the search: at most this share of the search's time
@@ -57,6 +66,16 @@ RESUME_SHARE = 0.05
 #: the fewest calibration measurements a wall-time budget stops at (5-fold CV needs some),
 #: unless they would take more than this share of it (a short budget on a busy machine)
 CALIBRATION_FLOOR, CALIBRATION_CAP = 16, 0.5
+
+
+def population_size(expected: float, measuring: bool) -> int:
+    """Models per generation for ``expected`` evaluations: spread over ``TARGET_GENERATIONS``,
+    or, for a wall-time run bound by measuring its predicted frontier, over the
+    ``MEASURED_GENERATIONS`` it gets (a multiple of 4, within the bounds)."""
+    generations, largest = (
+        (MEASURED_GENERATIONS, POP_MAX_MEASURED) if measuring else (TARGET_GENERATIONS, POP_MAX)
+    )
+    return int(np.clip(round(expected / generations / 4) * 4, POP_MIN, largest))
 
 
 class Loop:
@@ -231,11 +250,10 @@ class Loop:
         if r.pop_size:
             return int(r.pop_size)
         if r.budget.evaluations is not None:
-            expected = r.budget.evaluations
-        else:
-            per_eval = self.clock.seconds_per_eval()
-            expected = max(0.0, (r.budget.seconds or 0.0) * 0.9 - self.clock.spent()) / per_eval
-        return int(np.clip(round(expected / TARGET_GENERATIONS / 4) * 4, POP_MIN, POP_MAX))
+            return population_size(r.budget.evaluations, measuring=False)
+        per_eval = self.clock.seconds_per_eval()
+        expected = max(0.0, (r.budget.seconds or 0.0) * 0.9 - self.clock.spent()) / per_eval
+        return population_size(expected, measuring=bool(r.device and r.cost_source.predicting))
 
     def generation(self) -> None:
         r = self.run
