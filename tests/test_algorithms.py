@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from trainfree.hardware import HardwareSettings
+from search_toys import TINY, search_settings
 from trainfree.search import SearchRun, SearchSettings
 from trainfree.search.algorithms import (
     ALGORITHMS,
@@ -26,27 +26,11 @@ from trainfree.search.algorithms import (
 from trainfree.search.algorithms.nsga3 import partitions
 
 #: a space with some thousands of architectures of small models
-SMALL = {
-    "n_layer": [1, 2, 3, 4],
-    "d_model": [64, 128],
-    "d_inner": [128, 256, 512],
-    "d_embed": [-1],
-    "div_val": [1],
-}
+SMALL = {**TINY, "n_layer": [1, 2, 3, 4]}
 
 
 def settings(**kw) -> SearchSettings:
-    base = dict(
-        space="gpt2",
-        space_values=SMALL,
-        objectives=["params", "flops"],
-        budget="60",
-        pop_size=12,
-        hardware=HardwareSettings(seq_len=32, warmup=0, repeats=1),
-        use_cache=False,
-    )
-    base.update(kw)
-    return SearchSettings(**base)
+    return search_settings(SMALL, **{"budget": "60", "pop_size": 12, **kw})
 
 
 def _search(out: Path, s: SearchSettings | None = None, budget: str | None = None) -> None:

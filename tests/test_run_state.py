@@ -18,32 +18,14 @@ from pathlib import Path
 
 import pytest
 
+from search_toys import TINY, search_settings
 from trainfree.hardware import HardwareSettings
 from trainfree.search import RunDirError, SearchRun, SearchSettings
 from trainfree.search.evaluator import EvaluationStore
 
-TINY = {
-    "n_layer": [1, 2, 3],
-    "d_model": [64, 128],
-    "d_inner": [128, 256, 512],
-    "d_embed": [-1],
-    "div_val": [1],
-}
-
 
 def settings(**kw) -> SearchSettings:
-    base = dict(
-        space="gpt2",
-        space_values=TINY,
-        objectives=["params", "flops"],
-        budget="16",
-        pop_size=8,
-        workers=1,
-        hardware=HardwareSettings(seq_len=32, warmup=0, repeats=1),
-        use_cache=False,
-    )
-    base.update(kw)
-    return SearchSettings(**base)
+    return search_settings(TINY, **{"budget": "16", "workers": 1, **kw})
 
 
 def run_once(out: Path, s: SearchSettings | None = None, **kw):

@@ -16,36 +16,18 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from search_toys import TINY, search_settings
 from trainfree import cli
 from trainfree.errors import ConfigError
-from trainfree.hardware import HardwareSettings
 from trainfree.search import SearchRun, SearchSettings, parse_budget
 from trainfree.search.algorithms._pymoo import SpaceCrossover, SpaceMutation, SpaceProblem, SpaceSampling
 from trainfree.search.evaluation import Evaluation
 from trainfree.search.evaluator import EvaluationStore
 from trainfree.search.pareto import nondominated
 
-TINY = {
-    "n_layer": [1, 2, 3],
-    "d_model": [64, 128],
-    "d_inner": [128, 256, 512],
-    "d_embed": [-1],
-    "div_val": [1],
-}
-
 
 def settings(**kw) -> SearchSettings:
-    base = dict(
-        space="gpt2",
-        space_values=TINY,
-        objectives=["params", "flops"],
-        budget="24",
-        pop_size=8,
-        hardware=HardwareSettings(seq_len=32, warmup=0, repeats=1),
-        use_cache=False,
-    )
-    base.update(kw)
-    return SearchSettings(**base)
+    return search_settings(TINY, **kw)
 
 
 @pytest.mark.parametrize(
