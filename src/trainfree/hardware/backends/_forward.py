@@ -4,11 +4,40 @@ and the measurement itself (the peak memory of one cold run, then the timed runs
 from __future__ import annotations
 
 import time
+from abc import abstractmethod
 from collections.abc import Callable
 from typing import Any
 
 from trainfree.hardware.measurement import Measurement
-from trainfree.hardware.settings import HardwareSettings
+from trainfree.hardware.settings import Backend, HardwareSettings
+
+
+class ForwardBackend(Backend):
+    """A backend that times ``space.inference`` (torch, onnx): the model and input built here,
+    generation measured in PyTorch from the space's KV cache (:mod:`trainfree.hardware.generation`);
+    a subclass says how one forward pass is measured. Not registered: it is no backend."""
+
+    def config_error(self, space: Any, config: Any, settings: HardwareSettings) -> str | None:
+        return generation_error_if_generating(space, config, settings)
+
+    def measure(
+        self, space: Any, config: Any, settings: HardwareSettings, seed: int, t_setup: float
+    ) -> Measurement:
+        if settings.mode == "generate":
+            from trainfree.hardware.generation import profile_generation
+
+            return profile_generation(space, config, settings, seed, t_setup)
+        inputs = forward_inputs(space, config, settings, seed)
+        if isinstance(inputs, Measurement):
+            return inputs
+        model, weights_mb, ids = inputs
+        return self.measure_forward(space, model, weights_mb, ids, settings, t_setup)
+
+    @abstractmethod
+    def measure_forward(
+        self, space: Any, model: Any, weights_mb: float, ids: Any, settings: HardwareSettings, t_setup: float
+    ) -> Measurement:
+        """One forward pass of the built ``model`` on ``ids`` (``weights_mb``: as measured)."""
 
 
 def forward_inputs(

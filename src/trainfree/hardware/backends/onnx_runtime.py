@@ -11,36 +11,21 @@ import tempfile
 import time
 from typing import Any
 
-from trainfree.hardware.backends._forward import (
-    forward_inputs,
-    generation_error_if_generating,
-    memory_then_latency,
-)
+from trainfree.hardware.backends._forward import ForwardBackend, memory_then_latency
 from trainfree.hardware.measurement import Measurement
-from trainfree.hardware.settings import Backend, HardwareSettings, register_backend
+from trainfree.hardware.settings import HardwareSettings, register_backend
 
 
 @register_backend("onnx")
-class OnnxBackend(Backend):
+class OnnxBackend(ForwardBackend):
     """ONNX Runtime's CPU execution provider."""
 
     title = "ONNX Runtime"
     order = 1
 
-    def config_error(self, space: Any, config: Any, settings: HardwareSettings) -> str | None:
-        return generation_error_if_generating(space, config, settings)
-
-    def measure(
-        self, space: Any, config: Any, settings: HardwareSettings, seed: int, t_setup: float
+    def measure_forward(
+        self, space: Any, model: Any, weights_mb: float, ids: Any, settings: HardwareSettings, t_setup: float
     ) -> Measurement:
-        if settings.mode == "generate":
-            from trainfree.hardware.generation import profile_generation
-
-            return profile_generation(space, config, settings, seed, t_setup)
-        inputs = forward_inputs(space, config, settings, seed)
-        if isinstance(inputs, Measurement):
-            return inputs
-        model, weights_mb, ids = inputs
         return measure_onnx(space, model, ids, settings, weights_mb, t_setup)
 
 

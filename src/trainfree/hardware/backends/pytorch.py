@@ -8,17 +8,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from trainfree.hardware.backends._forward import (
-    forward_inputs,
-    generation_error_if_generating,
-    memory_then_latency,
-)
+from trainfree.hardware.backends._forward import ForwardBackend, memory_then_latency
 from trainfree.hardware.measurement import Measurement
-from trainfree.hardware.settings import Backend, HardwareSettings, register_backend
+from trainfree.hardware.settings import HardwareSettings, register_backend
 
 
 @register_backend("torch")
-class TorchBackend(Backend):
+class TorchBackend(ForwardBackend):
     """Eager PyTorch."""
 
     title = "PyTorch"
@@ -29,20 +25,10 @@ class TorchBackend(Backend):
     quantize = ("none", "int8")
     quantize_note = "int8: torch on the cpu"
 
-    def config_error(self, space: Any, config: Any, settings: HardwareSettings) -> str | None:
-        return generation_error_if_generating(space, config, settings)
-
-    def measure(
-        self, space: Any, config: Any, settings: HardwareSettings, seed: int, t_setup: float
+    def measure_forward(
+        self, space: Any, model: Any, weights_mb: float, ids: Any, settings: HardwareSettings, t_setup: float
     ) -> Measurement:
-        if settings.mode == "generate":
-            from trainfree.hardware.generation import profile_generation
-
-            return profile_generation(space, config, settings, seed, t_setup)
-        inputs = forward_inputs(space, config, settings, seed)
-        if isinstance(inputs, Measurement):
-            return inputs
-        return measure_torch(space, *inputs, settings, t_setup)
+        return measure_torch(space, model, weights_mb, ids, settings, t_setup)
 
 
 def measure_torch(
