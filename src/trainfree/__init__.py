@@ -11,8 +11,7 @@ The public API in one place::
 
 from __future__ import annotations
 
-from typing import Any
-
+from trainfree._lazy import lazy_attributes
 from trainfree.errors import BenchmarkDataError, ConfigError, TrainfreeError
 
 #: imported when first asked for: the registries import torch (a second or more), which the
@@ -25,12 +24,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'trainfree' has no attribute {name!r}")
+__getattr__ = lazy_attributes("trainfree", _LAZY)
 
 
 __all__ = [

@@ -11,8 +11,7 @@ list the backends (:mod:`.settings`) without the measuring code and its librarie
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from trainfree._lazy import lazy_attributes
 
 _LAZY = {
     "Measurement": "trainfree.hardware.measurement",
@@ -37,10 +36,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'trainfree.hardware' has no attribute {name!r}")
+__getattr__ = lazy_attributes("trainfree.hardware", _LAZY)
 
 
 __all__ = sorted(_LAZY)

@@ -9,8 +9,7 @@ command line's ``--help`` (it lists the algorithms of :mod:`.algorithms`) must n
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from trainfree._lazy import lazy_attributes
 
 _LAZY = {
     "Evaluation": "trainfree.search.evaluation",
@@ -24,10 +23,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'trainfree.search' has no attribute {name!r}")
+__getattr__ = lazy_attributes("trainfree.search", _LAZY)
 
 
 __all__ = sorted(_LAZY)
