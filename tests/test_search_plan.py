@@ -34,3 +34,12 @@ def test_a_budget_knows_when_it_gives_more():
 def test_bad_strings_are_one_error(kw, field):
     with pytest.raises(ConfigError, match=f"'{field}'"):
         SearchSettings.parse(space="gpt2", **kw)
+
+
+def test_generation_objectives_make_the_run_measure_generation():
+    """The command line and the API get the same plan: a generation cost, as an objective or
+    a limit, switches the hardware to ``mode="generate"`` (it was the CLI's own rule)."""
+    assert SearchSettings.parse(space="gpt2", objectives="latency,memory").hardware.mode == "forward"
+    assert SearchSettings.parse(space="gpt2", objectives="decode,memory").hardware.mode == "generate"
+    limited = SearchSettings.parse(space="gpt2", objectives="params", limits=["decode=20ms"])
+    assert limited.hardware.mode == "generate"

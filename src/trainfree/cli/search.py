@@ -178,7 +178,7 @@ def _new_settings(
 ) -> Any:
     """The settings of a new run from the options, validated before anything is written:
     ``limits``: the ``--max`` texts, and the values of the hidden ``--max-*`` options."""
-    from trainfree.objectives import check_limits, needs_generation, parse_limits, unitless_limits
+    from trainfree.objectives import parse_limits, unitless_limits
     from trainfree.search.settings import MAX_REPEATS_FACTOR, SearchSettings
     from trainfree.spaces import list_spaces
 
@@ -190,25 +190,17 @@ def _new_settings(
     parsed = parse_limits(max_texts)
     for note in unitless_limits(max_texts):
         err_console.print(note, highlight=False)
-    parsed.update(check_limits(hidden))
-    names = [o.strip() for o in objectives.split(",") if o.strip()]
-    settings = SearchSettings(
+    return SearchSettings.parse(  # generation objectives switch the hardware to generate
         space=space,
         space_values=parse_sets(set_values),
-        objectives=names,
-        hardware=hardware_settings(
-            **hardware,
-            max_repeats=MAX_REPEATS_FACTOR * hardware["repeats"],
-            mode="generate" if needs_generation(names, parsed) else "forward",
-        ),
-        limits=parsed,
+        objectives=objectives,
+        hardware=hardware_settings(**hardware, max_repeats=MAX_REPEATS_FACTOR * hardware["repeats"]),
+        limits={**parsed, **hidden},
         budget=budget or "4m",
         workers=workers or default_workers(),
         resolution=resolution / 100.0,
         **options,
     )
-    settings.validate()
-    return settings
 
 
 def _print_header(run: Any, resumed: bool) -> None:

@@ -11,7 +11,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from trainfree.errors import ConfigError
@@ -164,16 +164,16 @@ class SearchSettings:
         """Settings from the command line's strings (``objectives="latency,memory"``,
         ``limits=["latency=50ms"]`` or already ``{"latency": 50.0}``, ``budget="4m"``,
         ``alpha="heuristic"``), each parsed once and the whole validated; ``values``: the
-        other fields, typed."""
+        other fields, typed. A run whose objectives or limits are generation costs measures
+        generation: its ``hardware`` is set to ``mode="generate"``."""
         if isinstance(objectives, str):
             objectives = [o.strip() for o in objectives.split(",") if o.strip()]
         parsed = check_limits(limits) if isinstance(limits, Mapping) else parse_limits(limits or [])
+        hardware = values.pop("hardware", SEARCH_HARDWARE)
+        if needs_generation(objectives, parsed) and hardware.mode != "generate":
+            hardware = replace(hardware, mode="generate")
         settings = cls(
-            objectives=objectives,
-            limits=parsed,
-            budget=Budget.parse(budget),
-            alpha=parse_alpha_setting(alpha),
-            **values,
+            objectives=objectives, limits=parsed, budget=budget, alpha=alpha, hardware=hardware, **values
         )
         settings.validate()
         return settings
