@@ -102,10 +102,6 @@ class Evaluation:
         """The value of an objective by its name (``latency``), NaN where not known."""
         return self.value(OBJECTIVES[objective].field)
 
-    def get(self, name: str, default: Any = None) -> Any:
-        """A field of the line's object (:meth:`flat`), for readers of the on-disk format."""
-        return self.flat().get(name, default)
-
     @property
     def predicted(self) -> bool:
         """In a run's view: its device costs are the cost model's, not measured."""
