@@ -265,21 +265,11 @@ def test_trainer_loss_falls(tmp_path):
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
     """A real (tiny) search run: its frontier configs are what users export."""
-    from trainfree.hardware import HardwareSettings
-    from trainfree.search import SearchRun, SearchSettings
+    from search_toys import search_settings
+    from trainfree.search import SearchRun
 
     out = tmp_path_factory.mktemp("search") / "run"
-    values = {k: v for k, v in SPACES["gpt2"].items()}
-    settings = SearchSettings(
-        space="gpt2",
-        space_values=values,
-        objectives=["params", "flops"],
-        budget="8",
-        pop_size=4,
-        hardware=HardwareSettings(seq_len=32, warmup=0, repeats=1),
-        use_cache=False,
-        seed=3,
-    )
+    settings = search_settings(dict(SPACES["gpt2"]), budget="8", pop_size=4, seed=3)
     run = SearchRun.open(out, settings)
     run.run()
     run.close()

@@ -19,7 +19,7 @@ pytest.importorskip("transformers")
 import transformers
 from typer.testing import CliRunner
 
-from llama_toys import GEN
+from llama_toys import GEN, generation_search
 from llama_toys import TINY as LLAMA
 from trainfree import cli
 from trainfree.errors import ConfigError
@@ -187,27 +187,7 @@ def test_llama_search_on_generation_costs_shows_the_references(tmp_path, monkeyp
 
     tiny_ref = get_space("llama").config_from_dict(LLAMA)
     monkeypatch.setattr(LlamaSpace, "references", lambda self: {"Tiny-ref": tiny_ref})
-    values = {
-        "num_hidden_layers": [1, 2],
-        "hidden_size": [32, 64],
-        "num_attention_heads": [2, 4],
-        "num_key_value_heads": [1, 2],
-        "head_dim": [8],
-        "intermediate_size": [64],
-        "tokenizer": ["llama2"],
-    }
-    hw = HardwareSettings(**GEN)
-    s = SearchSettings(
-        space="llama",
-        space_values=values,
-        objectives=["decode", "memory"],
-        budget="6",
-        pop_size=4,
-        costs="measured",
-        hardware=hw,
-        use_cache=False,
-        limits={"kv_cache": 1.0},
-    )
+    s = generation_search(HardwareSettings(**GEN), limits={"kv_cache": 1.0})
     run = SearchRun.open(tmp_path / "run", s)
     result = run.run()
     evaluated = pd.read_csv(tmp_path / "run" / "evaluated.csv")

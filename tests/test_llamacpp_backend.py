@@ -14,7 +14,7 @@ pytest.importorskip("transformers")
 
 from typer.testing import CliRunner
 
-from llama_toys import GEN, TINY
+from llama_toys import GEN, SEARCH_VALUES, TINY, generation_search
 from trainfree import cli
 from trainfree.errors import ConfigError
 from trainfree.gguf.layout import weights_bytes
@@ -133,25 +133,8 @@ def test_search_in_llamacpp_marks_an_unquantizable_model_failed_and_goes_on(tmp_
     from trainfree.spaces.llama import LlamaSpace
 
     monkeypatch.setattr(LlamaSpace, "references", lambda self: {})
-    values = {
-        "num_hidden_layers": [1, 2],
-        "hidden_size": [32, 64],
-        "num_attention_heads": [2, 4],
-        "num_key_value_heads": [1, 2],
-        "head_dim": [8],
-        "intermediate_size": [64, 80],  # 80: no quantized type fits its rows
-        "tokenizer": ["llama2"],
-    }
-    s = SearchSettings(
-        space="llama",
-        space_values=values,
-        objectives=["decode", "memory"],
-        budget="8",
-        pop_size=4,
-        costs="measured",
-        hardware=HardwareSettings(**CPP, quantize="q8_0"),
-        use_cache=False,
-    )
+    values = {**SEARCH_VALUES, "intermediate_size": [64, 80]}  # 80: no quantized type fits its rows
+    s = generation_search(HardwareSettings(**CPP, quantize="q8_0"), space_values=values, budget="8")
     SearchRun.open(tmp_path / "run", s).run()
     evaluated = pd.read_csv(tmp_path / "run" / "evaluated.csv")
     cpp = evaluated[evaluated["feasible"]]
