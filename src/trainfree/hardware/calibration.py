@@ -28,7 +28,7 @@ from trainfree.errors import ConfigError
 from trainfree.hardware import drift
 from trainfree.hardware.costmodel import CostModel, features_for, fit_cost_model, gene_values, make_row
 from trainfree.hardware.measurement import machine_info
-from trainfree.hardware.measurement_cache import MeasurementCache, default_cache_dir, runtime_version
+from trainfree.hardware.measurement_cache import MeasurementCache, default_cache_dir
 from trainfree.hardware.settings import HardwareSettings, get_backend
 from trainfree.io import atomic_write_json, read_json
 
@@ -103,8 +103,7 @@ class RowCache:
             "values": {k: list(v) for k, v in space.values.items()},
             "hardware": {k: v for k, v in hardware.as_dict().items() if k != "timeout_s"},
         }
-        if get_backend(hardware.backend).runtime:  # as the measurement cache keys its entries
-            key["runtime"] = runtime_version(hardware.backend)
+        key.update(get_backend(hardware.backend).key_fields())  # as the measurement cache does
         self.key = json.loads(json.dumps(key, default=str))
         self.space = space
         digest = hashlib.sha256(json.dumps(self.key, sort_keys=True).encode()).hexdigest()[:24]

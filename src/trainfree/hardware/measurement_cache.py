@@ -82,8 +82,7 @@ class MeasurementCache:
             "seed": seed,
             "machine": machine if machine is not None else self.machine(settings.device),
         }
-        if get_backend(settings.backend).runtime:  # another llama.cpp, other kernels (kept out of
-            out["runtime"] = runtime_version(settings.backend)  # the machine: torch keys stay as they were)
+        out.update(get_backend(settings.backend).key_fields())  # kept out of the machine
         return out
 
     def _path(self, key: dict[str, Any]) -> Path:
@@ -127,12 +126,6 @@ class MeasurementCache:
                     RuntimeWarning,
                     stacklevel=2,
                 )
-
-
-def runtime_version(backend: str) -> str | None:
-    """The version of a backend's separate runtime (llamacpp: llama-cpp-python), read from its
-    metadata without importing it (None: it declares none, or it is not installed)."""
-    return get_backend(backend).runtime_version()
 
 
 def profile_cached(

@@ -67,6 +67,9 @@ class Backend(ABC):
     #: distributions whose installed version keys its measurements (another runtime version,
     #: other kernels); () keeps the cache keys of the backends that have none as they were
     runtime: ClassVar[tuple[str, ...]] = ()
+    #: set or changed when what it measures changes in a way the runtime's version does not
+    #: show: measurements and calibration rows taken the old way are then not served
+    method: ClassVar[str] = ""
 
     @abstractmethod
     def measure(
@@ -97,6 +100,17 @@ class Backend(ABC):
     def runtime_version(self) -> str | None:
         """The installed version of its runtime (read without importing it), or None."""
         return installed_version(*self.runtime) if self.runtime else None
+
+    def key_fields(self) -> dict[str, Any]:
+        """What keys its cached measurements and calibration rows besides the settings and the
+        machine: its runtime's version and its ``method``, where it declares them (torch
+        declares neither, so its keys stay as they were)."""
+        out: dict[str, Any] = {}
+        if self.runtime:  # another llama.cpp, other kernels
+            out["runtime"] = self.runtime_version()
+        if self.method:
+            out["method"] = self.method
+        return out
 
     def require(self) -> None:  # noqa: B027 - most backends need nothing installed
         """Raise a one-line error if its runtime is not installed (checked before a command

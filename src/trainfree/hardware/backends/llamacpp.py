@@ -90,12 +90,9 @@ class LlamacppBackend(Backend):
     quantize_note = "f16, q8_0, q4_k_m: llamacpp"
     kv_bytes = 2  # llama.cpp's default cache type: float16
     runtime = ("llama-cpp-python",)
-
-    def runtime_version(self) -> str | None:
-        """The llama-cpp-python version, and the memory method: measurements cached before the
-        probe started ahead of the context (which left out the KV cache) are not served."""
-        version = super().runtime_version()
-        return f"{version}; memory from load" if version else None
+    #: the memory probe starts before the file is read: figures cached when it started after
+    #: the context (which left out the KV cache) are not served
+    method = "memory from load"
 
     def check(self, settings: HardwareSettings) -> None:
         if settings.batch_size != 1:
