@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from trainfree.cli.progress import _Budget
-from trainfree.hardware.costmodel import accuracy, pairs_ordered
+from trainfree.hardware.cost_accuracy import accuracy, pairs_ordered
 from trainfree.hardware.load import MachineLoad, under_load
 
 BUSY = [sys.executable, "-c", "while True: pass"]

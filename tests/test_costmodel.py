@@ -212,11 +212,38 @@ def test_row_cache_is_keyed_by_machine_and_settings(tmp_path):
     assert RowCache(get_space("gpt2", **{**SMALL, "n_layer": [1]}), HW, root=tmp_path).load() == []
     cache.path.write_text("{not json")
     assert cache.load() == []
-    # rows cached before the shape correction get their genes from their key
+    # a cached row's features and genes follow from its key, computed as they are now (rows
+    # cached before the shape correction had no genes; before a feature changed, other ones)
     cfg = space.sample(np.random.default_rng(0))
     old = {**_rows(1, 0.0)[0], "key": space.config_to_json(cfg)}
     cache.save([old])
-    assert cache.load()[0]["genes"] == costmodel.gene_values(space, cfg)
+    row = cache.load()[0]
+    assert row["genes"] == costmodel.gene_values(space, cfg)
+    assert row["features"] == costmodel.features_for(space, cfg, HW) != old["features"]
+
+
+def test_a_feature_named_for_a_target_is_fitted_for_that_target_only():
+    """``prefill_ms:x`` describes the prefill: the decode latency is not fitted on it even where
+    it would fit the latency exactly, and the prefill is fitted on it and the shared ones."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(30):
+        f = {"layers": float(rng.integers(1, 16)), "prefill_ms:batch": rng.uniform(1e6, 1e9)}
+        rows.append(
+            {
+                "key": str(i),
+                "features": f,
+                "latency_ms": 3e-8 * f["prefill_ms:batch"] + 0.1,
+                "prefill_ms": 2e-8 * f["prefill_ms:batch"] + 0.5 * f["layers"],
+                "activation_mb": 1.0 + f["layers"],
+                "weights_mb": 1.0,
+            }
+        )
+    model = fit_cost_model(rows)
+    batch = model.features.index("prefill_ms:batch")
+    assert model.coef["latency_ms"][batch] == 0.0 and model.coef["activation_mb"][batch] == 0.0
+    assert model.coef["prefill_ms"][batch] > 0 and model.accuracy["prefill_ms"]["median_ape"] < 0.01
+    assert list(costmodel.target_columns(["a", "prefill_ms:b", "latency_ms:c"], "latency_ms")) == [0, 2]
 
 
 def _predicted_settings() -> SearchSettings:

@@ -161,3 +161,34 @@ def test_llamacpp_memory_counts_the_kv_cache_it_allocates():
     kv_growth = large.kv_cache_mb - small.kv_cache_mb  # 7 MB, float16
     assert kv_growth > 6.9
     assert 0.8 * kv_growth < large.memory_mb - small.memory_mb < 1.5 * kv_growth + 2.0
+
+
+def test_llamacpp_cost_features_follow_the_file_and_the_kernels(tiny):
+    """The llama.cpp cost model's inputs: the elements each decode step streams per ggml type of
+    the file (the decoder's matrices and the output; an untied token table is read a row at a
+    time), flash attention per head size of the space, and each feature named for its target."""
+    from trainfree.gguf.layout import tensors
+    from trainfree.hardware.backends.llamacpp import cost_features
+    from trainfree.hardware.costmodel import features_for
+
+    space, _ = tiny
+    hw = HardwareSettings(**{**CPP, "quantize": "q4_k_m"})
+    wide = {"hidden_size": 256, "head_dim": 64, "intermediate_size": 512, "tie_word_embeddings": False}
+    arch = space.config_from_dict({**TINY, **wide})
+    f = cost_features(space, arch, hw)
+    assert features_for(space, arch, hw) == f and all(":" in name for name in f)
+    matrices = [(n, s, t) for n, s, t in tensors(arch, "q4_k_m") if len(s) == 2 and n != "token_embd.weight"]
+    for ggml in {t for _, _, t in matrices}:
+        assert f[f"latency_ms:weights_{ggml}"] == sum(s[0] * s[1] for _, s, t in matrices if t == ggml)
+    assert f["prefill_ms:head"] == arch.vocab_size * arch.hidden_size
+    sizes = sorted(space.values["head_dim"])
+    on = [h for h in sizes if f[f"latency_ms:attention_hd{h}"] > 0]
+    assert on == [arch.head_dim] and f[f"latency_ms:attention_hd{arch.head_dim}"] == (
+        arch.num_hidden_layers * arch.num_attention_heads * hw.context
+    )
+    # a head size outside the value sets (a reference model's) counts as the nearest one
+    odd = dataclasses.replace(arch, head_dim=72)
+    assert [h for h in sizes if cost_features(space, odd, hw)[f"latency_ms:attention_hd{h}"] > 0] == [64]
+    assert f["activation_mb:kv_cache"] == pytest.approx(
+        2 * arch.num_hidden_layers * arch.kv_width * hw.context * 2 / MB
+    )

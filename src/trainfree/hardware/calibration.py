@@ -105,7 +105,7 @@ class RowCache:
         }
         key.update(get_backend(hardware.backend).key_fields())  # as the measurement cache does
         self.key = json.loads(json.dumps(key, default=str))
-        self.space = space
+        self.space, self.hardware = space, hardware
         digest = hashlib.sha256(json.dumps(self.key, sort_keys=True).encode()).hexdigest()[:24]
         self.path = (
             Path(root) if root else default_cache_dir().parent / "costmodels"
@@ -119,10 +119,11 @@ class RowCache:
             rows = [r for r in data["rows"] if isinstance(r, dict) and isinstance(r.get("features"), dict)]
         except (OSError, ValueError, TypeError, KeyError, AttributeError):
             return []
-        for r in rows:  # rows cached before the shape correction: their genes follow from the key
-            if "genes" not in r:
-                with contextlib.suppress(ConfigError, ValueError, TypeError, KeyError):
-                    r["genes"] = gene_values(self.space, self.space.config_from_json(r["key"]))
+        for r in rows:  # features and genes follow from the key: computed as they are now
+            with contextlib.suppress(ConfigError, ValueError, TypeError, KeyError, AttributeError):
+                config = self.space.config_from_json(r["key"])
+                r["features"] = features_for(self.space, config, self.hardware)
+                r["genes"] = gene_values(self.space, config)
         return rows
 
     def save(self, rows: Sequence[dict[str, Any]]) -> None:

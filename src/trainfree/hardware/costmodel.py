@@ -39,10 +39,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy.stats import spearmanr
 
 from trainfree.errors import ConfigError
 from trainfree.hardware import drift
+from trainfree.hardware.cost_accuracy import DISTINCT, accuracy
 from trainfree.hardware.shape_correction import (
     fit_correction,
     floats,
@@ -65,7 +65,7 @@ MB = 1024.0 * 1024.0
 #: within the frontier's resolution and a busy machine's noise anyway; a Spearman correlation
 #: over 16 points instead fell to 0.81 on a busy laptop for noise among near-twins. Models
 #: saved before it are judged by their Spearman correlation (``MIN_SPEARMAN``).
-MIN_ORDERED, DISTINCT = 0.9, 0.10
+MIN_ORDERED = 0.9
 MIN_SPEARMAN = 0.9
 MIN_SAMPLES = 12
 #: the robust fit: Huber's constant (95% efficiency under normal noise) and the reweightings
@@ -77,9 +77,17 @@ def cost_features(space: Any, config: Any, batch_size: int, seq_len: int) -> dic
 
 
 def features_for(space: Any, config: Any, hardware: Any) -> dict[str, float]:
-    """The cost-model inputs of ``config`` measured with ``hardware``: a forward pass's
+    """The cost-model inputs of ``config`` measured with ``hardware``: its backend's own where
+    it has them (``Backend.cost_features``: llama.cpp's kernels), else a forward pass's
     (``cost_features``), or, measuring generation, the space's ``generation_features`` (the
     work of a decode step at the context and of the prefill)."""
+    backend = getattr(hardware, "backend", None)
+    if backend is not None:
+        from trainfree.hardware.settings import get_backend
+
+        own = get_backend(backend).cost_features(space, config, hardware)
+        if own is not None:
+            return {k: float(v) for k, v in own.items()}
     if getattr(hardware, "mode", "forward") == "generate":
         feats = space.generation_features(config, hardware.batch_size, hardware.prompt_len, hardware.context)
         return {k: float(v) for k, v in feats.items()}
@@ -105,34 +113,6 @@ def weights_mb(space: Any, config: Any, hardware: Any = None) -> float:
         if exact is not None:
             return exact
     return space.param_counts(config).total * 4 / MB
-
-
-def pairs_ordered(predicted: np.ndarray, measured: np.ndarray, distinct: float = DISTINCT) -> float:
-    """The share of pairs whose measured values differ by more than ``distinct`` (relative)
-    that ``predicted`` orders the same way (NaN without such pairs)."""
-    p, y = np.asarray(predicted, float), np.asarray(measured, float)
-    i, j = np.triu_indices(len(y), k=1)
-    far = np.abs(y[i] - y[j]) > distinct * np.minimum(y[i], y[j])
-    if not far.any():
-        return math.nan
-    return float(np.mean(np.sign(p[i] - p[j])[far] == np.sign(y[i] - y[j])[far]))
-
-
-def accuracy(predicted: np.ndarray, measured: np.ndarray) -> dict[str, float]:
-    """Spearman, median and 90th-percentile absolute % error, the share within +-10%, and the
-    share of distinct pairs in order (:func:`pairs_ordered`)."""
-    p, y = np.asarray(predicted, float), np.asarray(measured, float)
-    err = np.abs(p / y - 1.0)
-    # constant predictions (an activation model left with its intercept) have no rank
-    rho = float(spearmanr(p, y)[0]) if len(y) > 2 and np.ptp(y) > 0 and np.ptp(p) > 0 else math.nan
-    return {
-        "n": len(y),
-        "spearman": rho,
-        "median_ape": float(np.median(err)) if len(err) else math.nan,
-        "p90_ape": float(np.percentile(err, 90)) if len(err) else math.nan,
-        "within_10pct": float(np.mean(err <= 0.10)) if len(err) else math.nan,
-        "pairs_ordered": pairs_ordered(p, y) if len(y) > 1 else math.nan,
-    }
 
 
 def _fit_one(X: np.ndarray, y: np.ndarray, rounds: int | None = None) -> tuple[np.ndarray, float]:
@@ -299,17 +279,20 @@ def fit_cost_model(rows: Sequence[dict[str, Any]], folds: int = 5, seed: int = 0
     W = np.array([r["weights_mb"] for r in rows], dtype=float)
     times = [r.get("measured_at") for r in rows]
     labels = drift.sessions(times)
-    Y["latency_ms"], factors = drift.level(Y["latency_ms"], labels, lambda y: _in_sample(Xs, y))
+    cols = {t: target_columns(names, t) for t in targets}
+    Y["latency_ms"], factors = drift.level(
+        Y["latency_ms"], labels, lambda y: _in_sample(Xs, y, cols["latency_ms"])
+    )
     coef, intercept = {}, {}
     for t in targets:
-        c, b = _fit_one(Xs, Y[t])
+        c, b = _fit_target(Xs, Y[t], cols[t])
         coef[t], intercept[t] = c.tolist(), b
     model = CostModel(names, scale.tolist(), coef, intercept, len(rows))
     model.sessions = drift.describe(labels, times, factors) if len(factors) > 1 else []
     if len(rows) >= 2 * folds:
         G = gene_matrix(rows)
         shape = None if G is None else shape_inputs(G, X)
-        model.accuracy, corrected = _cross_validate(Xs, Y, W, folds, seed, shape)
+        model.accuracy, corrected = _cross_validate(Xs, Y, W, cols, folds, seed, shape)
         # keep the shape correction only where it lowers the held-out error
         if corrected is not None and corrected["median_ape"] < model.accuracy["latency_ms"]["median_ape"]:
             linear = Xs @ np.asarray(coef["latency_ms"]) + intercept["latency_ms"]
@@ -322,8 +305,26 @@ def fit_cost_model(rows: Sequence[dict[str, Any]], folds: int = 5, seed: int = 0
     return model
 
 
-def _in_sample(Xs: np.ndarray, y: np.ndarray) -> np.ndarray:
-    c, b = _fit_one(Xs, y)
+def target_columns(names: Sequence[str], target: str) -> np.ndarray:
+    """The columns ``target`` is fitted on: the features named for it (``"<target>:..."``,
+    a backend's, e.g. ``prefill_ms:attention_hd64``) and the unprefixed ones (every
+    target's). A feature of another target's work left out of the fit cannot take a weight
+    from a few dozen noisy rows that the physics does not give it."""
+    own = [i for i, n in enumerate(names) if ":" not in n or n.split(":", 1)[0] == target]
+    return np.array(own, dtype=int)
+
+
+def _fit_target(Xs: np.ndarray, y: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, float]:
+    """:func:`_fit_one` on the columns ``cols``, its weights put back among all the features
+    (0 for the others), so a model keeps one coefficient list per target."""
+    c, b = _fit_one(Xs[:, cols], y)
+    full = np.zeros(Xs.shape[1])
+    full[cols] = c
+    return full, b
+
+
+def _in_sample(Xs: np.ndarray, y: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    c, b = _fit_target(Xs, y, cols)
     return Xs @ c + b
 
 
@@ -331,6 +332,7 @@ def _cross_validate(
     Xs: np.ndarray,
     Y: dict[str, np.ndarray],
     W: np.ndarray,
+    cols: dict[str, np.ndarray],
     folds: int,
     seed: int,
     shape: np.ndarray | None = None,
@@ -343,7 +345,7 @@ def _cross_validate(
     corrected = np.zeros(len(W))
     for train, test in KFold(folds, shuffle=True, random_state=seed).split(Xs):
         for t in Y:
-            c, b = _fit_one(Xs[train], Y[t][train])
+            c, b = _fit_target(Xs[train], Y[t][train], cols[t])
             held[t][test] = Xs[test] @ c + b
             if t == "latency_ms" and shape is not None:
                 booster = fit_correction(shape[train], Y[t][train], Xs[train] @ c + b)

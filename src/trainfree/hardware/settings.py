@@ -97,6 +97,14 @@ class Backend(ABC):
         (None: the parameter count times 4 bytes)."""
         return None
 
+    def cost_features(self, space: Any, config: Any, settings: HardwareSettings) -> dict[str, float] | None:
+        """The cost model's inputs for ``config`` where this runtime's kernels are not what
+        the space's features describe (None: the space's ``cost_features`` or
+        ``generation_features``). A name ``"<target>:<what>"`` (``latency_ms:``,
+        ``prefill_ms:``, ``activation_mb:``) describes that target only; the cost model fits
+        each target on its own features and the unprefixed ones."""
+        return None
+
     def runtime_version(self) -> str | None:
         """The installed version of its runtime (read without importing it), or None."""
         return installed_version(*self.runtime) if self.runtime else None

@@ -77,6 +77,59 @@ def kv_cache_mb(space: Any, config: Any, settings: Any) -> float:
     return float(space.kv_cache_mb(config, settings.context, settings.batch_size, settings.kv_bytes))
 
 
+def cost_features(space: Any, config: Any, settings: Any) -> dict[str, float]:
+    """What llama.cpp's costs follow, per target (docs/llamacpp.md "The cost model"):
+
+    - ``latency_ms:`` (tg, per token at ``C``): the elements of every matrix a step streams
+      (the decoder's and the output's), per ggml type of the file (:mod:`trainfree.gguf.layout`:
+      a Q4_K value dequantizes at another speed than a Q5_0 or a Q8_0 one), the layers, and
+      flash attention over ``C`` keys per query head and per KV head, **per head size**: its
+      CPU kernel's cost per key does not follow the head size (on the development VM 67, 20
+      and 30 ns per query head and key at 32, 64 and 128, and 10, 6 and 118 ns per KV head
+      and key), so each size of the space's value set gets its own weight;
+    - ``prefill_ms:`` (pp, ``P`` tokens in one batch): each type's elements times ``P``, the
+      output matrix once (the last token's logits), attention over the causal half of
+      ``P x P`` per query head, per head size, and the element-wise work;
+    - ``activation_mb:`` (memory beyond the weights): the KV cache, the compute buffer of a
+      ``P``-token batch (its widest tensors) and the vocabulary (llama.cpp keeps every
+      token's text and score)."""
+    from trainfree.gguf.layout import TYPE_SIZE, tensors
+
+    a, P, C = config, settings.prompt_len, settings.context
+    L, H, K, d = a.num_hidden_layers, a.num_attention_heads, a.num_key_value_heads, a.hidden_size
+    streamed = dict.fromkeys(TYPE_SIZE, 0.0)
+    batched = dict.fromkeys(TYPE_SIZE, 0.0)
+    head = 0.0
+    for name, shape, ggml in tensors(a, FORMATS[settings.quantize]):
+        if len(shape) != 2:
+            continue
+        elements = float(shape[0] * shape[1])
+        if name.startswith("blk."):
+            streamed[ggml] += elements
+            batched[ggml] += elements * P
+        elif name == "output.weight" or a.tie_word_embeddings:  # the output matrix
+            streamed[ggml] += elements
+            head = elements
+    sizes = sorted({int(h) for h in space.values.get("head_dim", [a.head_dim])})
+    size = min(sizes, key=lambda h: (abs(h - a.head_dim), h))  # a reference's head size
+    out = {f"latency_ms:weights_{t}": v for t, v in streamed.items()}
+    out.update({f"prefill_ms:weights_{t}": v for t, v in batched.items()})
+    for h in sizes:
+        on = float(h == size)
+        out[f"latency_ms:attention_hd{h}"] = on * L * H * C
+        out[f"latency_ms:kv_heads_hd{h}"] = on * L * K * C
+        out[f"prefill_ms:attention_hd{h}"] = on * L * H * P * (P + 1) / 2
+    out["latency_ms:layers"] = out["prefill_ms:layers"] = float(L)
+    out["prefill_ms:head"] = head
+    out["prefill_ms:elementwise"] = float(L * P * (4 * d + a.intermediate_size + a.q_width))
+    out["activation_mb:kv_cache"] = kv_cache_mb(space, config, settings)
+    out["activation_mb:batch_ffn"] = float(P * a.intermediate_size)
+    out["activation_mb:batch_attention"] = float(P * (a.q_width + 2 * a.kv_width))
+    out["activation_mb:batch_hidden"] = float(P * d)
+    out["activation_mb:vocab"] = float(a.vocab_size)
+    return out
+
+
 @register_backend("llamacpp")
 class LlamacppBackend(Backend):
     """llama.cpp through llama-cpp-python, from a GGUF file (module docstring)."""
@@ -109,6 +162,9 @@ class LlamacppBackend(Backend):
         from trainfree.gguf.layout import weights_bytes
 
         return weights_bytes(config, FORMATS[settings.quantize]) / MB
+
+    def cost_features(self, space: Any, config: Any, settings: HardwareSettings) -> dict[str, float] | None:
+        return cost_features(space, config, settings)
 
     def require(self) -> None:
         from trainfree.gguf.writer import require_llamacpp
@@ -225,4 +281,4 @@ def profile_llamacpp(
     )
 
 
-__all__ = ["FORMATS", "LlamacppBackend", "llamacpp_error", "profile_llamacpp", "space_error"]
+__all__ = ["FORMATS", "LlamacppBackend", "cost_features", "llamacpp_error", "profile_llamacpp", "space_error"]
