@@ -2,6 +2,7 @@
 
     python benchmarks/bench_busy.py timing                 # A/B of the timing statistics
     python benchmarks/bench_busy.py main-job --loads 0 1 2 # the README's search, 0/1/2 busy loops
+    python benchmarks/bench_busy.py main-job --loads 1 --twice  # and the frontier re-measured twice
 
 ``timing``: the same GPT-2 architectures measured with the search's settings (1 thread, 192
 tokens, 3 timed runs and up to 9 while they disagree) on the quiet machine, then with 1 and
@@ -136,18 +137,43 @@ def _run_main_job(out: Path, env: dict[str, str], load: int) -> tuple[dict, floa
     return frontier, wall
 
 
+def _noise_floor(space, models: list[dict], hw: HardwareSettings, first: dict[str, float]) -> None:
+    """The frontier measured once more, quiet: how far two quiet measurements of the same
+    models are apart (``first``: the first re-measure's latency by config), the floor under
+    any agreement of the run's figures with one re-measure."""
+    ratios = []
+    for m in models:
+        cfg = space.config_from_dict(m["config"])
+        again = profile(space, cfg, hw)
+        key = space.config_to_json(cfg)
+        if again.ok and key in first:
+            ratios.append(first[key] / again.latency_ms)
+    r = np.asarray(ratios)
+    print(
+        f"    the frontier re-measured twice, quiet: second / first median {np.median(1 / r):.3f}, "
+        f"{100 * np.mean(np.abs(r - 1) <= 0.1):.0f}% within 10% of each other (n {len(r)})"
+    )
+
+
 def _remeasure(
-    space_name: str, values: dict, models: list[dict], hw: HardwareSettings, records: dict[str, dict]
+    space_name: str,
+    values: dict,
+    models: list[dict],
+    hw: HardwareSettings,
+    records: dict[str, dict],
+    twice: bool = False,
 ) -> tuple[str, str]:
     """Each frontier model measured again here; also the reference kernel's ratio over the
     same two measurements (``records``: the run's records by config), to see whether the
-    machine's speed moved between them."""
+    machine's speed moved between them; ``twice``: then once more (:func:`_noise_floor`)."""
     space = get_space(space_name, **values)
     lat, mem, ref = [], [], []
+    first: dict[str, float] = {}
     for m in models:
         cfg = space.config_from_dict(m["config"])
         again = profile(space, cfg, hw)
         if again.ok:
+            first[space.config_to_json(cfg)] = again.latency_ms
             lat.append(m["latency_ms"] / again.latency_ms)
             mem.append(m["memory_mb"] / again.memory_mb)
             before = records.get(space.config_to_json(cfg), {}).get("reference_ms")
@@ -163,6 +189,9 @@ def _remeasure(
             f"with the latency ratio {rho:.2f}; latency levelled by it: median {np.median(levelled):.3f}, "
             f"{100 * np.mean(np.abs(levelled - 1) <= 0.1):.0f}% within 10%"
         )
+
+    if twice:
+        _noise_floor(space, models, hw, first)
 
     def show(r: np.ndarray) -> str:
         return f"{np.median(r):.3f}, {100 * np.mean(np.abs(r - 1) <= 0.1):.0f}% within 10%"
@@ -208,7 +237,7 @@ def main_job_cmd(args: argparse.Namespace) -> None:
             if args.keep:
                 shutil.copytree(out, Path(args.keep) / f"load{load}", dirs_exist_ok=True)
             quiet_lat, quiet_mem = _remeasure(
-                settings["space"], settings["space_values"], frontier["models"], hw, records
+                settings["space"], settings["space_values"], frontier["models"], hw, records, args.twice
             )
             models = frontier["models"]
             measured = sum(m["costs"] == "measured" for m in models)
@@ -240,6 +269,7 @@ def main() -> None:
     m = sub.add_parser("main-job")
     m.add_argument("--loads", type=int, nargs="+", default=[0, 1, 2])
     m.add_argument("--keep", help="copy each run directory here")
+    m.add_argument("--twice", action="store_true", help="re-measure the frontier twice (the noise floor)")
     args = p.parse_args()
     {"timing": timing_cmd, "main-job": main_job_cmd}[args.cmd](args)
 
