@@ -199,3 +199,35 @@ def test_llama_search_on_generation_costs_shows_the_references(tmp_path, monkeyp
     assert (tmp_path / "run" / "references.csv").exists()
     (line,) = comparisons(frontier["references"], result.frontier, ["decode", "memory"])
     assert line.startswith("Tiny-ref: decode ") and "ms/token" in line
+
+
+def test_references_are_measured_within_the_budgets_share_cheapest_first(tmp_path, monkeypatch):
+    """A wall-time budget is a promise: a reference model expected to take longer than the
+    share kept for them (TinyLlama takes over a minute in llama.cpp) is not measured, and its
+    row says why; the cheaper ones are."""
+    from trainfree.search import SearchRun
+    from trainfree.search.references import affordable, measure_references
+    from trainfree.spaces.llama import LlamaSpace
+
+    assert affordable([30.0, 10.0, 20.0], [5.0, 1.0, 3.0], 4.5) == [1, 2]
+    assert affordable([1.0], [2.0], 1.0) == []
+    space = get_space("llama")
+    small = space.config_from_dict(LLAMA)
+    big = space.config_from_dict({**LLAMA, "num_hidden_layers": 2 * LLAMA["num_hidden_layers"]})
+    monkeypatch.setattr(LlamaSpace, "references", lambda self: {"Big-ref": big, "Small-ref": small})
+    run = SearchRun.open(tmp_path / "run", generation_search(HardwareSettings(**GEN)))
+    try:
+        seq = run.settings.hardware.seq_len
+        cut = (space.flops(small, seq) + space.flops(big, seq)) / 2
+
+        def estimate(flops):
+            return [1.0 if f < cut else 500.0 for f in flops]
+
+        rows = {row["name"]: row for row in measure_references(run, 48.0, estimate)}
+    finally:
+        run.close()
+    assert rows["Small-ref"]["measured"] and rows["Small-ref"]["decode_ms_per_token"] > 0
+    assert not rows["Big-ref"]["measured"]
+    assert rows["Big-ref"]["measure_error"].startswith(
+        "not measured: about 500 s to measure, beyond the 48 s"
+    )

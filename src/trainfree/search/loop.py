@@ -48,6 +48,7 @@ from trainfree.search.core import (
 )
 from trainfree.search.costs import CALIBRATION_SHARE
 from trainfree.search.evaluation import Evaluation
+from trainfree.search.references import measure_references
 from trainfree.search.schedule import Schedule, unmeasured
 
 __all__ = ["POP_MAX", "POP_MIN", "TARGET_GENERATIONS", "Loop", "population_size"]
@@ -63,6 +64,8 @@ CALIBRATION_EXTENDED_SHARE = 0.3
 REPORT_EVERY_S = 1.0
 #: a frontier measured with at least this share of a wall-time budget left: the search goes on
 RESUME_SHARE = 0.05
+#: the share of a wall-time budget the space's reference models may take to measure
+REFERENCE_SHARE = 0.2
 #: the fewest calibration measurements a wall-time budget stops at (5-fold CV needs some),
 #: unless they would take more than this share of it (a short budget on a busy machine)
 CALIBRATION_FLOOR, CALIBRATION_CAP = 16, 0.5
@@ -148,6 +151,7 @@ class Loop:
         r = self.run
         if r.device and r.settings.costs == "predicted":  # the cost source's mode
             self.calibrate()
+        self.measure_references()
         pop_size = self.population()
         r.pop_size = pop_size
         assert self.new_algorithm is not None, "the loop needs new_algorithm to search"
@@ -186,6 +190,18 @@ class Loop:
         r.finished = True
         end = {"generation": r.generation, "elapsed": r.elapsed, "finished": True, **self._state()}
         state.append_end(r.out, r.log, end, changed=r.store.writes > 0)
+
+    def measure_references(self) -> None:
+        """The space's reference models, measured now, within ``REFERENCE_SHARE`` of a
+        wall-time budget (:func:`~trainfree.search.references.measure_references`); a run
+        resumed with them measured, or a space without any, has nothing to do."""
+        r = self.run
+        if r.reference_rows is not None or not r.device or getattr(r.space, "references", None) is None:
+            return
+        self.phase = "references"
+        seconds = r.budget.seconds
+        share = None if seconds is None else min(REFERENCE_SHARE * seconds, self.clock.time_left() or 0.0)
+        r.reference_rows = measure_references(r, share, self.clock.seconds_to_measure)
 
     def calibrate(self) -> None:
         r = self.run

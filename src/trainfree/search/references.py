@@ -14,7 +14,7 @@ naming the frontier models that cost no more on every measured objective::
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from trainfree.objectives import OBJECTIVES
@@ -33,20 +33,49 @@ COLUMNS = (
 )
 
 
-def measure_references(run: Any) -> list[dict[str, Any]]:
+def affordable(flops: Sequence[float], expected_s: Sequence[float], seconds: float) -> list[int]:
+    """The models to measure in ``seconds``: the cheapest first (by FLOPs), while their
+    expected measuring times add up to no more."""
+    chosen, total = [], 0.0
+    for i in sorted(range(len(flops)), key=lambda i: flops[i]):
+        if total + expected_s[i] > seconds:
+            break
+        chosen.append(i)
+        total += expected_s[i]
+    return sorted(chosen)
+
+
+def measure_references(
+    run: Any, seconds: float | None = None, estimate: Callable[[list[Any]], Sequence[float]] | None = None
+) -> list[dict[str, Any]]:
     """One row per reference model of the run's space, measured as the run measures ([]
-    for a space without references, or a run without device costs)."""
+    for a space without references, or a run without device costs). With ``seconds`` (the
+    share of a wall-time budget they may take) and ``estimate`` (expected seconds to measure
+    models of given FLOPs: the run's schedule), only those expected to fit are measured, the
+    cheapest first: a 1.1B-parameter model takes over a minute to write and measure in
+    llama.cpp, and a budget is a promise. The others get a row that says why not."""
     refs = getattr(run.space, "references", None)
     if refs is None or not run.device:
         return []
     named = list(refs().items())
-    fields: list[dict[str, Any]] = [{} for _ in named]
-
-    def done(i: int, got: dict[str, Any]) -> None:
-        fields[i] = got
-
-    run.evaluator._measure([cfg for _, cfg in named], done)
     hw = run.settings.hardware
+    fields: list[dict[str, Any]] = [{} for _ in named]
+    chosen = list(range(len(named)))
+    if seconds is not None and estimate is not None:
+        flops = [run.space.flops(cfg, hw.seq_len) for _, cfg in named]
+        need = [float(x) for x in estimate(flops)]
+        chosen = affordable(flops, need, seconds)
+        for i in set(range(len(named))) - set(chosen):
+            fields[i] = {
+                "measure_error": f"not measured: about {need[i]:.0f} s to measure, beyond the "
+                f"{max(seconds, 0):.0f} s this run's budget keeps for reference models (a longer "
+                "--budget measures it)"
+            }
+
+    def done(j: int, got: dict[str, Any]) -> None:
+        fields[chosen[j]] = got
+
+    run.evaluator._measure([named[i][1] for i in chosen], done)
     rows = []
     for (name, cfg), got in zip(named, fields, strict=True):
         counts = run.space.param_counts(cfg)
