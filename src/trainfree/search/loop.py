@@ -328,8 +328,7 @@ class Loop:
         (237 in that run; docs/search.md).
 
         A wall-time budget's deadline is strict: a batch holds only the models whose expected
-        measuring time fits before it (during the search, before the end phase's reserve),
-        the best-scored first, passing over one that does not fit for a smaller one that does."""
+        measuring time fits before it (during the search, before the end phase's reserve)."""
         r = self.run
         if not r.device:
             return
@@ -340,14 +339,14 @@ class Loop:
             if not todo:
                 return
             todo.sort(key=lambda i: -scores[i])
-            flops = [records[i].value("flops") for i in todo]
+            flops = [records[i].value("flops") for i in todo[:REFINE_BATCH]]
             keep = self.clock.last_reserve if self.phase == "search" else 0.0
-            picked = self.clock.pick(flops, REFINE_BATCH, reserve=keep)
-            if not picked:
+            fits = self.clock.fitting(flops, reserve=keep)
+            if fits == 0:
                 return  # not one more model fits before the deadline
-            batch = [todo[j] for j in picked]
+            batch = todo[:fits]
             stored = [r.store.records[records[i].key] for i in batch]
-            expected = float(np.sum(self.clock.seconds_to_measure([flops[j] for j in picked])))
+            expected = float(np.sum(self.clock.seconds_to_measure(flops[:fits])))
             t1 = time.monotonic()
             after = r.evaluator.measure_records(stored)
             biased = r.cost_source.note_measured(stored, after)

@@ -87,23 +87,6 @@ class Schedule:
         need = np.cumsum(self.seconds_to_measure(flops))
         return int(np.searchsorted(need, left - reserve, side="right"))
 
-    def pick(self, flops: list[Any], most: int, reserve: float = 0.0) -> list[int]:
-        """Up to ``most`` of these models (in their order, best first) whose expected measuring
-        times, added up, end before the deadline (less ``reserve``): one that does not fit is
-        passed over for the next that does. A frontier's best-scored entrants are its largest
-        (a 1.4B-parameter model takes over a minute in llama.cpp), and a run that stopped at
-        the first of them left its last 44 s unused with smaller entrants unmeasured."""
-        left = self.time_left()
-        need = self.seconds_to_measure(flops)
-        chosen, total = [], 0.0
-        for i, seconds in enumerate(need):
-            if len(chosen) == most:
-                break
-            if left is None or total + seconds <= left - reserve:
-                chosen.append(i)
-                total += float(seconds)
-        return chosen
-
     def seconds_per_eval(self) -> float:
         r = self.run
         secs = [rec.seconds_proxy for rec in r.records() if rec.seconds_proxy is not None]
