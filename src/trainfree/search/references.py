@@ -67,7 +67,7 @@ def measure_references(
         chosen = affordable(flops, need, seconds)
         for i in set(range(len(named))) - set(chosen):
             fields[i] = {
-                "measure_error": f"not measured: about {need[i]:.0f} s to measure, beyond the "
+                "measure_error": f"about {need[i]:.0f} s to measure, more than was left of the "
                 f"{max(seconds, 0):.0f} s this run's budget keeps for reference models (a longer "
                 "--budget measures it)"
             }
