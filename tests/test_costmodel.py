@@ -361,6 +361,21 @@ def test_the_frontier_reserve_learns_the_runs_churn():
     assert lp.overhead() == pytest.approx(2.5)
 
 
+def test_a_model_that_does_not_fit_before_the_deadline_is_passed_over_for_one_that_does(monkeypatch):
+    from trainfree.search import schedule as loop
+
+    lp = object.__new__(loop.Schedule)
+    monkeypatch.setattr(lp, "time_left", lambda: 30.0, raising=False)
+    monkeypatch.setattr(lp, "seconds_to_measure", lambda flops: np.asarray(flops, float), raising=False)
+    # best first: 80 s does not fit, 10 s and 15 s do, then 20 s would pass the deadline
+    assert lp.pick([80.0, 10.0, 15.0, 20.0, 1.0], most=4) == [1, 2, 4]
+    assert lp.pick([80.0, 10.0, 15.0], most=1) == [1]
+    assert lp.pick([80.0, 10.0, 15.0], most=4, safety=1.5) == [1]  # 15 + 22.5 > 30
+    assert lp.pick([80.0, 10.0], most=4, reserve=25.0) == []
+    monkeypatch.setattr(lp, "time_left", lambda: None, raising=False)  # no wall-time budget
+    assert lp.pick([80.0, 10.0, 15.0], most=2) == [0, 1]
+
+
 def test_a_search_measures_again_what_the_cache_holds_from_an_earlier_session(tmp_path, monkeypatch):
     """Cache entries of this session are read back; one from hours ago (the machine's speed
     drifts) is measured again, and the cache entry replaced."""

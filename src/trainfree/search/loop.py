@@ -64,6 +64,9 @@ CALIBRATION_EXTENDED_SHARE = 0.3
 REPORT_EVERY_S = 1.0
 #: a frontier measured with at least this share of a wall-time budget left: the search goes on
 RESUME_SHARE = 0.05
+#: the margin on the expected measuring time of an entrant measured in place of a larger one
+#: that does not fit (the time of a llama.cpp measurement varies 2x about its estimate)
+PASS_OVER_SAFETY = 1.5
 #: the share of a wall-time budget the space's reference models may take to measure
 REFERENCE_SHARE = 0.2
 #: the fewest calibration measurements a wall-time budget stops at (5-fold CV needs some),
@@ -328,7 +331,10 @@ class Loop:
         (237 in that run; docs/search.md).
 
         A wall-time budget's deadline is strict: a batch holds only the models whose expected
-        measuring time fits before it (during the search, before the end phase's reserve)."""
+        measuring time fits before it (during the search, before the end phase's reserve).
+        When not even the best-scored fits (the largest: a 1.4B-parameter model takes over a
+        minute in llama.cpp), smaller entrants that fit with a margin are measured instead of
+        none: a llama.cpp run once stopped with 74 s left and none of 35 entrants measured."""
         r = self.run
         if not r.device:
             return
@@ -339,14 +345,16 @@ class Loop:
             if not todo:
                 return
             todo.sort(key=lambda i: -scores[i])
-            flops = [records[i].value("flops") for i in todo[:REFINE_BATCH]]
+            flops = [records[i].value("flops") for i in todo]
             keep = self.clock.last_reserve if self.phase == "search" else 0.0
-            fits = self.clock.fitting(flops, reserve=keep)
-            if fits == 0:
+            picked = list(range(self.clock.fitting(flops[:REFINE_BATCH], reserve=keep)))
+            if not picked:  # the best-scored do not fit: smaller entrants may, with a margin
+                picked = self.clock.pick(flops, REFINE_BATCH, reserve=keep, safety=PASS_OVER_SAFETY)
+            if not picked:
                 return  # not one more model fits before the deadline
-            batch = todo[:fits]
+            batch = [todo[j] for j in picked]
             stored = [r.store.records[records[i].key] for i in batch]
-            expected = float(np.sum(self.clock.seconds_to_measure(flops[:fits])))
+            expected = float(np.sum(self.clock.seconds_to_measure([flops[j] for j in picked])))
             t1 = time.monotonic()
             after = r.evaluator.measure_records(stored)
             biased = r.cost_source.note_measured(stored, after)

@@ -87,6 +87,21 @@ class Schedule:
         need = np.cumsum(self.seconds_to_measure(flops))
         return int(np.searchsorted(need, left - reserve, side="right"))
 
+    def pick(self, flops: list[Any], most: int, reserve: float = 0.0, safety: float = 1.0) -> list[int]:
+        """Up to ``most`` of these models (in their order, best first) whose expected measuring
+        times, times ``safety``, add up to no more than what is left before the deadline
+        (less ``reserve``): one that does not fit is passed over for the next that does."""
+        left = self.time_left()
+        need = self.seconds_to_measure(flops) * safety
+        chosen, total = [], 0.0
+        for i, seconds in enumerate(need):
+            if len(chosen) == most:
+                break
+            if left is None or total + seconds <= left - reserve:
+                chosen.append(i)
+                total += float(seconds)
+        return chosen
+
     def seconds_per_eval(self) -> float:
         r = self.run
         secs = [rec.seconds_proxy for rec in r.records() if rec.seconds_proxy is not None]
