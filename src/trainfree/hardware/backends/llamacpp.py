@@ -84,9 +84,9 @@ def cost_features(space: Any, config: Any, settings: Any) -> dict[str, float]:
       (the decoder's and the output's), per ggml type of the file (:mod:`trainfree.gguf.layout`:
       a Q4_K value dequantizes at another speed than a Q5_0 or a Q8_0 one), the layers, and
       flash attention over ``C`` keys per query head and per KV head, **per head size**: its
-      CPU kernel's cost per key does not follow the head size (on the development VM 67, 20
-      and 30 ns per query head and key at 32, 64 and 128, and 10, 6 and 118 ns per KV head
-      and key), so each size of the space's value set gets its own weight;
+      CPU kernel's cost per key does not follow the head size (measured in docs/llamacpp.md:
+      32 costs the most per query head, 128 by far the most per KV head), so each size of
+      the space's value set gets its own weight;
     - ``prefill_ms:`` (pp, ``P`` tokens in one batch): each type's elements times ``P``, the
       output matrix once (the last token's logits), attention over the causal half of
       ``P x P`` per query head, per head size, and the element-wise work;
