@@ -26,6 +26,7 @@ import numpy as np
 from trainfree.gguf.session import Session
 from trainfree.gguf.writer import write_gguf
 from trainfree.hardware import costmodel
+from trainfree.hardware.calibration import current_rows
 from trainfree.hardware.settings import HardwareSettings
 from trainfree.hardware.timing import reference_ms
 from trainfree.spaces import get_space
@@ -112,19 +113,11 @@ def reload_cmd(args: argparse.Namespace) -> None:
 
 
 def _rows(path: str) -> tuple[list[dict], dict[str, dict]]:
+    """A calibration's cached rows, with today's features (as the search would fit them)."""
     data = json.loads(Path(path).read_text())
     hw = HardwareSettings(**data["key"]["hardware"])
     space = get_space(data["key"]["space"], **data["key"]["values"])
-    rows = []
-    for r in data["rows"]:
-        config = space.config_from_json(r["key"])
-        rows.append(
-            {
-                **r,
-                "features": costmodel.features_for(space, config, hw),
-                "genes": costmodel.gene_values(space, config),
-            }
-        )
+    rows = current_rows(space, hw, data["rows"])
     return rows, {r["key"]: r for r in rows}
 
 

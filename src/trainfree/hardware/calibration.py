@@ -75,6 +75,18 @@ def fresh_configs(space: Any, rows: Sequence[dict[str, Any]], n: int, seed: int)
     return [cfg for cfg in more if space.config_to_json(cfg) not in known][: drift.FRESH_ROWS]
 
 
+def current_rows(space: Any, hardware: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rows`` with their features and genes computed from their keys as they are now (the
+    measurements stay): rows cached before a feature changed, or before the shape correction
+    had genes, are fitted on today's. A row whose key no longer parses keeps its own."""
+    for r in rows:
+        with contextlib.suppress(ConfigError, ValueError, TypeError, KeyError, AttributeError):
+            config = space.config_from_json(r["key"])
+            r["features"] = features_for(space, config, hardware)
+            r["genes"] = gene_values(space, config)
+    return rows
+
+
 class Measurer(Protocol):
     """What measures the calibration sample: an executor's ``measure``, which calls
     ``on_result(i, result)`` (``result.measurement``) as each config is measured."""
@@ -119,12 +131,7 @@ class RowCache:
             rows = [r for r in data["rows"] if isinstance(r, dict) and isinstance(r.get("features"), dict)]
         except (OSError, ValueError, TypeError, KeyError, AttributeError):
             return []
-        for r in rows:  # features and genes follow from the key: computed as they are now
-            with contextlib.suppress(ConfigError, ValueError, TypeError, KeyError, AttributeError):
-                config = self.space.config_from_json(r["key"])
-                r["features"] = features_for(self.space, config, self.hardware)
-                r["genes"] = gene_values(self.space, config)
-        return rows
+        return current_rows(self.space, self.hardware, rows)
 
     def save(self, rows: Sequence[dict[str, Any]]) -> None:
         merged = {r["key"]: r for r in [*self.load(), *rows]}
