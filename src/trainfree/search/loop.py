@@ -196,10 +196,10 @@ class Loop:
 
     def measure_references(self) -> None:
         """The space's reference models, measured now, within ``REFERENCE_SHARE`` of a
-        wall-time budget (:func:`~trainfree.search.references.measure_references`); a run
-        resumed with them measured, or a space without any, has nothing to do."""
+        wall-time budget (:func:`~trainfree.search.references.measure_references`: none for a
+        space without any, or a run without device costs)."""
         r = self.run
-        if r.reference_rows is not None or not r.device or getattr(r.space, "references", None) is None:
+        if r.reference_rows is not None:
             return
         self.phase = "references"
         seconds = r.budget.seconds
