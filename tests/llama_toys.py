@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from search_toys import search_settings
 from trainfree.hardware import HardwareSettings
 from trainfree.search import SearchSettings
 
@@ -35,15 +36,6 @@ SEARCH_VALUES = {
 
 def generation_search(hardware: HardwareSettings, **kw: Any) -> SearchSettings:
     """A few-evaluation llama search on measured decode and memory; ``kw`` overrides any field."""
-    base: dict[str, Any] = dict(
-        space="llama",
-        space_values=SEARCH_VALUES,
-        objectives=["decode", "memory"],
-        budget="6",
-        pop_size=4,
-        costs="measured",
-        hardware=hardware,
-        use_cache=False,
-    )
-    base.update(kw)
-    return SearchSettings(**base)
+    llama = dict(space="llama", objectives=["decode", "memory"], budget="6", pop_size=4, costs="measured")
+    llama["hardware"] = hardware
+    return search_settings(SEARCH_VALUES, **{**llama, **kw})
